@@ -1,0 +1,29 @@
+# The user's entry point. `make check` and `make demo` work on a fresh Debian 12
+# machine as root: they install what is missing first.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+.PHONY: all deps build install check unit demo demo-stop faults bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+	@if [ -d monitor_ext ]; then $(MAKE) -f Makefile.pgxs -j $(JOBS); fi
+
+install: build
+	@if [ -d monitor_ext ]; then $(MAKE) -f Makefile.pgxs install; fi
+	cmake --install $(BUILD)
+
+# Every test (unit, regress, isolation, end-to-end) through ctest: one summary line at the end.
+check: install
+	cd $(BUILD) && ctest --output-on-failure --timeout 1500
+
+clean:
+	rm -rf $(BUILD)
+	@if [ -d monitor_ext ]; then $(MAKE) -f Makefile.pgxs clean; fi

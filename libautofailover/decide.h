@@ -1,0 +1,47 @@
+// The monitor's decision function: given a group snapshot, the formation
+// settings and the time, which goal states change and why. Pure: no I/O, no
+// clock, deterministic. The extension calls it after every keeper report,
+// every probe round and every operator command, and stores the assignments.
+#pragma once
+#include "libautofailover/no_postgres.h"
+
+#include "libautofailover/group_snapshot.h"
+#include "libautofailover/settings.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace autofailover {
+
+struct Assignment {
+    NodeId node_id = 0;
+    NodeState goal = NodeState::Init;
+    std::string reason;  // one human-readable sentence, stored in the events table
+};
+
+struct Decision {
+    std::vector<Assignment> assignments;
+    // When the group needs something (a failover, a state change) that the rules
+    // do not allow yet, why: "failover waits: only 1 of 2 quorum standbys reported
+    // their LSN". Empty when nothing waits. Shown by current_state / logs.
+    std::string waiting_reason;
+};
+
+// Health as the rules use it (probes, keeper silence, startup grace).
+bool keeper_is_reporting(const NodeSnapshot& node, const FormationSettings& settings, const MonitorClock& clock);
+bool node_is_unhealthy(const NodeSnapshot& node, const FormationSettings& settings, const MonitorClock& clock);
+
+// The group-wide step: apply every rule once to the snapshot.
+Decision decide(const GroupSnapshot& group, const FormationSettings& settings, const MonitorClock& clock);
+
+// Goal state of a node registering into `group` (which does not contain it yet).
+Assignment initial_assignment(const GroupSnapshot& group, NodeId new_node_id, int candidate_priority);
+
+// The node standbys must follow (current or being-promoted primary), if any.
+std::optional<NodeId> find_primary(const GroupSnapshot& group);
+
+// For a node in fast_forward: the most advanced standby it fetches WAL from.
+std::optional<NodeId> choose_fast_forward_source(const GroupSnapshot& group, NodeId candidate);
+
+}  // namespace autofailover

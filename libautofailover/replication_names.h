@@ -1,0 +1,18 @@
+// Names and settings derived from node ids, identical on monitor and keeper.
+#pragma once
+#include "libautofailover/no_postgres.h"
+
+#include "libautofailover/group_snapshot.h"
+
+#include <string>
+
+namespace autofailover {
+
+// application_name of the standby's walreceiver and name of its replication slot.
+std::string standby_name(NodeId node);  // "autofailover_node_<id>"
+
+// synchronous_standby_names the group's primary must run with:
+// "ANY n (autofailover_node_1, autofailover_node_3)" or "" (no synchronous replication).
+std::string synchronous_standby_names(const GroupSnapshot& group, const FormationSettings& settings);
+
+}  // namespace autofailover

@@ -1,0 +1,38 @@
+// Formation-wide settings and every timeout the decision function uses. Each
+// timeout is a named setting with a documented default (docs/settings.md); the
+// monitor fills them from its GUCs, tests shorten them.
+#pragma once
+#include "libautofailover/no_postgres.h"
+
+#include "libautofailover/lsn.h"
+
+#include <chrono>
+
+namespace autofailover {
+
+struct Timeouts {
+    // A keeper silent for this long (and whose Postgres fails the probes) is unhealthy.
+    std::chrono::milliseconds node_considered_unhealthy_timeout{2500};
+    // A primary keeper that reaches neither the monitor nor any standby for this
+    // long fences its Postgres. The monitor hands this value to the keepers, so
+    // both sides agree on it.
+    std::chrono::milliseconds network_partition_timeout{1500};
+    // Extra wait on top of network_partition_timeout before the monitor may
+    // promote, so the old primary has surely fenced itself (clock skew, the
+    // time it takes to stop Postgres).
+    std::chrono::milliseconds fencing_margin{1000};
+    // After the monitor starts, probe results are too fresh to condemn anyone.
+    std::chrono::milliseconds startup_grace_period{5000};
+};
+
+struct FormationSettings {
+    // How many quorum standbys must acknowledge each commit. 0 means "prefer
+    // availability": the primary may run without synchronous replication when no
+    // quorum standby is healthy (the primary still uses ANY 1 while one is).
+    int number_sync_standbys = 0;
+    // A catching-up standby this close to the primary becomes secondary.
+    Lsn enable_sync_wal_threshold = 16ull * 1024 * 1024;
+    Timeouts timeouts;
+};
+
+}  // namespace autofailover
