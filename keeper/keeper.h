@@ -1,0 +1,106 @@
+// The keeper's public API, used by the autofailover-keeper binary and by
+// `autoctl create postgres | run | stop | status`. Everything else under
+// keeper/ is an implementation detail.
+//
+// Errors are thrown as KeeperError; its kind() maps onto the CLI exit codes
+// (docs/architecture.md): MonitorError → 2, LocalPostgres → 4, BadArguments → 1.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace autofailover::keeper {
+
+class KeeperError : public std::runtime_error {
+public:
+    enum class Kind { BadArguments, MonitorError, LocalPostgres };
+    KeeperError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+    Kind kind() const { return kind_; }
+    int exit_code() const { return kind_ == Kind::BadArguments ? 1 : kind_ == Kind::MonitorError ? 2 : 4; }
+
+private:
+    Kind kind_;
+};
+
+// <pgdata>.keeper (no trailing slash on pgdata), the default --state-dir.
+std::string default_state_dir(const std::string& pgdata);
+
+struct CreateNodeOptions {
+    std::string pgdata;                 // required, absolute or relative (made absolute)
+    std::string state_dir;              // empty: default_state_dir(pgdata)
+    std::string monitor_uri;            // required: postgres://autofailover_keeper@host:port/autofailover
+    std::string hostname;               // required: how the monitor and the other nodes reach this node
+    int port = 5432;                    // Postgres port of this node
+    std::string name;                   // empty: the monitor names it node_<id>
+    std::string formation = "default";
+    std::optional<int> group;           // empty: the monitor decides (0)
+    int candidate_priority = 50;
+    bool replication_quorum = true;
+    std::string auth_method = "trust";  // method of the pg_hba lines the keeper writes
+    std::string pg_bindir = "/usr/lib/postgresql/15/bin";
+    // Run the first transition now (initdb + start for the first node, pg_basebackup
+    // for a later one once the primary allows it), waiting at most init_timeout.
+    // When false, `run_keeper` does it on its first loops.
+    bool initialize_now = true;
+    std::chrono::milliseconds init_timeout{std::chrono::minutes(5)};
+};
+
+struct CreatedNode {
+    std::int64_t node_id = 0;
+    std::string name;
+    int group_id = 0;
+    std::string state;       // reported state after creation (e.g. "single", "wait_standby", "catchingup")
+    std::string goal_state;  // last goal from the monitor
+    std::string state_dir;
+};
+
+// Registers the node with the monitor (register_node), writes keeper.json and
+// state.json to the state dir, then (initialize_now) runs the keeper loop until
+// the node reached its first stable state (single / catchingup / secondary) or
+// init_timeout. Refuses to run as root. Refuses when the state dir already
+// holds a registration for another monitor/formation; when it holds the same
+// registration it is a no-op returning the stored node (idempotent re-run).
+CreatedNode create_postgres_node(const CreateNodeOptions& options);
+
+// The poll loop in the foreground until SIGTERM/SIGINT (installs its own
+// handlers; SIGHUP reloads keeper.json). Writes keeper.pid; refuses to start
+// when another live keeper holds it. Returns the process exit code:
+// 0 stopped by a signal, 1 bad config, 2 never reached the monitor at start
+// and has no state, 121 the node was dropped, 4 local Postgres unusable.
+// On SIGTERM/SIGINT the keeper stops Postgres (`pg_ctl stop -m fast`, after a
+// CHECKPOINT) and exits, as `autoctl stop` promises (docs/architecture.md);
+// keeper.json "stop_postgres_on_exit": false keeps Postgres running instead.
+// A keeper killed with SIGKILL leaves Postgres running (it is not our child).
+int run_keeper(const std::string& pgdata, const std::string& state_dir = "");
+
+// SIGTERM to the keeper named in keeper.pid and wait up to `wait` for it to
+// exit (it stops Postgres itself, see run_keeper). Returns true when no keeper
+// runs any more (also when none was running).
+bool stop_keeper(const std::string& pgdata, const std::string& state_dir = "",
+                 std::chrono::milliseconds wait = std::chrono::seconds(30));
+
+struct KeeperStatus {
+    bool keeper_running = false;
+    std::optional<long> keeper_pid;
+    bool postgres_running = false;
+    std::optional<std::int64_t> node_id;
+    std::string name;
+    std::string formation;
+    int group_id = 0;
+    std::string current_state;  // from state.json, empty when never registered
+    std::string goal_state;
+    std::string monitor_uri_redacted;
+    std::optional<double> seconds_since_monitor_contact;
+    std::string state_dir;
+};
+
+// Reads keeper.json / state.json / keeper.pid / postmaster.pid; never contacts the monitor.
+KeeperStatus keeper_status(const std::string& pgdata, const std::string& state_dir = "");
+
+// The connection string with any password replaced by "****" (URI and key=value forms).
+std::string redact_conninfo(const std::string& conninfo);
+
+}  // namespace autofailover::keeper
