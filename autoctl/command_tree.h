@@ -1,0 +1,19 @@
+// The autoctl command tree: one add_* function per command family, each in
+// its own file; build_command_tree() assembles them.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace autoctl {
+
+void add_create_commands(CLI::App& app);       // create monitor | postgres
+void add_node_commands(CLI::App& app);         // run | stop | status
+void add_show_commands(CLI::App& app);         // show state | uri | events | settings | standby-names | systemd
+void add_perform_commands(CLI::App& app);      // perform switchover | failover | promotion
+void add_maintenance_commands(CLI::App& app);  // enable | disable maintenance
+void add_set_commands(CLI::App& app);          // set node ... | set formation ...
+void add_drop_commands(CLI::App& app);         // drop node
+
+void build_command_tree(CLI::App& app);
+
+}  // namespace autoctl

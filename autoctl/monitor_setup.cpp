@@ -1,0 +1,288 @@
+#include "autoctl/monitor_setup.h"
+
+#include "autoctl/child_process.h"
+#include "autoctl/exit_codes.h"
+
+#include <fmt/format.h>
+#include <pqxx/pqxx>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace autoctl {
+
+namespace {
+
+const char* const kMonitorDatabase = "autofailover";
+
+std::string os_user_name() {
+    const passwd* pw = ::getpwuid(::geteuid());
+    if (pw == nullptr) throw CliError(ExitCode::LocalPostgresError, "cannot find the name of the current OS user");
+    return pw->pw_name;
+}
+
+std::string bin(const MonitorSetup& s, const char* program) {
+    return s.pg_bindir.empty() ? program : (fs::path(s.pg_bindir) / program).string();
+}
+
+std::string read_file(const fs::path& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void write_file(const fs::path& path, const std::string& content) {
+    fs::path tmp = path;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << content;
+        if (!out.flush())
+            throw CliError(ExitCode::LocalPostgresError, fmt::format("cannot write {}", tmp.string()));
+    }
+    fs::rename(tmp, path);
+}
+
+// The addresses `hostname` resolves to, so pg_hba can name them (pg_hba host
+// names would need reverse DNS to match; addresses always do).
+std::set<std::string> addresses_of(const std::string& hostname) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    int rc = ::getaddrinfo(hostname.c_str(), nullptr, &hints, &found);
+    if (rc != 0)
+        throw CliError(ExitCode::BadArguments,
+                       fmt::format("--hostname {} does not resolve: {}. Give an address (e.g. 127.0.0.1) or a "
+                                   "name in /etc/hosts or DNS.",
+                                   hostname, ::gai_strerror(rc)));
+    std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(found, &::freeaddrinfo);
+    std::set<std::string> out;
+    for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+        char text[INET6_ADDRSTRLEN] = {0};
+        const void* raw = a->ai_family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+                                                  : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+        if (::inet_ntop(a->ai_family, raw, text, sizeof text) != nullptr)
+            out.insert(fmt::format("{}/{}", text, a->ai_family == AF_INET ? 32 : 128));
+    }
+    return out;
+}
+
+std::string quote_conf_value(const std::string& value) {
+    std::string out = "'";
+    for (char c : value) out += (c == '\'') ? std::string("''") : std::string(1, c);
+    return out + "'";
+}
+
+std::string autofailover_conf(const MonitorSetup& s) {
+    std::string conf = "# Written by autoctl create monitor; included from postgresql.conf.\n";
+    conf += "shared_preload_libraries = 'autofailover'\n";
+    conf += fmt::format("listen_addresses = {}\n", quote_conf_value(s.hostname));
+    conf += fmt::format("port = {}\n", s.pgport);
+    // The default socket directory (/var/run/postgresql) belongs to the postgres
+    // OS user; the monitor keeps its socket in its own data directory.
+    conf += fmt::format("unix_socket_directories = {}\n", quote_conf_value(s.pgdata));
+    conf += fmt::format("autofailover.database = '{}'\n", kMonitorDatabase);
+    if (s.ssl_self_signed) conf += "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
+    static const std::regex name_re(R"([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?)");
+    for (const std::string& setting : s.settings) {
+        auto eq = setting.find('=');
+        std::string name = setting.substr(0, eq);
+        if (eq == std::string::npos || !std::regex_match(name, name_re))
+            throw CliError(ExitCode::BadArguments,
+                           fmt::format("--setting {}: expected name=value, e.g. --setting "
+                                       "node_considered_unhealthy_timeout=2000",
+                                       setting));
+        if (name.find('.') == std::string::npos) name = "autofailover." + name;
+        conf += fmt::format("{} = {}\n", name, quote_conf_value(setting.substr(eq + 1)));
+    }
+    return conf;
+}
+
+std::string pg_hba_conf(const MonitorSetup& s, const std::string& os_user) {
+    std::string hba = "# Written by autoctl create monitor: keepers and operators reach database autofailover\n"
+                      "# from loopback and from the monitor's --hostname only.\n";
+    hba += fmt::format("local  all           {:<24} peer\n", os_user);
+    hba += fmt::format("local  {:<12}  {:<24} peer\n", kMonitorDatabase, "+autofailover_operator");
+    std::set<std::string> sources{"127.0.0.1/32", "::1/128"};
+    for (const auto& a : addresses_of(s.hostname)) sources.insert(a);
+    for (const auto& src : sources) {
+        hba += fmt::format("host   {:<12}  {:<24} {:<20} {}\n", kMonitorDatabase, "autofailover_keeper", src, s.auth);
+        hba += fmt::format("host   {:<12}  {:<24} {:<20} {}\n", kMonitorDatabase, "+autofailover_operator", src,
+                           s.auth);
+    }
+    return hba;
+}
+
+bool server_is_running(const MonitorSetup& s) {
+    return run_child({bin(s, "pg_ctl"), "-D", s.pgdata, "status"}).exit_status == 0;
+}
+
+void start_server(const MonitorSetup& s) {
+    run_child_or_throw({bin(s, "pg_ctl"), "-D", s.pgdata, "-l", monitor_log_path(s.pgdata), "-w", "-t",
+                        std::to_string(s.start_timeout.count()), "start"},
+                       fmt::format("See the server log {} for why the monitor did not start.",
+                                   monitor_log_path(s.pgdata)));
+}
+
+std::string random_password() {
+    std::ifstream urandom("/dev/urandom", std::ios::binary);
+    unsigned char bytes[18];
+    if (!urandom.read(reinterpret_cast<char*>(bytes), sizeof bytes))
+        throw CliError(ExitCode::LocalPostgresError, "cannot read /dev/urandom");
+    std::string out;
+    for (unsigned char b : bytes) out += fmt::format("{:02x}", b);
+    return out;
+}
+
+std::string local_conninfo(const MonitorSetup& s, const char* dbname) {
+    return fmt::format("host={} port={} dbname={} application_name=autoctl", s.pgdata, s.pgport, dbname);
+}
+
+// Creates the database, roles and extension that are missing; returns the
+// keeper role's new password when the auth mode needs one.
+std::string complete_monitor_database(const MonitorSetup& s, const std::string& os_user) {
+    try {
+        {
+            pqxx::connection admin(local_conninfo(s, "postgres"));
+            pqxx::nontransaction tx(admin);
+            if (tx.exec_params("SELECT 1 FROM pg_database WHERE datname = $1", kMonitorDatabase).empty())
+                tx.exec(fmt::format("CREATE DATABASE {}", tx.quote_name(kMonitorDatabase)));
+        }
+        pqxx::connection conn(local_conninfo(s, kMonitorDatabase));
+        pqxx::work tx(conn);
+        // Roles first: the extension script grants its functions to them.
+        if (tx.exec_params("SELECT 1 FROM pg_roles WHERE rolname = $1", "autofailover_keeper").empty())
+            tx.exec("CREATE ROLE autofailover_keeper LOGIN");
+        if (tx.exec_params("SELECT 1 FROM pg_roles WHERE rolname = $1", "autofailover_operator").empty())
+            tx.exec("CREATE ROLE autofailover_operator NOLOGIN");
+        tx.exec("CREATE EXTENSION IF NOT EXISTS autofailover");
+        tx.exec(fmt::format("GRANT autofailover_keeper TO autofailover_operator"));
+        tx.exec(fmt::format("GRANT autofailover_operator TO {}", tx.quote_name(os_user)));
+        std::string password;
+        if (s.auth != "trust") {
+            password = random_password();
+            // ALTER ROLE takes no bind parameters; the value is quoted by libpq.
+            tx.exec(fmt::format("ALTER ROLE autofailover_keeper PASSWORD {}", tx.quote(password)));
+        }
+        tx.commit();
+        return password;
+    } catch (const pqxx::sql_error& e) {
+        throw CliError(ExitCode::LocalPostgresError,
+                       fmt::format("setting up the monitor database failed: {}\nIs the autofailover extension "
+                                   "installed (make -f Makefile.pgxs install)? Server log: {}",
+                                   e.what(), monitor_log_path(s.pgdata)));
+    } catch (const pqxx::broken_connection& e) {
+        throw CliError(ExitCode::LocalPostgresError,
+                       fmt::format("cannot connect to the new monitor through its socket in {}: {}", s.pgdata,
+                                   e.what()));
+    }
+}
+
+std::string uri_host(const std::string& host) {
+    return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+}  // namespace
+
+std::string monitor_log_path(const std::string& pgdata) {
+    fs::path p = fs::path(pgdata).lexically_normal();
+    if (p.filename().empty()) p = p.parent_path();
+    return p.string() + ".postgres.log";
+}
+
+MonitorUris create_monitor(const MonitorSetup& input) {
+    if (::geteuid() == 0)
+        throw CliError(ExitCode::BadArguments,
+                       "refusing to run as root: PostgreSQL servers must belong to an unprivileged OS user. Run "
+                       "as that user, e.g. `runuser -u autofailover -- autoctl create monitor ...`.");
+    MonitorSetup s = input;
+    s.pgdata = fs::absolute(s.pgdata).lexically_normal().string();
+    if (!s.pgdata.empty() && s.pgdata.size() > 1 && s.pgdata.back() == '/') s.pgdata.pop_back();
+    const std::string os_user = os_user_name();
+    const fs::path pgdata(s.pgdata);
+
+    if (!fs::exists(pgdata / "PG_VERSION")) {
+        if (fs::exists(pgdata) && !fs::is_empty(pgdata))
+            throw CliError(ExitCode::BadArguments,
+                           fmt::format("{} exists, is not empty and is not a PostgreSQL data directory. Give an "
+                                       "empty or missing directory to --pgdata.",
+                                       s.pgdata));
+        std::cerr << fmt::format("autoctl: initdb {}\n", s.pgdata);
+        run_child_or_throw({bin(s, "initdb"), "-D", s.pgdata, "--encoding=UTF8", "--locale=C",
+                            "--auth-local=peer", "--auth-host=reject", "--no-instructions"},
+                           "Check that the parent directory exists and belongs to the current OS user.");
+        if (s.ssl_self_signed) {
+            run_child_or_throw({"openssl", "req", "-new", "-x509", "-days", "365", "-nodes", "-subj",
+                                "/CN=" + s.hostname, "-keyout", (pgdata / "server.key").string(), "-out",
+                                (pgdata / "server.crt").string()},
+                               "Is openssl installed?");
+            fs::permissions(pgdata / "server.key", fs::perms::owner_read | fs::perms::owner_write);
+        }
+    }
+
+    write_file(pgdata / "autofailover.conf", autofailover_conf(s));
+    const fs::path postgresql_conf = pgdata / "postgresql.conf";
+    std::string main_conf = read_file(postgresql_conf);
+    if (main_conf.find("include 'autofailover.conf'") == std::string::npos)
+        write_file(postgresql_conf, main_conf + "\ninclude 'autofailover.conf'\n");
+    write_file(pgdata / "pg_hba.conf", pg_hba_conf(s, os_user));
+
+    if (server_is_running(s)) {
+        run_child_or_throw({bin(s, "pg_ctl"), "-D", s.pgdata, "reload"}, "");
+    } else {
+        std::cerr << fmt::format("autoctl: starting the monitor on {}:{} (log: {})\n", s.hostname, s.pgport,
+                                 monitor_log_path(s.pgdata));
+        start_server(s);
+    }
+    std::string password = complete_monitor_database(s, os_user);
+
+    const std::string sslmode = s.ssl_self_signed ? "?sslmode=require" : "";
+    MonitorUris uris;
+    uris.keeper = fmt::format("postgres://autofailover_keeper{}@{}:{}/{}{}", password.empty() ? "" : ":" + password,
+                              uri_host(s.hostname), s.pgport, kMonitorDatabase, sslmode);
+    if (s.auth == "trust")
+        uris.operator_ = fmt::format("postgres://{}@{}:{}/{}{}", os_user, uri_host(s.hostname), s.pgport,
+                                     kMonitorDatabase, sslmode);
+    else  // the OS user has no password: it logs in over the socket with peer authentication
+        uris.operator_ = fmt::format("postgres:///{}?host={}&port={}", kMonitorDatabase, s.pgdata, s.pgport);
+    return uris;
+}
+
+int run_monitor_in_foreground(const MonitorSetup& s) {
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    std::cerr << "autoctl: monitor running; SIGINT or SIGTERM stops it\n";
+    const timespec poll_interval{1, 0};
+    for (;;) {
+        int sig = sigtimedwait(&stop_signals, nullptr, &poll_interval);
+        if (sig == SIGINT || sig == SIGTERM) {
+            std::cerr << "autoctl: stopping the monitor\n";
+            run_child_or_throw({bin(s, "pg_ctl"), "-D", s.pgdata, "-m", "fast", "-w", "stop"}, "");
+            return 0;
+        }
+        if (!server_is_running(s)) {
+            std::cerr << fmt::format("autoctl: the monitor's postmaster exited; see {}\n", monitor_log_path(s.pgdata));
+            return static_cast<int>(ExitCode::LocalPostgresError);
+        }
+    }
+}
+
+}  // namespace autoctl

@@ -1,0 +1,39 @@
+// `autoctl create monitor`: a PostgreSQL 15 instance that runs the autofailover
+// extension, reachable by keepers and operators from loopback and the given host.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace autoctl {
+
+struct MonitorSetup {
+    std::string pgdata;
+    int pgport = 5432;
+    std::string hostname;
+    std::string auth = "trust";        // trust | scram-sha-256
+    bool ssl_self_signed = false;      // false: --no-ssl
+    std::vector<std::string> settings; // "name=value": autofailover.<name> GUC overrides
+    std::string pg_bindir;             // initdb, pg_ctl, postgres
+    // How long pg_ctl may wait for the server to accept connections.
+    std::chrono::seconds start_timeout{60};
+};
+
+struct MonitorUris {
+    std::string keeper;    // postgres://autofailover_keeper@H:N/autofailover (what keepers need)
+    std::string operator_; // what autoctl show/perform/... use, as the OS user
+};
+
+// Idempotent: an existing monitor data directory is reused, started if it is
+// stopped, and its database, extension and roles are completed.
+MonitorUris create_monitor(const MonitorSetup& setup);
+
+// Blocks until SIGINT/SIGTERM (then stops the monitor with pg_ctl -m fast) or
+// until the postmaster exits on its own.
+int run_monitor_in_foreground(const MonitorSetup& setup);
+
+// Where pg_ctl writes the server log: next to the data directory.
+std::string monitor_log_path(const std::string& pgdata);
+
+}  // namespace autoctl

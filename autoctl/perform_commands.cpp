@@ -1,0 +1,84 @@
+// autoctl perform switchover | failover | promotion
+#include "autoctl/command_tree.h"
+#include "autoctl/monitor_client.h"
+#include "autoctl/monitor_target.h"
+#include "autoctl/wait_for_health.h"
+
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+
+namespace autoctl {
+
+namespace {
+
+// How long --wait follows an operation unless told otherwise.
+constexpr int kDefaultWaitSeconds = 60;
+
+struct PerformOptions {
+    MonitorTarget target;
+    int wait_seconds = kDefaultWaitSeconds;
+    bool accept_data_loss = false;
+    std::string name;
+};
+
+}  // namespace
+
+void add_perform_commands(CLI::App& app) {
+    CLI::App* perform = app.add_subcommand("perform", "Planned role changes: switchover, failover, promotion");
+    perform->require_subcommand(1);
+
+    auto sw = std::make_shared<PerformOptions>();
+    CLI::App* switchover = perform->add_subcommand(
+        "switchover", "Hand the primary role to the best standby without losing a commit, then wait for health");
+    add_monitor_options(switchover, sw->target);
+    switchover->add_option("--group", sw->target.group, "Group id")->capture_default_str();
+    add_wait_option(switchover, sw->wait_seconds, kDefaultWaitSeconds);
+    switchover->callback([sw] {
+        MonitorClient monitor(resolve_monitor_uri(sw->target));
+        std::cout << fmt::format("switchover of formation {} group {} requested\n", sw->target.formation,
+                                 sw->target.group);
+        run_and_follow(monitor, sw->target.formation, sw->wait_seconds,
+                       [&] { monitor.perform_switchover(sw->target.formation, sw->target.group); }, std::cout);
+    });
+
+    auto fo = std::make_shared<PerformOptions>();
+    CLI::App* failover = perform->add_subcommand(
+        "failover", "Promote the best standby now (the primary is demoted if it is still there), then wait");
+    add_monitor_options(failover, fo->target);
+    failover->add_option("--group", fo->target.group, "Group id")->capture_default_str();
+    failover->add_flag("--accept-data-loss", fo->accept_data_loss,
+                       "Promote even when no standby is known to have every acknowledged commit");
+    add_wait_option(failover, fo->wait_seconds, kDefaultWaitSeconds);
+    failover->callback([fo] {
+        MonitorClient monitor(resolve_monitor_uri(fo->target));
+        std::cout << fmt::format("failover of formation {} group {} requested\n", fo->target.formation,
+                                 fo->target.group);
+        run_and_follow(
+            monitor, fo->target.formation, fo->wait_seconds,
+            [&] { monitor.perform_failover(fo->target.formation, fo->target.group, fo->accept_data_loss); },
+            std::cout);
+    });
+
+    auto pr = std::make_shared<PerformOptions>();
+    CLI::App* promotion =
+        perform->add_subcommand("promotion", "Make the named node the primary of its group, then wait");
+    add_monitor_options(promotion, pr->target);
+    promotion->add_option("--name", pr->name, "Node to promote")->required();
+    add_wait_option(promotion, pr->wait_seconds, kDefaultWaitSeconds);
+    promotion->callback([pr] {
+        MonitorClient monitor(resolve_monitor_uri(pr->target));
+        bool started = false;
+        run_and_follow(
+            monitor, pr->target.formation, pr->wait_seconds,
+            [&] {
+                started = monitor.perform_promotion(pr->target.formation, pr->name);
+                std::cout << (started ? fmt::format("promotion of {} requested\n", pr->name)
+                                      : fmt::format("{} is already the primary; nothing to do\n", pr->name));
+            },
+            std::cout);
+    });
+}
+
+}  // namespace autoctl

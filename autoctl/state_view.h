@@ -1,0 +1,31 @@
+// How monitor answers are shown to people (aligned text tables) and to
+// programs (--json, nlohmann_json).
+#pragma once
+
+#include "autoctl/monitor_client.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace autoctl {
+
+std::string render_state_table(const std::vector<NodeRow>& nodes);
+nlohmann::json state_to_json(const std::vector<NodeRow>& nodes);
+
+std::string render_events_table(const std::vector<EventRow>& events);
+nlohmann::json events_to_json(const std::vector<EventRow>& events);
+
+std::string render_settings_table(const std::vector<std::pair<std::string, std::string>>& settings);
+nlohmann::json settings_to_json(const std::vector<std::pair<std::string, std::string>>& settings);
+
+// "node_2: secondary -> prepare_promotion (reason)" from a NOTIFY payload on
+// autofailover_state; payloads that are not JSON are shown as they are.
+std::string describe_state_notification(const std::string& payload);
+
+// Left-aligned columns separated by two spaces, with a dashed line under the header.
+std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace autoctl
