@@ -1,0 +1,240 @@
+// The core side of the bridge: builds value snapshots from plain rows, calls the
+// pure core, copies the answer into caller-owned buffers. Never includes a
+// PostgreSQL header; every exception stops here.
+#include "monitor_ext/core_bridge.h"
+
+#include "libautofailover/decide.h"
+#include "libautofailover/group_snapshot.h"
+#include "libautofailover/node_state.h"
+#include "libautofailover/operator_commands.h"
+#include "libautofailover/replication_names.h"
+#include "libautofailover/settings.h"
+
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace autofailover_bridge {
+namespace {
+
+namespace af = autofailover;
+
+void copy_text(std::string_view text, char* out, std::size_t size) {
+    const std::size_t n = text.size() < size - 1 ? text.size() : size - 1;
+    std::memcpy(out, text.data(), n);
+    out[n] = '\0';
+}
+
+BridgeResult ok() {
+    BridgeResult result{};
+    result.outcome = Outcome::Ok;
+    return result;
+}
+
+BridgeResult failed(Outcome outcome, std::string_view message) {
+    BridgeResult result{};
+    result.outcome = outcome;
+    copy_text(message, result.message, sizeof result.message);
+    return result;
+}
+
+af::TimePoint from_us(std::int64_t us) { return af::TimePoint{std::chrono::microseconds{us}}; }
+
+af::NodeState parse_state(const char* text) {
+    auto state = af::parse_node_state(text ? text : "");
+    if (!state) throw std::invalid_argument(std::string("unknown node state \"") + (text ? text : "") + "\"");
+    return *state;
+}
+
+af::Health parse_health(const char* text) {
+    const std::string_view health = text ? text : "";
+    if (health == "good") return af::Health::Good;
+    if (health == "bad") return af::Health::Bad;
+    return af::Health::Unknown;
+}
+
+af::GroupSnapshot to_snapshot(const GroupInput& input) {
+    af::GroupSnapshot group;
+    group.formation = input.formation;
+    group.group_id = input.group_id;
+    group.nodes.reserve(input.node_count);
+    for (std::size_t i = 0; i < input.node_count; ++i) {
+        const NodeRow& row = input.nodes[i];
+        af::NodeSnapshot node;
+        node.id = row.node_id;
+        node.name = row.name;
+        node.host = row.host;
+        node.port = row.port;
+        node.reported_state = parse_state(row.reported_state);
+        node.goal_state = parse_state(row.goal_state);
+        node.goal_assigned_at = from_us(row.goal_assigned_at_us);
+        if (row.has_last_report) node.last_report = from_us(row.last_report_us);
+        node.pg_is_running = row.pg_is_running;
+        node.timeline = row.timeline;
+        node.lsn = row.lsn;
+        node.sync_state = row.sync_state ? row.sync_state : "";
+        node.health = parse_health(row.health);
+        if (row.has_last_health_check) node.last_health_check = from_us(row.last_health_check_us);
+        node.candidate_priority = row.candidate_priority;
+        node.replication_quorum = row.replication_quorum;
+        group.nodes.push_back(std::move(node));
+    }
+    return group;
+}
+
+af::FormationSettings to_settings(const SettingsRow& row) {
+    af::FormationSettings settings;
+    settings.number_sync_standbys = row.number_sync_standbys;
+    settings.timeouts.node_considered_unhealthy_timeout = std::chrono::milliseconds{row.node_considered_unhealthy_timeout_ms};
+    settings.timeouts.network_partition_timeout = std::chrono::milliseconds{row.network_partition_timeout_ms};
+    settings.timeouts.fencing_margin = std::chrono::milliseconds{row.fencing_margin_ms};
+    settings.timeouts.startup_grace_period = std::chrono::milliseconds{row.startup_grace_period_ms};
+    return settings;
+}
+
+af::MonitorClock to_clock(const GroupInput& input) {
+    return af::MonitorClock{from_us(input.now_us), from_us(input.monitor_started_us)};
+}
+
+void store_assignment(const af::Assignment& assignment, DecisionOutput& out) {
+    if (out.count >= out.capacity) throw std::length_error("the decision assigned more goal states than the group has nodes");
+    AssignmentRow& row = out.assignments[out.count++];
+    row.node_id = assignment.node_id;
+    copy_text(af::to_string(assignment.goal), row.goal, sizeof row.goal);
+    copy_text(assignment.reason, row.reason, sizeof row.reason);
+}
+
+void store_decision(const af::Decision& decision, DecisionOutput& out) {
+    out.count = 0;
+    for (const auto& assignment : decision.assignments) store_assignment(assignment, out);
+    copy_text(decision.waiting_reason, out.waiting_reason, sizeof out.waiting_reason);
+}
+
+// Runs `body` and turns every exception into a BridgeResult: the PostgreSQL
+// side raises ERROR only after this frame (and its C++ objects) are gone.
+template <typename Body>
+BridgeResult guarded(Body&& body) {
+    try {
+        body();
+        return ok();
+    } catch (const af::OperatorError& error) {
+        return failed(Outcome::OperatorRefused, error.what());
+    } catch (const std::exception& error) {
+        return failed(Outcome::InternalError, error.what());
+    } catch (...) {
+        return failed(Outcome::InternalError, "unknown C++ exception in the autofailover core");
+    }
+}
+
+}  // namespace
+
+BridgeResult run_decide(const GroupInput& input, DecisionOutput& out) {
+    return guarded([&] {
+        const auto group = to_snapshot(input);
+        store_decision(af::decide(group, to_settings(input.settings), to_clock(input)), out);
+    });
+}
+
+BridgeResult run_initial_assignment(const GroupInput& input, std::int64_t new_node_id, int candidate_priority,
+                                    DecisionOutput& out) {
+    return guarded([&] {
+        const auto group = to_snapshot(input);
+        out.count = 0;
+        out.waiting_reason[0] = '\0';
+        store_assignment(af::initial_assignment(group, new_node_id, candidate_priority), out);
+    });
+}
+
+BridgeResult run_operator(const GroupInput& input, const OperatorInput& command, DecisionOutput& out) {
+    return guarded([&] {
+        const auto group = to_snapshot(input);
+        const auto settings = to_settings(input.settings);
+        const auto clock = to_clock(input);
+        switch (command.command) {
+            case OperatorCommand::Switchover:
+                store_decision(af::plan_switchover(group, settings, clock), out);
+                return;
+            case OperatorCommand::Promotion:
+                store_decision(af::plan_switchover(group, settings, clock, command.target), out);
+                return;
+            case OperatorCommand::Failover:
+                store_decision(af::plan_failover(group, settings, clock, command.accept_data_loss), out);
+                return;
+            case OperatorCommand::StartMaintenance:
+                store_decision(af::plan_start_maintenance(group, settings, clock, command.target), out);
+                return;
+            case OperatorCommand::StopMaintenance:
+                store_decision(af::plan_stop_maintenance(group, settings, clock, command.target), out);
+                return;
+            case OperatorCommand::ApplySettings:
+                store_decision(af::plan_apply_settings(group, settings, clock,
+                                                       command.what_changed ? command.what_changed : ""),
+                               out);
+                return;
+            case OperatorCommand::RemoveNode:
+                store_decision(af::plan_remove_node(group, settings, clock, command.target), out);
+                return;
+        }
+        throw std::invalid_argument("unknown operator command");
+    });
+}
+
+BridgeResult keeper_view(const GroupInput& input, std::int64_t node_id, KeeperView& out) {
+    return guarded([&] {
+        const auto group = to_snapshot(input);
+        const auto settings = to_settings(input.settings);
+        out = KeeperView{};
+        if (const auto primary = af::find_primary(group)) {
+            out.has_primary = true;
+            out.primary_node_id = *primary;
+        }
+        copy_text(af::synchronous_standby_names(group, settings), out.synchronous_standby_names,
+                  sizeof out.synchronous_standby_names);
+        const af::NodeSnapshot* node = node_id != 0 ? group.find(node_id) : nullptr;
+        if (node != nullptr && node->goal_state == af::NodeState::FastForward) {
+            if (const auto source = af::choose_fast_forward_source(group, node_id)) {
+                out.has_upstream = true;
+                out.upstream_node_id = *source;
+            }
+        }
+    });
+}
+
+BridgeResult node_health(const GroupInput& input, std::int64_t node_id, NodeHealthView& out) {
+    return guarded([&] {
+        const auto group = to_snapshot(input);
+        const auto settings = to_settings(input.settings);
+        const auto clock = to_clock(input);
+        const af::NodeSnapshot* node = group.find(node_id);
+        if (node == nullptr) throw std::invalid_argument("node is not in the loaded group");
+        out.keeper_reporting = af::keeper_is_reporting(*node, settings, clock);
+        out.unhealthy = af::node_is_unhealthy(*node, settings, clock);
+    });
+}
+
+SettingsRow default_settings() {
+    const af::FormationSettings defaults;
+    const auto ms = [](std::chrono::milliseconds value) { return static_cast<int>(value.count()); };
+    SettingsRow row{};
+    row.number_sync_standbys = defaults.number_sync_standbys;
+    row.node_considered_unhealthy_timeout_ms = ms(defaults.timeouts.node_considered_unhealthy_timeout);
+    row.network_partition_timeout_ms = ms(defaults.timeouts.network_partition_timeout);
+    row.fencing_margin_ms = ms(defaults.timeouts.fencing_margin);
+    row.startup_grace_period_ms = ms(defaults.timeouts.startup_grace_period);
+    return row;
+}
+
+std::size_t node_state_count() { return af::kNodeStateCount; }
+
+bool node_state_name(std::size_t index, char* out) {
+    if (index >= af::kNodeStateCount) return false;
+    copy_text(af::to_string(af::all_node_states()[index]), out, kStateLen);
+    return true;
+}
+
+bool is_known_node_state(const char* name) { return name != nullptr && af::parse_node_state(name).has_value(); }
+
+}  // namespace autofailover_bridge

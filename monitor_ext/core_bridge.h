@@ -1,0 +1,128 @@
+// The only door between the PostgreSQL side of the extension and the pure core.
+// Plain structs and functions: no PostgreSQL header and no C++ object crosses
+// it, so the PostgreSQL side never holds a C++ object that a longjmp could skip,
+// and the core side never calls anything that can elog(ERROR). Every bridge
+// function catches all exceptions and reports them through BridgeResult.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace autofailover_bridge {
+
+// Fixed-size text buffers: the PostgreSQL side allocates them before the call,
+// so the core side never allocates PostgreSQL memory.
+constexpr std::size_t kStateLen = 32;
+constexpr std::size_t kTextLen = 1024;
+
+enum class Outcome { Ok = 0, OperatorRefused = 1, InternalError = 2 };
+
+struct BridgeResult {
+    Outcome outcome;
+    char message[kTextLen];
+};
+
+// One node row as loaded by SPI. Strings point into PostgreSQL memory that
+// outlives the call; times are microseconds since the Unix epoch.
+struct NodeRow {
+    std::int64_t node_id;
+    const char* name;
+    const char* host;
+    int port;
+    const char* reported_state;
+    const char* goal_state;
+    std::int64_t goal_assigned_at_us;
+    bool has_last_report;
+    std::int64_t last_report_us;
+    bool pg_is_running;
+    int timeline;
+    std::uint64_t lsn;
+    const char* sync_state;
+    const char* health;  // "unknown" | "bad" | "good"
+    bool has_last_health_check;
+    std::int64_t last_health_check_us;
+    int candidate_priority;
+    bool replication_quorum;
+};
+
+struct SettingsRow {
+    int number_sync_standbys;
+    int node_considered_unhealthy_timeout_ms;
+    int network_partition_timeout_ms;
+    int fencing_margin_ms;
+    int startup_grace_period_ms;
+};
+
+struct GroupInput {
+    const char* formation;
+    int group_id;
+    NodeRow* nodes;  // the PostgreSQL side updates goal_state after storing a decision
+    std::size_t node_count;
+    SettingsRow settings;
+    std::int64_t now_us;
+    std::int64_t monitor_started_us;
+};
+
+struct AssignmentRow {
+    std::int64_t node_id;
+    char goal[kStateLen];
+    char reason[kTextLen];
+};
+
+// Output of a decision: room for `capacity` assignments, allocated by the caller.
+struct DecisionOutput {
+    AssignmentRow* assignments;
+    std::size_t capacity;
+    std::size_t count;
+    char waiting_reason[kTextLen];
+};
+
+enum class OperatorCommand {
+    Switchover,
+    Promotion,  // switchover to `target`
+    Failover,
+    StartMaintenance,
+    StopMaintenance,
+    ApplySettings,
+    RemoveNode,
+};
+
+struct OperatorInput {
+    OperatorCommand command;
+    std::int64_t target;  // node for Promotion / maintenance / RemoveNode
+    bool accept_data_loss;
+    const char* what_changed;  // ApplySettings
+};
+
+// What a keeper needs back from node_active, derived from the stored decision.
+struct KeeperView {
+    bool has_primary;
+    std::int64_t primary_node_id;
+    bool has_upstream;
+    std::int64_t upstream_node_id;
+    char synchronous_standby_names[kTextLen];
+};
+
+struct NodeHealthView {
+    bool keeper_reporting;
+    bool unhealthy;
+};
+
+BridgeResult run_decide(const GroupInput& group, DecisionOutput& out);
+BridgeResult run_initial_assignment(const GroupInput& group, std::int64_t new_node_id, int candidate_priority,
+                                    DecisionOutput& out);
+BridgeResult run_operator(const GroupInput& group, const OperatorInput& command, DecisionOutput& out);
+// `node_id` may be 0: only the group-wide parts (primary, standby names) are filled.
+BridgeResult keeper_view(const GroupInput& group, std::int64_t node_id, KeeperView& out);
+BridgeResult node_health(const GroupInput& group, std::int64_t node_id, NodeHealthView& out);
+
+// The core's default timeouts (libautofailover/settings.h), the GUC defaults.
+SettingsRow default_settings();
+
+// The core's state names in SQL enum order.
+std::size_t node_state_count();
+// Copies the name of state `index` into `out` (kStateLen bytes); false when out of range.
+bool node_state_name(std::size_t index, char* out);
+bool is_known_node_state(const char* name);
+
+}  // namespace autofailover_bridge

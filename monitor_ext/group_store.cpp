@@ -1,0 +1,209 @@
+// SPI side of a decision: load the group snapshot into plain rows, store the
+// assignments. No C++ object with a destructor lives in these frames, so an
+// elog(ERROR) from SPI longjmps over nothing that needs unwinding.
+#include "monitor_ext/group_store.h"
+
+#include "monitor_ext/monitor_settings.h"
+#include "monitor_ext/pg_include.h"
+
+namespace autofailover_ext {
+namespace {
+
+using autofailover_bridge::DecisionOutput;
+using autofailover_bridge::GroupInput;
+using autofailover_bridge::NodeRow;
+
+constexpr std::int64_t kUnixToPostgresEpochUs =
+    static_cast<std::int64_t>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+
+// Plans are prepared once per backend and kept: node_active runs them on every call.
+SPIPlanPtr load_nodes_plan = nullptr;
+SPIPlanPtr load_formation_plan = nullptr;
+SPIPlanPtr store_goal_plan = nullptr;
+SPIPlanPtr store_waiting_plan = nullptr;
+
+SPIPlanPtr prepare_once(SPIPlanPtr* plan, const char* sql, int nargs, Oid* types) {
+    if (*plan == nullptr) {
+        SPIPlanPtr prepared = SPI_prepare(sql, nargs, types);
+        if (prepared == nullptr) elog(ERROR, "autofailover: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        SPI_keepplan(prepared);
+        *plan = prepared;
+    }
+    return *plan;
+}
+
+const char* text_column(HeapTuple tuple, TupleDesc desc, int column) {
+    bool isnull = false;
+    Datum value = SPI_getbinval(tuple, desc, column, &isnull);
+    return isnull ? "" : TextDatumGetCString(value);
+}
+
+std::int64_t int64_column(HeapTuple tuple, TupleDesc desc, int column, bool* isnull) {
+    Datum value = SPI_getbinval(tuple, desc, column, isnull);
+    return *isnull ? 0 : DatumGetInt64(value);
+}
+
+void notify_change(const GroupInput* group, std::int64_t node_id, const char* node_name, const char* reported,
+                   const char* goal, const char* reason) {
+    StringInfoData payload;
+    initStringInfo(&payload);
+    appendStringInfoString(&payload, "{\"formation\":");
+    escape_json(&payload, group->formation);
+    appendStringInfo(&payload, ",\"group\":%d,\"node_id\":" INT64_FORMAT ",\"node\":", group->group_id, node_id);
+    escape_json(&payload, node_name);
+    appendStringInfoString(&payload, ",\"reported\":");
+    escape_json(&payload, reported);
+    appendStringInfoString(&payload, ",\"goal\":");
+    escape_json(&payload, goal);
+    appendStringInfoString(&payload, ",\"reason\":");
+    escape_json(&payload, reason);
+    appendStringInfoChar(&payload, '}');
+    Async_Notify("autofailover_state", payload.data);
+    ereport(LOG, (errmsg("autofailover: formation=%s group=%d node=%s state=%s goal=%s reason=%s", group->formation,
+                         group->group_id, node_name, reported, goal, reason)));
+}
+
+}  // namespace
+
+std::int64_t to_unix_us(std::int64_t timestamptz) { return timestamptz + kUnixToPostgresEpochUs; }
+
+void load_group(const char* formation, int group_id, std::int64_t exclude_node, GroupInput* out) {
+    Oid formation_types[1] = {TEXTOID};
+    Datum formation_args[1] = {CStringGetTextDatum(formation)};
+    SPIPlanPtr formation_plan = prepare_once(
+        &load_formation_plan, "SELECT number_sync_standbys FROM autofailover.formations WHERE formation_id = $1", 1,
+        formation_types);
+    if (SPI_execute_plan(formation_plan, formation_args, nullptr, true, 1) != SPI_OK_SELECT)
+        elog(ERROR, "autofailover: loading formation failed");
+    if (SPI_processed != 1)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("formation \"%s\" does not exist", formation),
+                        errhint("Create it with autofailover.create_formation().")));
+    bool isnull = false;
+    const int number_sync_standbys =
+        DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+    Oid node_types[3] = {TEXTOID, INT4OID, INT8OID};
+    Datum node_args[3] = {CStringGetTextDatum(formation), Int32GetDatum(group_id), Int64GetDatum(exclude_node)};
+    SPIPlanPtr nodes_plan = prepare_once(&load_nodes_plan,
+                                         "SELECT n.node_id, n.node_name, n.host, n.port, n.reported_state::text, "
+                                         "n.goal_state::text, n.goal_assigned_at, n.last_report, n.pg_is_running, "
+                                         "n.timeline, n.lsn, n.sync_state, coalesce(h.health, 'unknown'), "
+                                         "h.last_health_check, n.candidate_priority, n.replication_quorum "
+                                         "FROM autofailover.nodes n LEFT JOIN autofailover.node_health h "
+                                         "USING (node_id) "
+                                         "WHERE n.formation_id = $1 AND n.group_id = $2 AND n.node_id <> $3 "
+                                         "ORDER BY n.node_id",
+                                         3, node_types);
+    if (SPI_execute_plan(nodes_plan, node_args, nullptr, true, 0) != SPI_OK_SELECT)
+        elog(ERROR, "autofailover: loading group failed");
+
+    const std::size_t count = SPI_processed;
+    NodeRow* rows = static_cast<NodeRow*>(palloc0(sizeof(NodeRow) * (count > 0 ? count : 1)));
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    for (std::size_t i = 0; i < count; ++i) {
+        HeapTuple tuple = SPI_tuptable->vals[i];
+        NodeRow* row = &rows[i];
+        bool null = false;
+        row->node_id = int64_column(tuple, desc, 1, &null);
+        row->name = text_column(tuple, desc, 2);
+        row->host = text_column(tuple, desc, 3);
+        row->port = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &null));
+        row->reported_state = text_column(tuple, desc, 5);
+        row->goal_state = text_column(tuple, desc, 6);
+        row->goal_assigned_at_us = to_unix_us(int64_column(tuple, desc, 7, &null));
+        const std::int64_t last_report = int64_column(tuple, desc, 8, &null);
+        row->has_last_report = !null;
+        row->last_report_us = null ? 0 : to_unix_us(last_report);
+        row->pg_is_running = DatumGetBool(SPI_getbinval(tuple, desc, 9, &null));
+        row->timeline = DatumGetInt32(SPI_getbinval(tuple, desc, 10, &null));
+        row->lsn = static_cast<std::uint64_t>(int64_column(tuple, desc, 11, &null));
+        row->sync_state = text_column(tuple, desc, 12);
+        row->health = text_column(tuple, desc, 13);
+        const std::int64_t last_check = int64_column(tuple, desc, 14, &null);
+        row->has_last_health_check = !null;
+        row->last_health_check_us = null ? 0 : to_unix_us(last_check);
+        row->candidate_priority = DatumGetInt32(SPI_getbinval(tuple, desc, 15, &null));
+        row->replication_quorum = DatumGetBool(SPI_getbinval(tuple, desc, 16, &null));
+    }
+
+    out->formation = pstrdup(formation);
+    out->group_id = group_id;
+    out->nodes = rows;
+    out->node_count = count;
+    out->settings = decision_settings(number_sync_standbys);
+    out->now_us = to_unix_us(GetCurrentTimestamp());
+    out->monitor_started_us = to_unix_us(PgStartTime);
+}
+
+DecisionOutput* new_decision_output(std::size_t capacity) {
+    // Room for two assignments per node: the core assigns each node at most
+    // once per decision, the slack only guards against a core bug.
+    const std::size_t slots = 2 * capacity + 2;
+    DecisionOutput* out = static_cast<DecisionOutput*>(palloc0(sizeof(DecisionOutput)));
+    out->assignments =
+        static_cast<autofailover_bridge::AssignmentRow*>(palloc0(sizeof(autofailover_bridge::AssignmentRow) * slots));
+    out->capacity = slots;
+    return out;
+}
+
+int find_row(const GroupInput* group, std::int64_t node_id) {
+    for (std::size_t i = 0; i < group->node_count; ++i)
+        if (group->nodes[i].node_id == node_id) return static_cast<int>(i);
+    return -1;
+}
+
+void store_decision(GroupInput* group, const DecisionOutput* decision) {
+    Oid goal_types[3] = {INT8OID, TEXTOID, TEXTOID};
+    SPIPlanPtr goal_plan = prepare_once(
+        &store_goal_plan,
+        "WITH changed AS (UPDATE autofailover.nodes SET goal_state = $2::autofailover.node_state, "
+        "goal_assigned_at = clock_timestamp() WHERE node_id = $1 "
+        "RETURNING formation_id, node_id, node_name, group_id, reported_state, goal_state) "
+        "INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state, "
+        "description) SELECT formation_id, node_id, node_name, group_id, reported_state, goal_state, $3 FROM changed "
+        "RETURNING node_name, reported_state::text",
+        3, goal_types);
+    for (std::size_t i = 0; i < decision->count; ++i) {
+        const autofailover_bridge::AssignmentRow* assignment = &decision->assignments[i];
+        const int row = find_row(group, assignment->node_id);
+        if (row >= 0 && strcmp(group->nodes[row].goal_state, assignment->goal) == 0) continue;
+        Datum args[3] = {Int64GetDatum(assignment->node_id), CStringGetTextDatum(assignment->goal),
+                         CStringGetTextDatum(assignment->reason)};
+        if (SPI_execute_plan(goal_plan, args, nullptr, false, 0) != SPI_OK_INSERT_RETURNING)
+            elog(ERROR, "autofailover: storing goal state failed");
+        if (SPI_processed != 1)
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                            errmsg("autofailover: the decision assigned a goal to node " INT64_FORMAT
+                                   ", which is not in the group",
+                                   assignment->node_id)));
+        const char* node_name = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+        const char* reported = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+        notify_change(group, assignment->node_id, node_name, reported, assignment->goal, assignment->reason);
+        if (row >= 0) group->nodes[row].goal_state = pstrdup(assignment->goal);
+    }
+
+    Oid waiting_types[3] = {TEXTOID, INT4OID, TEXTOID};
+    SPIPlanPtr waiting_plan = prepare_once(&store_waiting_plan,
+                                           "UPDATE autofailover.groups SET waiting_reason = $3 "
+                                           "WHERE formation_id = $1 AND group_id = $2 AND waiting_reason <> $3",
+                                           3, waiting_types);
+    Datum waiting_args[3] = {CStringGetTextDatum(group->formation), Int32GetDatum(group->group_id),
+                             CStringGetTextDatum(decision->waiting_reason)};
+    if (SPI_execute_plan(waiting_plan, waiting_args, nullptr, false, 0) != SPI_OK_UPDATE)
+        elog(ERROR, "autofailover: storing waiting reason failed");
+}
+
+void raise_if_failed(const autofailover_bridge::BridgeResult& result) {
+    switch (result.outcome) {
+        case autofailover_bridge::Outcome::Ok:
+            return;
+        case autofailover_bridge::Outcome::OperatorRefused:
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("%s", result.message)));
+            break;
+        case autofailover_bridge::Outcome::InternalError:
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("autofailover core: %s", result.message)));
+            break;
+    }
+}
+
+}  // namespace autofailover_ext

@@ -1,0 +1,33 @@
+// SPI load and store of one group, for callers already connected to SPI and
+// holding the group's decision lock (see docs/api.md, "Locking"). Plain C-style
+// code: everything it allocates is palloc'd, so an ERROR here unwinds nothing
+// but PostgreSQL memory.
+#pragma once
+
+#include "monitor_ext/core_bridge.h"
+
+#include <cstdint>
+
+namespace autofailover_ext {
+
+// Fills `out` with the nodes of (formation, group_id) except `exclude_node`
+// (0: none), the formation's settings and the monitor clock. ERROR when the
+// formation does not exist.
+void load_group(const char* formation, int group_id, std::int64_t exclude_node, autofailover_bridge::GroupInput* out);
+
+autofailover_bridge::DecisionOutput* new_decision_output(std::size_t capacity);
+
+// Writes every goal change: nodes.goal_state, one events row with the core's
+// reason, one NOTIFY autofailover_state; then the group's waiting_reason.
+// Updates the loaded rows so the caller sees the new goals.
+void store_decision(autofailover_bridge::GroupInput* group, const autofailover_bridge::DecisionOutput* decision);
+
+// ERROR with the SQLSTATE matching the bridge outcome; returns when Ok.
+void raise_if_failed(const autofailover_bridge::BridgeResult& result);
+
+// Index of node_id in the loaded rows, or -1.
+int find_row(const autofailover_bridge::GroupInput* group, std::int64_t node_id);
+
+std::int64_t to_unix_us(std::int64_t timestamptz);
+
+}  // namespace autofailover_ext

@@ -1,0 +1,229 @@
+// Health-check worker loop. Each round: (1) load the node list, (2) probe
+// every node (probe.cpp), (3) store health + check time in one statement into
+// autofailover.node_health (rows no keeper call touches, so the worker never
+// waits on a keeper's group lock), (4) run autofailover.run_decision() for each
+// group whose health changed or that waits for something, one transaction per
+// group so one failing group never blocks the others.
+#include "monitor_ext/health_worker.h"
+
+#include "monitor_ext/monitor_settings.h"
+#include "monitor_ext/pg_include.h"
+#include "monitor_ext/probe.h"
+
+namespace autofailover_ext {
+namespace {
+
+// Seconds the postmaster waits before restarting a crashed worker.
+constexpr int kWorkerRestartSeconds = 1;
+
+struct GroupKey {
+    const char* formation;
+    int group_id;
+};
+
+void begin_round_transaction() {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    SPI_connect();
+    PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+void end_round_transaction() {
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+}
+
+bool extension_exists() {
+    begin_round_transaction();
+    const int rc = SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'autofailover'", true, 1);
+    const bool exists = rc == SPI_OK_SELECT && SPI_processed == 1;
+    end_round_transaction();
+    return exists;
+}
+
+// Loads every node into `round_context`; old_health[i] is its stored health.
+std::size_t load_targets(MemoryContext round_context, ProbeTarget** targets, char*** old_health) {
+    begin_round_transaction();
+    if (SPI_execute("SELECT n.node_id, n.host, n.port, coalesce(h.health, 'unknown') FROM autofailover.nodes n "
+                    "LEFT JOIN autofailover.node_health h USING (node_id) ORDER BY n.node_id",
+                    true, 0) != SPI_OK_SELECT)
+        elog(ERROR, "autofailover health check: loading nodes failed");
+    const std::size_t count = SPI_processed;
+    MemoryContext spi_context = MemoryContextSwitchTo(round_context);
+    *targets = static_cast<ProbeTarget*>(palloc0(sizeof(ProbeTarget) * (count + 1)));
+    *old_health = static_cast<char**>(palloc0(sizeof(char*) * (count + 1)));
+    for (std::size_t i = 0; i < count; ++i) {
+        HeapTuple tuple = SPI_tuptable->vals[i];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        bool isnull = false;
+        (*targets)[i].node_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+        (*targets)[i].host = SPI_getvalue(tuple, desc, 2);
+        (*targets)[i].port = DatumGetInt32(SPI_getbinval(tuple, desc, 3, &isnull));
+        (*old_health)[i] = SPI_getvalue(tuple, desc, 4);
+    }
+    MemoryContextSwitchTo(spi_context);
+    end_round_transaction();
+    return count;
+}
+
+void store_health(const ProbeTarget* targets, std::size_t count) {
+    if (count == 0) return;
+    begin_round_transaction();
+    Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * count));
+    Datum* health = static_cast<Datum*>(palloc(sizeof(Datum) * count));
+    for (std::size_t i = 0; i < count; ++i) {
+        ids[i] = Int64GetDatum(targets[i].node_id);
+        health[i] = CStringGetTextDatum(targets[i].result == ProbeResult::Up ? "good" : "bad");
+    }
+    Oid types[2] = {INT8ARRAYOID, TEXTARRAYOID};
+    Datum args[2] = {
+        PointerGetDatum(construct_array(ids, static_cast<int>(count), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+        PointerGetDatum(construct_array(health, static_cast<int>(count), TEXTOID, -1, false, TYPALIGN_INT))};
+    // Nodes removed since the load simply do not match (the join skips them).
+    const int rc = SPI_execute_with_args(
+        "INSERT INTO autofailover.node_health (node_id, health, last_health_check) "
+        "SELECT p.node_id, p.health, clock_timestamp() FROM unnest($1, $2) AS p(node_id, health) "
+        "JOIN autofailover.nodes n USING (node_id) "
+        "ON CONFLICT (node_id) DO UPDATE SET health = excluded.health, last_health_check = excluded.last_health_check",
+        2, types, args, nullptr, false, 0);
+    if (rc != SPI_OK_INSERT) elog(ERROR, "autofailover health check: storing health failed");
+    end_round_transaction();
+}
+
+// Groups to decide now: health changed this round, or a node waits for its
+// goal, or a keeper is silent (its primary may need a failover).
+std::size_t groups_to_decide(MemoryContext round_context, const ProbeTarget* targets, char** old_health,
+                             std::size_t count, GroupKey** groups) {
+    std::size_t changed = 0;
+    Datum* changed_ids = static_cast<Datum*>(palloc(sizeof(Datum) * (count + 1)));
+    for (std::size_t i = 0; i < count; ++i) {
+        const char* now_health = targets[i].result == ProbeResult::Up ? "good" : "bad";
+        if (strcmp(now_health, old_health[i]) != 0) changed_ids[changed++] = Int64GetDatum(targets[i].node_id);
+    }
+    begin_round_transaction();
+    Oid types[1] = {INT8ARRAYOID};
+    Datum args[1] = {PointerGetDatum(
+        construct_array(changed_ids, static_cast<int>(changed), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
+    const int rc = SPI_execute_with_args(
+        "SELECT DISTINCT formation_id, group_id FROM autofailover.nodes "
+        "WHERE node_id = ANY ($1) OR reported_state <> goal_state OR last_report IS NULL "
+        "OR last_report < clock_timestamp() - "
+        "pg_catalog.current_setting('autofailover.node_considered_unhealthy_timeout')::interval "
+        "ORDER BY formation_id, group_id",
+        1, types, args, nullptr, true, 0);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "autofailover health check: listing groups failed");
+    const std::size_t group_count = SPI_processed;
+    MemoryContext spi_context = MemoryContextSwitchTo(round_context);
+    *groups = static_cast<GroupKey*>(palloc0(sizeof(GroupKey) * (group_count + 1)));
+    for (std::size_t i = 0; i < group_count; ++i) {
+        bool isnull = false;
+        (*groups)[i].formation = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+        (*groups)[i].group_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+    }
+    MemoryContextSwitchTo(spi_context);
+    end_round_transaction();
+    return group_count;
+}
+
+void decide_group(MemoryContext round_context, const GroupKey* group) {
+    PG_TRY();
+    {
+        begin_round_transaction();
+        Oid types[2] = {TEXTOID, INT4OID};
+        Datum args[2] = {CStringGetTextDatum(group->formation), Int32GetDatum(group->group_id)};
+        SPI_execute_with_args("SELECT autofailover.run_decision($1, $2)", 2, types, args, nullptr, false, 0);
+        end_round_transaction();
+    }
+    PG_CATCH();
+    {
+        // One failing group must not stop the probes of all others: log, abort, go on.
+        MemoryContextSwitchTo(round_context);
+        ErrorData* error = CopyErrorData();
+        FlushErrorState();
+        AbortCurrentTransaction();
+        ereport(LOG, (errmsg("autofailover health check: formation=%s group=%d decision failed: %s",
+                             group->formation, group->group_id, error->message)));
+        FreeErrorData(error);
+    }
+    PG_END_TRY();
+}
+
+void run_round(MemoryContext round_context) {
+    ProbeTarget* targets = nullptr;
+    char** old_health = nullptr;
+    const std::size_t count = load_targets(round_context, &targets, &old_health);
+    MemoryContext previous = MemoryContextSwitchTo(round_context);
+    probe_all(targets, count, probe_settings());
+    MemoryContextSwitchTo(previous);
+    store_health(targets, count);
+    GroupKey* groups = nullptr;
+    const std::size_t group_count = groups_to_decide(round_context, targets, old_health, count, &groups);
+    for (std::size_t i = 0; i < group_count; ++i) decide_group(round_context, &groups[i]);
+}
+
+void wait_for(long milliseconds) {
+    const int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, milliseconds, PG_WAIT_EXTENSION);
+    if (rc & WL_LATCH_SET) ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+    if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+    }
+}
+
+}  // namespace
+
+void register_health_worker() {
+    BackgroundWorker worker;
+    memset(&worker, 0, sizeof worker);
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker.bgw_restart_time = kWorkerRestartSeconds;
+    strlcpy(worker.bgw_library_name, "autofailover", BGW_MAXLEN);
+    strlcpy(worker.bgw_function_name, "autofailover_health_worker_main", BGW_MAXLEN);
+    strlcpy(worker.bgw_name, "autofailover health check", BGW_MAXLEN);
+    strlcpy(worker.bgw_type, "autofailover health check", BGW_MAXLEN);
+    RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace autofailover_ext
+
+extern "C" {
+
+PGDLLEXPORT void autofailover_health_worker_main(Datum argument);
+
+void autofailover_health_worker_main(Datum argument) {
+    (void)argument;
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnection(autofailover_ext::monitor_database(), nullptr, 0);
+    pgstat_report_appname("autofailover health check");
+    ereport(LOG, (errmsg("autofailover health check: started in database \"%s\"",
+                         autofailover_ext::monitor_database())));
+
+    MemoryContext round_context =
+        AllocSetContextCreate(TopMemoryContext, "autofailover health check round", ALLOCSET_DEFAULT_SIZES);
+    bool announced_wait = false;
+    for (;;) {
+        const autofailover_ext::ProbeSettings settings = autofailover_ext::probe_settings();
+        const TimestampTz round_start = GetCurrentTimestamp();
+        MemoryContextReset(round_context);
+        if (!autofailover_ext::extension_exists()) {
+            if (!announced_wait)
+                ereport(LOG, (errmsg("autofailover health check: waiting for CREATE EXTENSION autofailover")));
+            announced_wait = true;
+            autofailover_ext::wait_for(settings.period_ms);
+            continue;
+        }
+        announced_wait = false;
+        pgstat_report_activity(STATE_RUNNING, "probing nodes");
+        autofailover_ext::run_round(round_context);
+        pgstat_report_activity(STATE_IDLE, nullptr);
+        const long elapsed = TimestampDifferenceMilliseconds(round_start, GetCurrentTimestamp());
+        autofailover_ext::wait_for(elapsed < settings.period_ms ? settings.period_ms - elapsed : 1);
+    }
+}
+
+}  // extern "C"

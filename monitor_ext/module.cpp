@@ -1,0 +1,23 @@
+// Module entry: refuses to load outside shared_preload_libraries (the
+// health-check worker must start with the postmaster), defines the GUCs and
+// registers the worker.
+#include "monitor_ext/health_worker.h"
+#include "monitor_ext/monitor_settings.h"
+#include "monitor_ext/pg_include.h"
+
+extern "C" {
+
+PG_MODULE_MAGIC;
+
+PGDLLEXPORT void _PG_init(void);
+
+void _PG_init(void) {
+    if (!process_shared_preload_libraries_in_progress)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("autofailover must be loaded via shared_preload_libraries"),
+                        errhint("Add autofailover to shared_preload_libraries in postgresql.conf and restart.")));
+    autofailover_ext::define_settings();
+    autofailover_ext::register_health_worker();
+}
+
+}  // extern "C"

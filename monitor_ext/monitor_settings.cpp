@@ -1,0 +1,72 @@
+// GUC definitions. Defaults of the decision timeouts come from the core, so
+// monitor and keeper agree on them without a second copy of the numbers.
+#include "monitor_ext/monitor_settings.h"
+
+#include "monitor_ext/pg_include.h"
+
+namespace autofailover_ext {
+namespace {
+
+int health_check_period_ms = 1000;
+int health_check_timeout_ms = 1000;
+int health_check_max_retries = 2;
+int health_check_retry_delay_ms = 200;
+int node_considered_unhealthy_timeout_ms = 0;
+int network_partition_timeout_ms = 0;
+int fencing_margin_ms = 0;
+int startup_grace_period_ms = 0;
+char* database_name = nullptr;
+
+void define_ms(const char* name, const char* description, int* variable, int default_ms, int min_ms) {
+    DefineCustomIntVariable(name, description, nullptr, variable, default_ms, min_ms, 3600 * 1000, PGC_SIGHUP,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
+}
+
+}  // namespace
+
+void define_settings() {
+    const autofailover_bridge::SettingsRow core = autofailover_bridge::default_settings();
+    define_ms("autofailover.health_check_period", "Time between two probe rounds of every node.",
+              &health_check_period_ms, 1000, 10);
+    define_ms("autofailover.health_check_timeout", "How long one probe connection attempt may take.",
+              &health_check_timeout_ms, 1000, 10);
+    DefineCustomIntVariable("autofailover.health_check_max_retries",
+                            "Failed probe attempts retried within one round before a node counts as down.", nullptr,
+                            &health_check_max_retries, 2, 0, 100, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    define_ms("autofailover.health_check_retry_delay", "Pause before retrying a failed probe.",
+              &health_check_retry_delay_ms, 200, 0);
+    define_ms("autofailover.node_considered_unhealthy_timeout",
+              "A keeper silent this long, whose Postgres fails the probes, is unhealthy.",
+              &node_considered_unhealthy_timeout_ms, core.node_considered_unhealthy_timeout_ms, 1);
+    define_ms("autofailover.network_partition_timeout",
+              "A primary that reaches neither monitor nor standby this long fences itself (sent to keepers).",
+              &network_partition_timeout_ms, core.network_partition_timeout_ms, 1);
+    define_ms("autofailover.fencing_margin",
+              "Extra wait on top of network_partition_timeout before the monitor promotes.", &fencing_margin_ms,
+              core.fencing_margin_ms, 0);
+    define_ms("autofailover.startup_grace_period", "After the monitor starts, no node is condemned for this long.",
+              &startup_grace_period_ms, core.startup_grace_period_ms, 0);
+    DefineCustomStringVariable("autofailover.database", "Database where the health-check worker finds the extension.",
+                               nullptr, &database_name, "autofailover", PGC_POSTMASTER, 0, nullptr, nullptr,
+                               nullptr);
+    MarkGUCPrefixReserved("autofailover");
+}
+
+autofailover_bridge::SettingsRow decision_settings(int number_sync_standbys) {
+    autofailover_bridge::SettingsRow row{};
+    row.number_sync_standbys = number_sync_standbys;
+    row.node_considered_unhealthy_timeout_ms = node_considered_unhealthy_timeout_ms;
+    row.network_partition_timeout_ms = network_partition_timeout_ms;
+    row.fencing_margin_ms = fencing_margin_ms;
+    row.startup_grace_period_ms = startup_grace_period_ms;
+    return row;
+}
+
+ProbeSettings probe_settings() {
+    return ProbeSettings{health_check_period_ms, health_check_timeout_ms, health_check_max_retries,
+                         health_check_retry_delay_ms};
+}
+
+const char* monitor_database() { return database_name; }
+
+}  // namespace autofailover_ext

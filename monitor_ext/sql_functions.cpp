@@ -1,0 +1,232 @@
+// SQL-callable internals of the extension (autofailover._*). The PL/pgSQL API
+// in sql/ validates input and takes the decision locks, then calls these. Each
+// is C-style: SPI load (group_store), one bridge call into the pure core (which
+// never throws across the bridge), SPI store, ERROR only from plain frames.
+#include "monitor_ext/core_bridge.h"
+#include "monitor_ext/group_store.h"
+#include "monitor_ext/pg_include.h"
+
+namespace {
+
+using autofailover_bridge::BridgeResult;
+using autofailover_bridge::DecisionOutput;
+using autofailover_bridge::GroupInput;
+
+const char* text_arg(FunctionCallInfo fcinfo, int n, const char* what) {
+    if (PG_ARGISNULL(n))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", what)));
+    return text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+void require_not_null(FunctionCallInfo fcinfo, int n, const char* what) {
+    if (PG_ARGISNULL(n))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", what)));
+}
+
+Datum text_or_null(const char* value, bool* isnull) {
+    *isnull = value == nullptr;
+    return value == nullptr ? (Datum)0 : CStringGetTextDatum(value);
+}
+
+autofailover_bridge::OperatorCommand parse_command(const char* name) {
+    using autofailover_bridge::OperatorCommand;
+    if (strcmp(name, "switchover") == 0) return OperatorCommand::Switchover;
+    if (strcmp(name, "promotion") == 0) return OperatorCommand::Promotion;
+    if (strcmp(name, "failover") == 0) return OperatorCommand::Failover;
+    if (strcmp(name, "start_maintenance") == 0) return OperatorCommand::StartMaintenance;
+    if (strcmp(name, "stop_maintenance") == 0) return OperatorCommand::StopMaintenance;
+    if (strcmp(name, "apply_settings") == 0) return OperatorCommand::ApplySettings;
+    if (strcmp(name, "remove_node") == 0) return OperatorCommand::RemoveNode;
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown operator command \"%s\"", name)));
+    return OperatorCommand::Switchover;  // not reached
+}
+
+}  // namespace
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(autofailover_decide);
+PG_FUNCTION_INFO_V1(autofailover_register_assign);
+PG_FUNCTION_INFO_V1(autofailover_operator);
+PG_FUNCTION_INFO_V1(autofailover_group_view);
+PG_FUNCTION_INFO_V1(autofailover_node_health);
+PG_FUNCTION_INFO_V1(autofailover_core_node_states);
+
+// _decide(formation, group_id, node_id): run the decision for the group, store
+// it, and return what the keeper of node_id (may be NULL) needs to know.
+PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
+    const char* formation = text_arg(fcinfo, 0, "formation");
+    require_not_null(fcinfo, 1, "group_id");
+    const int group_id = PG_GETARG_INT32(1);
+    const std::int64_t node_id = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2);
+
+    TupleDesc result_desc;
+    if (get_call_result_type(fcinfo, nullptr, &result_desc) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "autofailover._decide must return a composite type");
+    result_desc = BlessTupleDesc(result_desc);
+    MemoryContext caller_context = CurrentMemoryContext;
+
+    SPI_connect();
+    GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
+    autofailover_ext::load_group(formation, group_id, 0, group);
+    DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count);
+    const BridgeResult decided = autofailover_bridge::run_decide(*group, *decision);
+    autofailover_ext::raise_if_failed(decided);
+    autofailover_ext::store_decision(group, decision);
+
+    autofailover_bridge::KeeperView* view =
+        static_cast<autofailover_bridge::KeeperView*>(palloc0(sizeof(autofailover_bridge::KeeperView)));
+    const BridgeResult viewed = autofailover_bridge::keeper_view(*group, node_id, *view);
+    autofailover_ext::raise_if_failed(viewed);
+
+    const int self = autofailover_ext::find_row(group, node_id);
+    const int primary = view->has_primary ? autofailover_ext::find_row(group, view->primary_node_id) : -1;
+    const int upstream = view->has_upstream ? autofailover_ext::find_row(group, view->upstream_node_id) : -1;
+
+    MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
+    Datum values[11];
+    bool nulls[11] = {};
+    values[0] = text_or_null(self >= 0 ? group->nodes[self].goal_state : nullptr, &nulls[0]);
+    values[1] = Int32GetDatum(self >= 0 ? group->nodes[self].candidate_priority : 0);
+    nulls[1] = self < 0;
+    values[2] = BoolGetDatum(self >= 0 && group->nodes[self].replication_quorum);
+    nulls[2] = self < 0;
+    values[3] = Int64GetDatum(primary >= 0 ? group->nodes[primary].node_id : 0);
+    nulls[3] = primary < 0;
+    values[4] = text_or_null(primary >= 0 ? group->nodes[primary].host : nullptr, &nulls[4]);
+    values[5] = Int32GetDatum(primary >= 0 ? group->nodes[primary].port : 0);
+    nulls[5] = primary < 0;
+    values[6] = CStringGetTextDatum(view->synchronous_standby_names);
+    values[7] = text_or_null(upstream >= 0 ? group->nodes[upstream].host : nullptr, &nulls[7]);
+    values[8] = Int32GetDatum(upstream >= 0 ? group->nodes[upstream].port : 0);
+    nulls[8] = upstream < 0;
+    values[9] = LSNGetDatum(upstream >= 0 ? group->nodes[upstream].lsn : 0);
+    nulls[9] = upstream < 0;
+    values[10] = CStringGetTextDatum(decision->waiting_reason);
+    HeapTuple tuple = heap_form_tuple(result_desc, values, nulls);
+    MemoryContextSwitchTo(spi_context);
+    SPI_finish();
+    PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
+}
+
+// _register_assign(formation, group_id, node_id, candidate_priority): the
+// initial goal of a node just inserted, decided on the group without it.
+PGDLLEXPORT Datum autofailover_register_assign(PG_FUNCTION_ARGS) {
+    const char* formation = text_arg(fcinfo, 0, "formation");
+    require_not_null(fcinfo, 1, "group_id");
+    require_not_null(fcinfo, 2, "node_id");
+    require_not_null(fcinfo, 3, "candidate_priority");
+    const int group_id = PG_GETARG_INT32(1);
+    const std::int64_t node_id = PG_GETARG_INT64(2);
+    const int candidate_priority = PG_GETARG_INT32(3);
+    MemoryContext caller_context = CurrentMemoryContext;
+
+    SPI_connect();
+    GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
+    autofailover_ext::load_group(formation, group_id, node_id, group);
+    DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count + 1);
+    const BridgeResult assigned =
+        autofailover_bridge::run_initial_assignment(*group, node_id, candidate_priority, *decision);
+    autofailover_ext::raise_if_failed(assigned);
+    autofailover_ext::store_decision(group, decision);
+    const char* goal = decision->count > 0 ? decision->assignments[0].goal : "init";
+    text* result = static_cast<text*>(MemoryContextAlloc(caller_context, VARHDRSZ + strlen(goal)));
+    SET_VARSIZE(result, VARHDRSZ + strlen(goal));
+    memcpy(VARDATA(result), goal, strlen(goal));
+    SPI_finish();
+    PG_RETURN_TEXT_P(result);
+}
+
+// _operator(command, formation, group_id, target_node, accept_data_loss,
+// what_changed): plan an operator command in the core and store it.
+PGDLLEXPORT Datum autofailover_operator(PG_FUNCTION_ARGS) {
+    const char* command_name = text_arg(fcinfo, 0, "command");
+    const char* formation = text_arg(fcinfo, 1, "formation");
+    require_not_null(fcinfo, 2, "group_id");
+    const int group_id = PG_GETARG_INT32(2);
+    autofailover_bridge::OperatorInput command{};
+    command.command = parse_command(command_name);
+    command.target = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3);
+    command.accept_data_loss = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
+    command.what_changed = PG_ARGISNULL(5) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(5));
+    MemoryContext caller_context = CurrentMemoryContext;
+
+    SPI_connect();
+    GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
+    autofailover_ext::load_group(formation, group_id, 0, group);
+    DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count);
+    const BridgeResult planned = autofailover_bridge::run_operator(*group, command, *decision);
+    autofailover_ext::raise_if_failed(planned);
+    autofailover_ext::store_decision(group, decision);
+    char* waiting = MemoryContextStrdup(caller_context, decision->waiting_reason);
+    SPI_finish();
+    PG_RETURN_TEXT_P(cstring_to_text(waiting));
+}
+
+// _group_view(formation, group_id) → (primary_node_id, synchronous_standby_names):
+// read-only view of the group through the core, no decision taken.
+PGDLLEXPORT Datum autofailover_group_view(PG_FUNCTION_ARGS) {
+    const char* formation = text_arg(fcinfo, 0, "formation");
+    require_not_null(fcinfo, 1, "group_id");
+    const int group_id = PG_GETARG_INT32(1);
+    TupleDesc result_desc;
+    if (get_call_result_type(fcinfo, nullptr, &result_desc) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "autofailover._group_view must return a composite type");
+    result_desc = BlessTupleDesc(result_desc);
+    MemoryContext caller_context = CurrentMemoryContext;
+
+    SPI_connect();
+    GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
+    autofailover_ext::load_group(formation, group_id, 0, group);
+    autofailover_bridge::KeeperView* view =
+        static_cast<autofailover_bridge::KeeperView*>(palloc0(sizeof(autofailover_bridge::KeeperView)));
+    const BridgeResult viewed = autofailover_bridge::keeper_view(*group, 0, *view);
+    autofailover_ext::raise_if_failed(viewed);
+    MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
+    Datum values[2] = {Int64GetDatum(view->primary_node_id), CStringGetTextDatum(view->synchronous_standby_names)};
+    bool nulls[2] = {!view->has_primary, false};
+    HeapTuple tuple = heap_form_tuple(result_desc, values, nulls);
+    MemoryContextSwitchTo(spi_context);
+    SPI_finish();
+    PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
+}
+
+// _node_health(formation, group_id) → (node_id, keeper_reporting, unhealthy), as the core judges them.
+PGDLLEXPORT Datum autofailover_node_health(PG_FUNCTION_ARGS) {
+    const char* formation = text_arg(fcinfo, 0, "formation");
+    require_not_null(fcinfo, 1, "group_id");
+    const int group_id = PG_GETARG_INT32(1);
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+
+    SPI_connect();
+    GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
+    autofailover_ext::load_group(formation, group_id, 0, group);
+    for (std::size_t i = 0; i < group->node_count; ++i) {
+        autofailover_bridge::NodeHealthView health{};
+        const BridgeResult judged = autofailover_bridge::node_health(*group, group->nodes[i].node_id, health);
+        autofailover_ext::raise_if_failed(judged);
+        Datum values[3] = {Int64GetDatum(group->nodes[i].node_id), BoolGetDatum(health.keeper_reporting),
+                           BoolGetDatum(health.unhealthy)};
+        bool nulls[3] = {};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    SPI_finish();
+    return (Datum)0;
+}
+
+// core_node_states(): the core's state names in enum order, to compare with
+// enum_range(NULL::autofailover.node_state) in a regression test.
+PGDLLEXPORT Datum autofailover_core_node_states(PG_FUNCTION_ARGS) {
+    (void)fcinfo;
+    const std::size_t count = autofailover_bridge::node_state_count();
+    Datum* names = static_cast<Datum*>(palloc(sizeof(Datum) * count));
+    for (std::size_t i = 0; i < count; ++i) {
+        char name[autofailover_bridge::kStateLen];
+        autofailover_bridge::node_state_name(i, name);
+        names[i] = CStringGetTextDatum(name);
+    }
+    PG_RETURN_ARRAYTYPE_P(construct_array(names, static_cast<int>(count), TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+}  // extern "C"

@@ -1,0 +1,749 @@
+-- autofailover 1.0: the monitor's schema and SQL API (docs/api.md).
+-- Decisions are taken by the pure core (libautofailover) through the C
+-- functions autofailover._*; this script validates input, takes the decision
+-- locks in the one documented order, and keeps the tables.
+\echo Use "CREATE EXTENSION autofailover" to load this file. \quit
+
+-- Labels exactly libautofailover's to_string(NodeState), in the same order
+-- (regress test enum_matches_core compares them).
+CREATE TYPE autofailover.node_state AS ENUM (
+    'init', 'single', 'wait_primary', 'primary', 'join_primary', 'apply_settings', 'draining',
+    'demote_timeout', 'demoted', 'wait_standby', 'catchingup', 'secondary', 'prepare_promotion',
+    'stop_replication', 'report_lsn', 'fast_forward', 'join_secondary', 'maintenance',
+    'prepare_maintenance', 'wait_maintenance', 'dropped');
+
+CREATE TABLE autofailover.formations (
+    formation_id text PRIMARY KEY
+        CHECK (formation_id ~ '^[A-Za-z_][A-Za-z0-9_-]*$' AND length(formation_id) <= 63),
+    dbname text NOT NULL DEFAULT 'postgres'
+        CHECK (dbname ~ '^[A-Za-z0-9_.-]+$' AND length(dbname) <= 63),
+    number_sync_standbys int NOT NULL DEFAULT 0 CHECK (number_sync_standbys BETWEEN 0 AND 16)
+);
+
+CREATE TABLE autofailover.groups (
+    formation_id text NOT NULL REFERENCES autofailover.formations ON DELETE CASCADE,
+    group_id int NOT NULL CHECK (group_id >= 0),
+    waiting_reason text NOT NULL DEFAULT '',
+    PRIMARY KEY (formation_id, group_id)
+);
+
+CREATE TABLE autofailover.nodes (
+    node_id bigserial PRIMARY KEY,
+    formation_id text NOT NULL,
+    group_id int NOT NULL,
+    node_name text NOT NULL CHECK (length(node_name) BETWEEN 1 AND 63 AND node_name !~ '[[:cntrl:]]'),
+    host text NOT NULL CHECK (host ~ '^[A-Za-z0-9._:%-]+$' AND length(host) <= 255),
+    port int NOT NULL CHECK (port BETWEEN 1 AND 65535),
+    system_identifier bigint,
+    reported_state autofailover.node_state NOT NULL DEFAULT 'init',
+    goal_state autofailover.node_state NOT NULL DEFAULT 'init',
+    goal_assigned_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    last_report timestamptz,
+    pg_is_running bool NOT NULL DEFAULT false,
+    timeline int NOT NULL DEFAULT 0 CHECK (timeline >= 0),
+    lsn pg_lsn NOT NULL DEFAULT '0/0',
+    sync_state text NOT NULL DEFAULT '' CHECK (sync_state IN ('', 'sync', 'quorum', 'async', 'potential')),
+    candidate_priority int NOT NULL DEFAULT 50 CHECK (candidate_priority BETWEEN 0 AND 100),
+    replication_quorum bool NOT NULL DEFAULT true,
+    FOREIGN KEY (formation_id, group_id) REFERENCES autofailover.groups,
+    UNIQUE (formation_id, node_name),
+    UNIQUE (formation_id, host, port)
+);
+CREATE INDEX nodes_group_idx ON autofailover.nodes (formation_id, group_id);
+
+-- Written only by the health-check worker, so its once-per-round bulk update
+-- never waits on the node rows keepers update under their group lock.
+CREATE TABLE autofailover.node_health (
+    node_id bigint PRIMARY KEY REFERENCES autofailover.nodes ON DELETE CASCADE,
+    health text NOT NULL DEFAULT 'unknown' CHECK (health IN ('unknown', 'bad', 'good')),
+    last_health_check timestamptz
+);
+
+CREATE TABLE autofailover.events (
+    event_id bigserial PRIMARY KEY,
+    event_time timestamptz NOT NULL DEFAULT clock_timestamp(),
+    formation_id text NOT NULL,
+    node_id bigint,
+    node_name text,
+    group_id int,
+    reported_state autofailover.node_state,
+    goal_state autofailover.node_state,
+    description text NOT NULL
+);
+CREATE INDEX events_formation_idx ON autofailover.events (formation_id, event_id);
+
+INSERT INTO autofailover.formations (formation_id) VALUES ('default');
+
+SELECT pg_catalog.pg_extension_config_dump('autofailover.formations', '');
+SELECT pg_catalog.pg_extension_config_dump('autofailover.groups', '');
+SELECT pg_catalog.pg_extension_config_dump('autofailover.nodes', '');
+SELECT pg_catalog.pg_extension_config_dump('autofailover.nodes_node_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('autofailover.events', '');
+SELECT pg_catalog.pg_extension_config_dump('autofailover.events_event_id_seq', '');
+
+------------------------------------------------------------------------------
+-- C functions (monitor_ext/): the pure core behind SPI load/store.
+------------------------------------------------------------------------------
+CREATE FUNCTION autofailover._decide(formation text, group_id int, node_id bigint,
+    OUT goal_state text, OUT candidate_priority int, OUT replication_quorum bool,
+    OUT primary_node_id bigint, OUT primary_host text, OUT primary_port int,
+    OUT synchronous_standby_names text, OUT upstream_host text, OUT upstream_port int,
+    OUT upstream_lsn pg_lsn, OUT waiting_reason text)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_decide';
+
+CREATE FUNCTION autofailover._register_assign(formation text, group_id int, node_id bigint, candidate_priority int)
+    RETURNS text LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_register_assign';
+
+CREATE FUNCTION autofailover._operator(command text, formation text, group_id int, target bigint,
+    accept_data_loss bool, what_changed text)
+    RETURNS text LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_operator';
+
+CREATE FUNCTION autofailover._group_view(formation text, group_id int,
+    OUT primary_node_id bigint, OUT synchronous_standby_names text)
+    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'autofailover_group_view';
+
+CREATE FUNCTION autofailover._node_health(formation text, group_id int)
+    RETURNS TABLE (node_id bigint, keeper_reporting bool, unhealthy bool)
+    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'autofailover_node_health';
+
+-- The core's list of states, in enum order (see node_state above).
+CREATE FUNCTION autofailover.core_node_states() RETURNS text[]
+    LANGUAGE C IMMUTABLE AS 'MODULE_PATHNAME', 'autofailover_core_node_states';
+
+------------------------------------------------------------------------------
+-- Locking. One order everywhere, so no two calls can deadlock:
+--   1. the formation lock: shared by every group-level call, exclusive for
+--      formation-wide changes (set_formation_number_sync_standbys, drop_formation);
+--   2. then group locks, one per group, in ascending group_id when several.
+-- Both are transaction-scoped advisory locks keyed by hashtext(formation).
+------------------------------------------------------------------------------
+CREATE FUNCTION autofailover._lock_formation(formation text, exclusive bool)
+    RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF exclusive THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('autofailover:' || formation)::bigint);
+    ELSE
+        PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('autofailover:' || formation)::bigint);
+    END IF;
+END $$;
+
+CREATE FUNCTION autofailover._lock_group(formation text, group_id int)
+    RETURNS void LANGUAGE sql AS $$
+    SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('autofailover:' || $1), $2)
+$$;
+
+------------------------------------------------------------------------------
+-- Validation helpers: clear errors with SQLSTATEs before any write.
+------------------------------------------------------------------------------
+CREATE FUNCTION autofailover._require(value anyelement, what text)
+    RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', what USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+END $$;
+
+CREATE FUNCTION autofailover._check_formation(p_formation text)
+    RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM autofailover._require(p_formation, 'formation');
+    IF NOT EXISTS (SELECT 1 FROM autofailover.formations f WHERE f.formation_id = p_formation) THEN
+        RAISE EXCEPTION 'formation "%" does not exist', left(p_formation, 80)
+            USING ERRCODE = 'undefined_object', HINT = 'Create it with autofailover.create_formation().';
+    END IF;
+END $$;
+
+CREATE FUNCTION autofailover._check_node_name(p_name text)
+    RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF length(p_name) NOT BETWEEN 1 AND 63 OR p_name ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid node name: 1 to 63 printable characters expected'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END $$;
+
+-- Finds a node by name; returns (node_id, group_id). ERROR when unknown.
+CREATE FUNCTION autofailover._find_node(p_formation text, p_node_name text, OUT o_node_id bigint, OUT o_group_id int)
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM autofailover._check_formation(p_formation);
+    PERFORM autofailover._require(p_node_name, 'node_name');
+    SELECT n.node_id, n.group_id INTO o_node_id, o_group_id
+      FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.node_name = p_node_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'node "%" does not exist in formation "%"', left(p_node_name, 80), p_formation
+            USING ERRCODE = 'undefined_object', HINT = 'autofailover.current_state() lists the nodes.';
+    END IF;
+END $$;
+
+CREATE FUNCTION autofailover._notify(p_formation text, p_group int, p_node_id bigint, p_node_name text,
+    p_reported autofailover.node_state, p_goal autofailover.node_state, p_reason text)
+    RETURNS void LANGUAGE sql AS $$
+    SELECT pg_catalog.pg_notify('autofailover_state', pg_catalog.json_build_object(
+        'formation', $1, 'group', $2, 'node_id', $3, 'node', $4, 'reported', $5, 'goal', $6, 'reason', $7)::text)
+$$;
+
+CREATE FUNCTION autofailover._setting_ms(name text) RETURNS int LANGUAGE sql STABLE AS $$
+    SELECT (extract(epoch FROM pg_catalog.current_setting(name)::interval) * 1000)::int
+$$;
+
+------------------------------------------------------------------------------
+-- Decision entry used by the health-check worker (and after forced removals).
+------------------------------------------------------------------------------
+CREATE FUNCTION autofailover.run_decision(formation text, group_id int)
+    RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_waiting text;
+BEGIN
+    PERFORM autofailover._lock_formation($1, false);
+    PERFORM autofailover._lock_group($1, $2);
+    SELECT d.waiting_reason INTO v_waiting FROM autofailover._decide($1, $2, NULL) d;
+    RETURN v_waiting;
+END $$;
+
+------------------------------------------------------------------------------
+-- Keeper protocol.
+------------------------------------------------------------------------------
+CREATE FUNCTION autofailover._register_node(p_formation text, p_host text, p_port int, p_name text,
+    p_group int, p_priority int, p_quorum bool, p_sysid bigint)
+    RETURNS TABLE (o_node_id bigint, o_node_name text, o_group_id int, o_goal autofailover.node_state,
+                   o_priority int, o_quorum bool)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    v_group int := coalesce(p_group, 0);
+    v_id bigint;
+    v_name text;
+    v_goal autofailover.node_state;
+BEGIN
+    PERFORM autofailover._check_formation(p_formation);
+    PERFORM autofailover._require(p_host, 'host');
+    PERFORM autofailover._require(p_port, 'port');
+    PERFORM autofailover._require(p_priority, 'candidate_priority');
+    PERFORM autofailover._require(p_quorum, 'replication_quorum');
+    IF p_host !~ '^[A-Za-z0-9._:%-]+$' OR length(p_host) > 255 THEN
+        RAISE EXCEPTION 'invalid host: a host name or IP address expected'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_port NOT BETWEEN 1 AND 65535 THEN
+        RAISE EXCEPTION 'invalid port %: 1 to 65535 expected', p_port USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_priority NOT BETWEEN 0 AND 100 THEN
+        RAISE EXCEPTION 'invalid candidate_priority %: 0 to 100 expected', p_priority
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_group < 0 THEN
+        RAISE EXCEPTION 'invalid group_id %: 0 or more expected', v_group USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_name IS NOT NULL THEN
+        PERFORM autofailover._check_node_name(p_name);
+    END IF;
+
+    PERFORM autofailover._lock_formation(p_formation, false);
+    PERFORM autofailover._lock_group(p_formation, v_group);
+
+    IF p_name IS NOT NULL AND EXISTS (SELECT 1 FROM autofailover.nodes n
+                                      WHERE n.formation_id = p_formation AND n.node_name = p_name) THEN
+        RAISE EXCEPTION 'a node named "%" already exists in formation "%"', p_name, p_formation
+            USING ERRCODE = 'unique_violation', HINT = 'Choose another name, or drop the old node first.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM autofailover.nodes n
+               WHERE n.formation_id = p_formation AND n.host = p_host AND n.port = p_port) THEN
+        RAISE EXCEPTION 'a node at %:% already exists in formation "%"', p_host, p_port, p_formation
+            USING ERRCODE = 'unique_violation', HINT = 'Drop the old node first (autoctl drop node).';
+    END IF;
+    IF p_sysid IS NOT NULL AND EXISTS (SELECT 1 FROM autofailover.nodes n
+            WHERE n.formation_id = p_formation AND n.group_id = v_group
+              AND n.system_identifier IS NOT NULL AND n.system_identifier <> p_sysid) THEN
+        RAISE EXCEPTION 'system identifier % differs from the other nodes of group %', p_sysid, v_group
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'A node must be a copy of the group''s primary: start from an empty data directory.';
+    END IF;
+
+    INSERT INTO autofailover.groups (formation_id, group_id) VALUES (p_formation, v_group)
+        ON CONFLICT DO NOTHING;
+    v_id := nextval('autofailover.nodes_node_id_seq');
+    v_name := coalesce(p_name, 'node_' || v_id);
+    IF p_name IS NULL AND EXISTS (SELECT 1 FROM autofailover.nodes n
+                                  WHERE n.formation_id = p_formation AND n.node_name = v_name) THEN
+        RAISE EXCEPTION 'a node named "%" already exists in formation "%"', v_name, p_formation
+            USING ERRCODE = 'unique_violation', HINT = 'Give the node an explicit name.';
+    END IF;
+    INSERT INTO autofailover.nodes (node_id, formation_id, group_id, node_name, host, port, system_identifier,
+                                    candidate_priority, replication_quorum)
+        VALUES (v_id, p_formation, v_group, v_name, p_host, p_port, p_sysid, p_priority, p_quorum);
+    INSERT INTO autofailover.node_health (node_id) VALUES (v_id);
+    v_goal := autofailover._register_assign(p_formation, v_group, v_id, p_priority)::autofailover.node_state;
+    RETURN QUERY SELECT v_id, v_name, v_group, v_goal, p_priority, p_quorum;
+END $$;
+
+CREATE FUNCTION autofailover.register_node(formation text, host text, port int, name text DEFAULT NULL,
+    group_id int DEFAULT NULL, candidate_priority int DEFAULT 50, replication_quorum bool DEFAULT true,
+    system_identifier bigint DEFAULT NULL)
+    RETURNS TABLE (node_id bigint, node_name text, group_id int, goal_state autofailover.node_state,
+                   candidate_priority int, replication_quorum bool)
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM autofailover._register_node($1, $2, $3, $4, $5, $6, $7, $8)
+$$;
+
+CREATE FUNCTION autofailover._node_active(p_formation text, p_node_id bigint, p_reported autofailover.node_state,
+    p_running bool, p_timeline int, p_lsn pg_lsn, p_sync_state text)
+    RETURNS TABLE (o_goal autofailover.node_state, o_priority int, o_quorum bool,
+                   o_primary_node_id bigint, o_primary_host text, o_primary_port int,
+                   o_synchronous_standby_names text,
+                   o_upstream_host text, o_upstream_port int, o_upstream_lsn pg_lsn,
+                   o_network_partition_timeout_ms int)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    v_group int;
+    v_name text;
+    v_old autofailover.node_state;
+    v_goal autofailover.node_state;
+    v_sync text := coalesce(p_sync_state, '');
+BEGIN
+    PERFORM autofailover._require(p_formation, 'formation');
+    PERFORM autofailover._require(p_node_id, 'node_id');
+    PERFORM autofailover._require(p_reported, 'reported_state');
+    PERFORM autofailover._require(p_running, 'pg_is_running');
+    PERFORM autofailover._require(p_timeline, 'timeline');
+    PERFORM autofailover._require(p_lsn, 'lsn');
+    IF p_timeline < 0 THEN
+        RAISE EXCEPTION 'invalid timeline %', p_timeline USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_sync NOT IN ('', 'sync', 'quorum', 'async', 'potential') THEN
+        RAISE EXCEPTION 'invalid sync_state "%": one of sync, quorum, async, potential or empty expected',
+            left(v_sync, 80) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    PERFORM autofailover._lock_formation(p_formation, false);
+    -- A node never changes group, so reading it before the group lock is safe.
+    SELECT n.group_id INTO v_group FROM autofailover.nodes n
+     WHERE n.node_id = p_node_id AND n.formation_id = p_formation;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'node % is not registered in formation "%"', p_node_id, left(p_formation, 80)
+            USING ERRCODE = 'undefined_object', HINT = 'Register it with autofailover.register_node().';
+    END IF;
+    PERFORM autofailover._lock_group(p_formation, v_group);
+
+    SELECT n.reported_state, n.goal_state, n.node_name INTO v_old, v_goal, v_name
+      FROM autofailover.nodes n WHERE n.node_id = p_node_id;
+    UPDATE autofailover.nodes n
+       SET reported_state = p_reported, pg_is_running = p_running, timeline = p_timeline, lsn = p_lsn,
+           sync_state = v_sync, last_report = clock_timestamp()
+     WHERE n.node_id = p_node_id;
+    IF v_old <> p_reported THEN
+        INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
+                                         description)
+            VALUES (p_formation, p_node_id, v_name, v_group, p_reported, v_goal,
+                    format('%s reports %s', v_name, p_reported));
+        PERFORM autofailover._notify(p_formation, v_group, p_node_id, v_name, p_reported, v_goal,
+                                     format('%s reports %s', v_name, p_reported));
+    END IF;
+
+    IF p_reported = 'dropped' AND v_goal = 'dropped' THEN
+        -- The keeper confirmed its removal: forget the node, let the others adapt.
+        DELETE FROM autofailover.nodes n WHERE n.node_id = p_node_id;
+        INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
+                                         description)
+            VALUES (p_formation, p_node_id, v_name, v_group, 'dropped', 'dropped',
+                    format('%s removed from the formation', v_name));
+        PERFORM autofailover._decide(p_formation, v_group, NULL);
+        RETURN QUERY SELECT 'dropped'::autofailover.node_state, NULL::int, NULL::bool, NULL::bigint, NULL::text,
+                            NULL::int, ''::text, NULL::text, NULL::int, NULL::pg_lsn,
+                            autofailover._setting_ms('autofailover.network_partition_timeout');
+        RETURN;
+    END IF;
+
+    RETURN QUERY
+        SELECT d.goal_state::autofailover.node_state, d.candidate_priority, d.replication_quorum,
+               d.primary_node_id, d.primary_host, d.primary_port, d.synchronous_standby_names,
+               d.upstream_host, d.upstream_port, d.upstream_lsn,
+               autofailover._setting_ms('autofailover.network_partition_timeout')
+          FROM autofailover._decide(p_formation, v_group, p_node_id) d;
+END $$;
+
+CREATE FUNCTION autofailover.node_active(formation text, node_id bigint, reported_state autofailover.node_state,
+    pg_is_running bool, timeline int, lsn pg_lsn, sync_state text DEFAULT '')
+    RETURNS TABLE (goal_state autofailover.node_state, candidate_priority int, replication_quorum bool,
+                   primary_node_id bigint, primary_host text, primary_port int,
+                   synchronous_standby_names text,
+                   upstream_host text, upstream_port int, upstream_lsn pg_lsn,
+                   network_partition_timeout_ms int)
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM autofailover._node_active($1, $2, $3, $4, $5, $6, $7)
+$$;
+
+CREATE FUNCTION autofailover.get_primary(formation text DEFAULT 'default', group_id int DEFAULT 0)
+    RETURNS TABLE (node_id bigint, node_name text, host text, port int)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT n.node_id, n.node_name, n.host, n.port
+      FROM autofailover._group_view($1, $2) v
+      JOIN autofailover.nodes n ON n.node_id = v.primary_node_id
+$$;
+
+CREATE FUNCTION autofailover.get_nodes(formation text DEFAULT 'default', group_id int DEFAULT NULL)
+    RETURNS TABLE (node_id bigint, node_name text, host text, port int, lsn pg_lsn, is_primary bool)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM autofailover._check_formation($1);
+    RETURN QUERY
+        SELECT n.node_id, n.node_name, n.host, n.port, n.lsn,
+               coalesce(n.node_id = (SELECT v.primary_node_id FROM autofailover._group_view($1, n.group_id) v), false)
+          FROM autofailover.nodes n
+         WHERE n.formation_id = $1 AND ($2 IS NULL OR n.group_id = $2)
+         ORDER BY n.node_id;
+END $$;
+
+CREATE FUNCTION autofailover.get_other_nodes(node_id bigint)
+    RETURNS TABLE (node_id bigint, node_name text, host text, port int, lsn pg_lsn, is_primary bool)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_formation text;
+    v_group int;
+BEGIN
+    PERFORM autofailover._require($1, 'node_id');
+    SELECT n.formation_id, n.group_id INTO v_formation, v_group FROM autofailover.nodes n WHERE n.node_id = $1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'node % is not registered', $1 USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN QUERY
+        SELECT n.node_id, n.node_name, n.host, n.port, n.lsn,
+               coalesce(n.node_id = v.primary_node_id, false)
+          FROM autofailover.nodes n, autofailover._group_view(v_formation, v_group) v
+         WHERE n.formation_id = v_formation AND n.group_id = v_group AND n.node_id <> $1
+         ORDER BY n.node_id;
+END $$;
+
+CREATE FUNCTION autofailover._remove_node(p_node_id bigint, p_force bool) RETURNS bool
+    LANGUAGE plpgsql AS $$
+DECLARE
+    v_formation text;
+    v_group int;
+    v_name text;
+    v_reported autofailover.node_state;
+BEGIN
+    PERFORM autofailover._require(p_node_id, 'node_id');
+    PERFORM autofailover._require(p_force, 'force');
+    SELECT n.formation_id, n.group_id INTO v_formation, v_group FROM autofailover.nodes n WHERE n.node_id = p_node_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'node % is not registered', p_node_id USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM autofailover._lock_formation(v_formation, false);
+    PERFORM autofailover._lock_group(v_formation, v_group);
+    IF NOT p_force THEN
+        PERFORM autofailover._operator('remove_node', v_formation, v_group, p_node_id, false, NULL);
+        RETURN true;
+    END IF;
+    DELETE FROM autofailover.nodes n WHERE n.node_id = p_node_id RETURNING n.node_name, n.reported_state
+        INTO v_name, v_reported;
+    INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
+                                     description)
+        VALUES (v_formation, p_node_id, v_name, v_group, v_reported, 'dropped',
+                format('%s removed by the operator (forced)', v_name));
+    PERFORM autofailover._notify(v_formation, v_group, p_node_id, v_name, v_reported, 'dropped',
+                                 format('%s removed by the operator (forced)', v_name));
+    PERFORM autofailover._decide(v_formation, v_group, NULL);
+    RETURN true;
+END $$;
+
+CREATE FUNCTION autofailover.remove_node(node_id bigint, force bool DEFAULT false) RETURNS bool
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT autofailover._remove_node($1, $2)
+$$;
+
+------------------------------------------------------------------------------
+-- Operator API.
+------------------------------------------------------------------------------
+CREATE FUNCTION autofailover.create_formation(formation text, dbname text DEFAULT 'postgres',
+    number_sync_standbys int DEFAULT 0) RETURNS bool
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM autofailover._require($1, 'formation');
+    PERFORM autofailover._require($2, 'dbname');
+    PERFORM autofailover._require($3, 'number_sync_standbys');
+    IF $1 !~ '^[A-Za-z_][A-Za-z0-9_-]*$' OR length($1) > 63 THEN
+        RAISE EXCEPTION 'invalid formation name: up to 63 letters, digits, _ or -, not starting with a digit'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF $2 !~ '^[A-Za-z0-9_.-]+$' OR length($2) > 63 THEN
+        RAISE EXCEPTION 'invalid dbname: up to 63 letters, digits, _ . or -' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF $3 NOT BETWEEN 0 AND 16 THEN
+        RAISE EXCEPTION 'invalid number_sync_standbys %: 0 to 16 expected', $3
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM autofailover._lock_formation($1, true);
+    IF EXISTS (SELECT 1 FROM autofailover.formations f WHERE f.formation_id = $1) THEN
+        RAISE EXCEPTION 'formation "%" already exists', $1 USING ERRCODE = 'duplicate_object';
+    END IF;
+    INSERT INTO autofailover.formations (formation_id, dbname, number_sync_standbys) VALUES ($1, $2, $3);
+    RETURN true;
+END $$;
+
+CREATE FUNCTION autofailover.drop_formation(formation text) RETURNS bool
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM autofailover._check_formation($1);
+    PERFORM autofailover._lock_formation($1, true);
+    IF EXISTS (SELECT 1 FROM autofailover.nodes n WHERE n.formation_id = $1) THEN
+        RAISE EXCEPTION 'formation "%" still has nodes', $1
+            USING ERRCODE = 'dependent_objects_still_exist', HINT = 'Drop its nodes first.';
+    END IF;
+    DELETE FROM autofailover.formations f WHERE f.formation_id = $1;
+    RETURN true;
+END $$;
+
+CREATE FUNCTION autofailover._operator_on_group(p_command text, p_formation text, p_group int,
+    p_target bigint DEFAULT NULL, p_accept_data_loss bool DEFAULT false, p_what text DEFAULT NULL)
+    RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM autofailover._check_formation(p_formation);
+    PERFORM autofailover._require(p_group, 'group_id');
+    PERFORM autofailover._lock_formation(p_formation, false);
+    PERFORM autofailover._lock_group(p_formation, p_group);
+    IF NOT EXISTS (SELECT 1 FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.group_id = p_group) THEN
+        RAISE EXCEPTION 'group % of formation "%" has no nodes', p_group, p_formation
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN autofailover._operator(p_command, p_formation, p_group, p_target, p_accept_data_loss, p_what);
+END $$;
+
+CREATE FUNCTION autofailover.perform_switchover(formation text DEFAULT 'default', group_id int DEFAULT 0)
+    RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT NULL::void FROM autofailover._operator_on_group('switchover', $1, $2)
+$$;
+
+CREATE FUNCTION autofailover.perform_failover(formation text DEFAULT 'default', group_id int DEFAULT 0,
+    accept_data_loss bool DEFAULT false)
+    RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT NULL::void FROM autofailover._operator_on_group('failover', $1, $2, NULL, coalesce($3, false))
+$$;
+
+CREATE FUNCTION autofailover._operator_on_node(p_command text, p_formation text, p_node_name text)
+    RETURNS bool LANGUAGE plpgsql AS $$
+DECLARE
+    v_node_id bigint;
+    v_group int;
+BEGIN
+    SELECT f.o_node_id, f.o_group_id INTO v_node_id, v_group FROM autofailover._find_node(p_formation, p_node_name) f;
+    PERFORM autofailover._operator_on_group(p_command, p_formation, v_group, v_node_id);
+    RETURN true;
+END $$;
+
+CREATE FUNCTION autofailover.perform_promotion(formation text, node_name text) RETURNS bool
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT autofailover._operator_on_node('promotion', $1, $2)
+$$;
+
+CREATE FUNCTION autofailover.start_maintenance(formation text, node_name text) RETURNS bool
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT autofailover._operator_on_node('start_maintenance', $1, $2)
+$$;
+
+CREATE FUNCTION autofailover.stop_maintenance(formation text, node_name text) RETURNS bool
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT autofailover._operator_on_node('stop_maintenance', $1, $2)
+$$;
+
+CREATE FUNCTION autofailover.remove_node_by_name(formation text, node_name text, force bool DEFAULT false)
+    RETURNS bool LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT autofailover._remove_node(f.o_node_id, $3) FROM autofailover._find_node($1, $2) f
+$$;
+
+-- Changes one node setting under the group lock; the core re-plans the
+-- primary's synchronous_standby_names or refuses (then nothing is changed).
+CREATE FUNCTION autofailover._set_node_setting(p_formation text, p_node_name text, p_priority int, p_quorum bool)
+    RETURNS bool LANGUAGE plpgsql AS $$
+DECLARE
+    v_node_id bigint;
+    v_group int;
+    v_what text;
+BEGIN
+    SELECT f.o_node_id, f.o_group_id INTO v_node_id, v_group FROM autofailover._find_node(p_formation, p_node_name) f;
+    PERFORM autofailover._lock_formation(p_formation, false);
+    PERFORM autofailover._lock_group(p_formation, v_group);
+    IF p_priority IS NOT NULL THEN
+        UPDATE autofailover.nodes n SET candidate_priority = p_priority WHERE n.node_id = v_node_id;
+        v_what := format('candidate_priority of %s set to %s', p_node_name, p_priority);
+    ELSE
+        UPDATE autofailover.nodes n SET replication_quorum = p_quorum WHERE n.node_id = v_node_id;
+        v_what := format('replication_quorum of %s set to %s', p_node_name, p_quorum);
+    END IF;
+    PERFORM autofailover._operator('apply_settings', p_formation, v_group, v_node_id, false, v_what);
+    RETURN true;
+END $$;
+
+CREATE FUNCTION autofailover.set_node_candidate_priority(formation text, node_name text, candidate_priority int)
+    RETURNS bool LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM autofailover._require($3, 'candidate_priority');
+    IF $3 NOT BETWEEN 0 AND 100 THEN
+        RAISE EXCEPTION 'invalid candidate_priority %: 0 to 100 expected', $3
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN autofailover._set_node_setting($1, $2, $3, NULL);
+END $$;
+
+CREATE FUNCTION autofailover.set_node_replication_quorum(formation text, node_name text, replication_quorum bool)
+    RETURNS bool LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM autofailover._require($3, 'replication_quorum');
+    RETURN autofailover._set_node_setting($1, $2, NULL, $3);
+END $$;
+
+CREATE FUNCTION autofailover.set_formation_number_sync_standbys(formation text, number_sync_standbys int)
+    RETURNS bool LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_group int;
+BEGIN
+    PERFORM autofailover._check_formation($1);
+    PERFORM autofailover._require($2, 'number_sync_standbys');
+    IF $2 NOT BETWEEN 0 AND 16 THEN
+        RAISE EXCEPTION 'invalid number_sync_standbys %: 0 to 16 expected', $2
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Formation-wide change: exclusive formation lock, then group locks in ascending order.
+    PERFORM autofailover._lock_formation($1, true);
+    UPDATE autofailover.formations f SET number_sync_standbys = $2 WHERE f.formation_id = $1;
+    FOR v_group IN SELECT DISTINCT n.group_id FROM autofailover.nodes n WHERE n.formation_id = $1 ORDER BY 1 LOOP
+        PERFORM autofailover._lock_group($1, v_group);
+        PERFORM autofailover._operator('apply_settings', $1, v_group, NULL, false,
+                                       format('number_sync_standbys set to %s', $2));
+    END LOOP;
+    RETURN true;
+END $$;
+
+CREATE FUNCTION autofailover.synchronous_standby_names(formation text DEFAULT 'default', group_id int DEFAULT 0)
+    RETURNS text LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT v.synchronous_standby_names FROM autofailover._group_view($1, $2) v
+$$;
+
+CREATE FUNCTION autofailover.formation_uri(formation text DEFAULT 'default', sslmode text DEFAULT 'prefer')
+    RETURNS text LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_hosts text;
+    v_dbname text;
+BEGIN
+    PERFORM autofailover._check_formation($1);
+    PERFORM autofailover._require($2, 'sslmode');
+    IF $2 NOT IN ('disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full') THEN
+        RAISE EXCEPTION 'invalid sslmode "%"', left($2, 80) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT f.dbname INTO v_dbname FROM autofailover.formations f WHERE f.formation_id = $1;
+    SELECT string_agg(CASE WHEN n.host LIKE '%:%' THEN '[' || n.host || ']' ELSE n.host END || ':' || n.port,
+                      ',' ORDER BY n.node_id)
+      INTO v_hosts FROM autofailover.nodes n WHERE n.formation_id = $1;
+    IF v_hosts IS NULL THEN
+        RAISE EXCEPTION 'formation "%" has no nodes yet', $1 USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RETURN format('postgres://%s/%s?target_session_attrs=read-write&sslmode=%s', v_hosts, v_dbname, $2);
+END $$;
+
+CREATE FUNCTION autofailover.current_state(formation text DEFAULT 'default')
+    RETURNS TABLE (node_id bigint, node_name text, group_id int, host text, port int,
+                   reported_state autofailover.node_state, goal_state autofailover.node_state, timeline int,
+                   lsn pg_lsn, health text, pg_is_running bool, keeper_last_report timestamptz,
+                   keeper_reporting bool, candidate_priority int, replication_quorum bool, sync_state text,
+                   waiting_reason text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM autofailover._check_formation($1);
+    RETURN QUERY
+        SELECT n.node_id, n.node_name, n.group_id, n.host, n.port, n.reported_state, n.goal_state, n.timeline,
+               n.lsn, coalesce(h.health, 'unknown'), n.pg_is_running, n.last_report, j.keeper_reporting,
+               n.candidate_priority, n.replication_quorum, n.sync_state, g.waiting_reason
+          FROM autofailover.nodes n
+          JOIN autofailover.groups g ON g.formation_id = n.formation_id AND g.group_id = n.group_id
+          LEFT JOIN autofailover.node_health h ON h.node_id = n.node_id
+          JOIN LATERAL autofailover._node_health(n.formation_id, n.group_id) j ON j.node_id = n.node_id
+         WHERE n.formation_id = $1
+         ORDER BY n.group_id, n.node_id;
+END $$;
+
+CREATE FUNCTION autofailover.last_events(formation text DEFAULT 'default', count int DEFAULT 10)
+    RETURNS TABLE (event_id bigint, event_time timestamptz, node_id bigint, node_name text, group_id int,
+                   reported_state autofailover.node_state, goal_state autofailover.node_state, description text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM autofailover._check_formation($1);
+    PERFORM autofailover._require($2, 'count');
+    IF $2 < 0 THEN
+        RAISE EXCEPTION 'invalid count %: 0 or more expected', $2 USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+        SELECT e.* FROM (
+            SELECT e.event_id, e.event_time, e.node_id, e.node_name, e.group_id, e.reported_state, e.goal_state,
+                   e.description
+              FROM autofailover.events e WHERE e.formation_id = $1
+             ORDER BY e.event_id DESC LIMIT $2) e
+         ORDER BY e.event_id;
+END $$;
+
+CREATE FUNCTION autofailover.formation_settings(formation text DEFAULT 'default')
+    RETURNS TABLE (setting text, value text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM autofailover._check_formation($1);
+    RETURN QUERY
+        SELECT 'dbname'::text, f.dbname FROM autofailover.formations f WHERE f.formation_id = $1
+        UNION ALL
+        SELECT 'number_sync_standbys', f.number_sync_standbys::text
+          FROM autofailover.formations f WHERE f.formation_id = $1
+        UNION ALL
+        SELECT s.name::text, pg_catalog.current_setting(s.name)
+          FROM unnest(ARRAY['autofailover.health_check_period', 'autofailover.health_check_timeout',
+                            'autofailover.health_check_max_retries', 'autofailover.health_check_retry_delay',
+                            'autofailover.node_considered_unhealthy_timeout',
+                            'autofailover.network_partition_timeout', 'autofailover.fencing_margin',
+                            'autofailover.startup_grace_period']) AS s(name);
+END $$;
+
+------------------------------------------------------------------------------
+-- Roles and privileges. Keepers get only the keeper protocol; operators get
+-- that plus the operator API; nobody gets the tables or the internals.
+------------------------------------------------------------------------------
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'autofailover_keeper') THEN
+        CREATE ROLE autofailover_keeper LOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'autofailover_operator') THEN
+        CREATE ROLE autofailover_operator NOLOGIN;
+    END IF;
+END $$;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA autofailover FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA autofailover FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA autofailover FROM PUBLIC;
+GRANT USAGE ON SCHEMA autofailover TO autofailover_keeper, autofailover_operator;
+GRANT USAGE ON TYPE autofailover.node_state TO autofailover_keeper, autofailover_operator;
+
+GRANT EXECUTE ON FUNCTION
+    autofailover.register_node(text, text, int, text, int, int, bool, bigint),
+    autofailover.node_active(text, bigint, autofailover.node_state, bool, int, pg_lsn, text),
+    autofailover.get_primary(text, int),
+    autofailover.get_nodes(text, int),
+    autofailover.get_other_nodes(bigint),
+    autofailover.remove_node(bigint, bool)
+    TO autofailover_keeper, autofailover_operator;
+
+GRANT EXECUTE ON FUNCTION
+    autofailover.create_formation(text, text, int),
+    autofailover.drop_formation(text),
+    autofailover.perform_switchover(text, int),
+    autofailover.perform_failover(text, int, bool),
+    autofailover.perform_promotion(text, text),
+    autofailover.start_maintenance(text, text),
+    autofailover.stop_maintenance(text, text),
+    autofailover.set_node_candidate_priority(text, text, int),
+    autofailover.set_node_replication_quorum(text, text, bool),
+    autofailover.set_formation_number_sync_standbys(text, int),
+    autofailover.remove_node_by_name(text, text, bool),
+    autofailover.synchronous_standby_names(text, int),
+    autofailover.formation_uri(text, text),
+    autofailover.current_state(text),
+    autofailover.last_events(text, int),
+    autofailover.formation_settings(text),
+    autofailover.core_node_states()
+    TO autofailover_operator;
+GRANT SELECT ON autofailover.formations, autofailover.nodes, autofailover.node_health, autofailover.events,
+    autofailover.groups TO autofailover_operator;
