@@ -24,6 +24,13 @@ install: build
 check: install
 	cd $(BUILD) && ctest --output-on-failure --timeout 1500
 
+# A monitor and two data nodes on 127.0.0.1 under the unprivileged OS user (scripts/demo.sh).
+demo: install
+	@bash scripts/demo.sh
+
+demo-stop:
+	@bash scripts/demo-stop.sh
+
 clean:
 	rm -rf $(BUILD)
 	@if [ -d monitor_ext ]; then $(MAKE) -f Makefile.pgxs clean; fi
