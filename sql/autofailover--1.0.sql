@@ -393,25 +393,30 @@ BEGIN
          ORDER BY n.node_id;
 END $$;
 
-CREATE FUNCTION autofailover.get_other_nodes(node_id bigint)
-    RETURNS TABLE (node_id bigint, node_name text, host text, port int, lsn pg_lsn, is_primary bool)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION autofailover._get_other_nodes(p_node_id bigint)
+    RETURNS TABLE (o_node_id bigint, o_node_name text, o_host text, o_port int, o_lsn pg_lsn, o_is_primary bool)
+    LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_formation text;
     v_group int;
 BEGIN
-    PERFORM autofailover._require($1, 'node_id');
-    SELECT n.formation_id, n.group_id INTO v_formation, v_group FROM autofailover.nodes n WHERE n.node_id = $1;
+    PERFORM autofailover._require(p_node_id, 'node_id');
+    SELECT n.formation_id, n.group_id INTO v_formation, v_group FROM autofailover.nodes n WHERE n.node_id = p_node_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'node % is not registered', $1 USING ERRCODE = 'undefined_object';
+        RAISE EXCEPTION 'node % is not registered', p_node_id USING ERRCODE = 'undefined_object';
     END IF;
     RETURN QUERY
-        SELECT n.node_id, n.node_name, n.host, n.port, n.lsn,
-               coalesce(n.node_id = v.primary_node_id, false)
+        SELECT n.node_id, n.node_name, n.host, n.port, n.lsn, coalesce(n.node_id = v.primary_node_id, false)
           FROM autofailover.nodes n, autofailover._group_view(v_formation, v_group) v
-         WHERE n.formation_id = v_formation AND n.group_id = v_group AND n.node_id <> $1
+         WHERE n.formation_id = v_formation AND n.group_id = v_group AND n.node_id <> p_node_id
          ORDER BY n.node_id;
 END $$;
+
+CREATE FUNCTION autofailover.get_other_nodes(node_id bigint)
+    RETURNS TABLE (node_id bigint, node_name text, host text, port int, lsn pg_lsn, is_primary bool)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM autofailover._get_other_nodes($1)
+$$;
 
 CREATE FUNCTION autofailover._remove_node(p_node_id bigint, p_force bool) RETURNS bool
     LANGUAGE plpgsql AS $$

@@ -1,0 +1,100 @@
+-- A 3-node group driven only through SQL: register, report, switchover,
+-- promotion, maintenance, settings. sim_step() plays every keeper once: each
+-- node reports the goal the monitor gave it as reached (a perfect keeper),
+-- with its LSN; sim_settle() repeats until every node reached its goal.
+\set VERBOSITY terse
+SELECT autofailover.create_formation('life');
+
+CREATE TABLE sim_lsn (node_name text PRIMARY KEY, lsn pg_lsn NOT NULL);
+
+CREATE PROCEDURE sim_step(formation text, silent text[] DEFAULT '{}') LANGUAGE plpgsql AS $$
+DECLARE
+    n record;
+    v_lsn pg_lsn;
+BEGIN
+    FOR n IN SELECT s.node_id, s.node_name, s.goal_state FROM autofailover.current_state(formation) s
+              WHERE s.node_name <> ALL (silent) ORDER BY s.node_id LOOP
+        SELECT l.lsn INTO v_lsn FROM sim_lsn l WHERE l.node_name = n.node_name;
+        IF n.goal_state = 'fast_forward' THEN
+            -- a fast-forwarding node fetches WAL up to the upstream's LSN
+            SELECT max(l.lsn) INTO v_lsn FROM sim_lsn l
+             WHERE l.node_name IN (SELECT s.node_name FROM autofailover.current_state(formation) s);
+            UPDATE sim_lsn l SET lsn = v_lsn WHERE l.node_name = n.node_name;
+        END IF;
+        PERFORM autofailover.node_active(formation, n.node_id, n.goal_state,
+                                         n.goal_state NOT IN ('demoted', 'maintenance', 'dropped'),
+                                         1, coalesce(v_lsn, '0/3000000'),
+                                         CASE WHEN n.goal_state = 'secondary' THEN 'quorum' ELSE '' END);
+        COMMIT;
+    END LOOP;
+END $$;
+
+CREATE PROCEDURE sim_settle(formation text, silent text[] DEFAULT '{}') LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..30 LOOP
+        CALL sim_step(formation, silent);
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM autofailover.current_state(formation) s
+                              WHERE s.reported_state <> s.goal_state AND s.node_name <> ALL (silent));
+    END LOOP;
+END $$;
+
+CREATE VIEW life_state AS
+    SELECT node_name, reported_state, goal_state, candidate_priority, replication_quorum
+      FROM autofailover.current_state('life') ORDER BY node_name;
+
+-- 1. the first node becomes the primary of a single-node group
+SELECT node_name, group_id, goal_state FROM autofailover.register_node('life', '127.0.0.1', 41, 'node_a');
+INSERT INTO sim_lsn VALUES ('node_a', '0/3000000'), ('node_b', '0/3000000'), ('node_c', '0/3000000');
+CALL sim_settle('life');
+SELECT * FROM life_state;
+SELECT node_name FROM autofailover.get_primary('life');
+
+-- 2. two standbys join; the primary ends with synchronous replication on both
+SELECT node_name, goal_state FROM autofailover.register_node('life', '127.0.0.1', 42, 'node_b');
+CALL sim_settle('life');
+SELECT node_name, goal_state FROM autofailover.register_node('life', '127.0.0.1', 43, 'node_c');
+CALL sim_settle('life');
+SELECT * FROM life_state;
+SELECT autofailover.synchronous_standby_names('life') ~ '^ANY 1 \(autofailover_node_[0-9]+, autofailover_node_[0-9]+\)$'
+    AS sync_names_ok;
+SELECT node_name, is_primary FROM autofailover.get_nodes('life') ORDER BY node_name;
+SELECT o.node_name, o.is_primary FROM autofailover.get_primary('life') p,
+       autofailover.get_other_nodes(p.node_id) o ORDER BY 1;
+SELECT node_name, primary_host, primary_port
+  FROM autofailover.current_state('life') s,
+       autofailover.node_active('life', s.node_id, s.reported_state, true, 1, '0/3000000',
+                                CASE WHEN s.goal_state = 'secondary' THEN 'quorum' ELSE '' END) a
+ ORDER BY node_name;
+SELECT regexp_replace(autofailover.formation_uri('life'), '[0-9]+,', 'N,', 'g') AS uri;
+
+-- 3. switchover: node_c may never be promoted; node_b becomes primary
+SELECT autofailover.set_node_candidate_priority('life', 'node_c', 0);
+SELECT autofailover.perform_switchover('life');
+CALL sim_settle('life');
+SELECT * FROM life_state;
+
+-- 4. promotion back to node_a by name
+SELECT autofailover.perform_promotion('life', 'node_a');
+CALL sim_settle('life');
+SELECT * FROM life_state;
+
+-- 5. maintenance of a standby and back
+SELECT autofailover.start_maintenance('life', 'node_b');
+CALL sim_settle('life');
+SELECT * FROM life_state;
+SELECT autofailover.stop_maintenance('life', 'node_b');
+CALL sim_settle('life');
+SELECT * FROM life_state;
+
+-- 6. the history has one event per goal change, each with a reason, and the
+-- NOTIFY payloads are valid JSON with the documented keys
+SELECT count(*) > 0 AS has_events, bool_and(description <> '') AS every_event_has_a_reason
+  FROM autofailover.last_events('life', 1000);
+LISTEN autofailover_state;
+SELECT autofailover.perform_switchover('life');
+SELECT count(*) AS goal_changes_in_last_call FROM autofailover.last_events('life', 1000)
+ WHERE event_time > now() - interval '1 minute' AND description NOT LIKE '% reports %'
+   AND event_id > (SELECT max(event_id) - 10 FROM autofailover.events);
+UNLISTEN *;
+CALL sim_settle('life');
+SELECT node_name FROM autofailover.get_primary('life');
