@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""A monitor restarted mid-run keeps all its state and its health-check worker
+resumes probing. Runs a real PostgreSQL 15 (as the unprivileged test user)
+with the INSTALLED autofailover extension; registered nodes point at closed
+ports on 127.0.0.1, so their probes fail and are stored as 'bad'."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import psycopg
+
+USER = os.environ.get("AUTOFAILOVER_TEST_USER", "autofailover")
+BINDIR = "/usr/lib/postgresql/15/bin"
+PORT = 57000 + os.getpid() % 900
+
+
+def as_user(*args):
+    prefix = ["runuser", "-u", USER, "--"] if os.geteuid() == 0 else []
+    subprocess.run(prefix + list(args), check=True, stdout=subprocess.DEVNULL)
+
+
+def connect(sockdir, dbname):
+    return psycopg.connect(host=sockdir, port=PORT, user=USER, dbname=dbname, autocommit=True)
+
+
+def wait_for(what, predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def snapshot(conn):
+    rows = conn.execute(
+        "SELECT node_name, group_id, host, port, reported_state::text, goal_state::text, timeline, lsn::text, "
+        "candidate_priority, replication_quorum FROM autofailover.current_state('rst') ORDER BY node_name").fetchall()
+    events = conn.execute("SELECT count(*), max(event_id) FROM autofailover.events").fetchone()
+    return rows, events
+
+
+def last_check(conn):
+    return conn.execute("SELECT min(last_health_check) FROM autofailover.node_health").fetchone()[0]
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="autofailover-restart.")
+    if os.geteuid() == 0:
+        shutil.chown(work, USER)
+    pgdata = os.path.join(work, "data")
+    try:
+        as_user(f"{BINDIR}/initdb", "-D", pgdata, "-A", "trust", "-U", USER)
+        with open(os.path.join(pgdata, "postgresql.conf"), "a") as conf:
+            conf.write(f"""
+port = {PORT}
+listen_addresses = ''
+unix_socket_directories = '{work}'
+shared_preload_libraries = 'autofailover'
+autofailover.health_check_period = 200ms
+autofailover.health_check_timeout = 200ms
+autofailover.health_check_max_retries = 0
+autofailover.node_considered_unhealthy_timeout = 1h
+""")
+        log = os.path.join(work, "postgres.log")
+        as_user(f"{BINDIR}/pg_ctl", "-D", pgdata, "-l", log, "-w", "start")
+        with connect(work, "postgres") as conn:
+            conn.execute("CREATE DATABASE autofailover")
+        with connect(work, "autofailover") as conn:
+            conn.execute("CREATE EXTENSION autofailover")
+            conn.execute("SELECT autofailover.create_formation('rst')")
+            primary = conn.execute(
+                "SELECT node_id FROM autofailover.register_node('rst', '127.0.0.1', 9, 'rst_a')").fetchone()[0]
+            conn.execute("SELECT * FROM autofailover.node_active('rst', %s, 'single', true, 1, '0/2000000')",
+                         (primary,))
+            conn.execute("SELECT * FROM autofailover.register_node('rst', '127.0.0.1', 10, 'rst_b')")
+            wait_for("first probes", lambda: last_check(conn) is not None)
+            before = snapshot(conn)
+            health = conn.execute("SELECT array_agg(DISTINCT health) FROM autofailover.node_health").fetchone()[0]
+            assert health == ["bad"], f"closed ports must probe bad, got {health}"
+
+        as_user(f"{BINDIR}/pg_ctl", "-D", pgdata, "-l", log, "-m", "fast", "-w", "restart")
+        restarted_at = time.time()
+
+        with connect(work, "autofailover") as conn:
+            after = snapshot(conn)
+            assert after == before, f"state changed across restart:\n{before}\n{after}"
+            wait_for("the worker after restart",
+                     lambda: conn.execute("SELECT count(*) FROM pg_stat_activity "
+                                          "WHERE backend_type = 'autofailover health check'").fetchone()[0] == 1)
+            wait_for("probes after restart",
+                     lambda: last_check(conn) is not None and last_check(conn).timestamp() > restarted_at)
+            # the keeper protocol works on the restored state
+            goal = conn.execute("SELECT goal_state::text FROM autofailover.node_active('rst', %s, 'single', true, "
+                                "1, '0/2000000')", (primary,)).fetchone()[0]
+        print(f"state kept across restart ({len(before[0])} nodes, {before[1][0]} events); probes resumed; "
+              f"primary goal after restart: {goal}")
+        return 0
+    finally:
+        if os.path.exists(os.path.join(pgdata, "postmaster.pid")):
+            as_user(f"{BINDIR}/pg_ctl", "-D", pgdata, "-m", "immediate", "-w", "stop")
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
