@@ -31,6 +31,10 @@ demo: install
 demo-stop:
 	@bash scripts/demo-stop.sh
 
+# Keeper-protocol benchmark against a temporary monitor (not a test; figures in docs/benchmarks.md).
+bench: install
+	@bash bench/run_node_active_bench.sh
+
 clean:
 	rm -rf $(BUILD)
 	@if [ -d monitor_ext ]; then $(MAKE) -f Makefile.pgxs clean; fi
