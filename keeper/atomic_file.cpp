@@ -1,0 +1,83 @@
+#include "keeper/atomic_file.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <unistd.h>
+
+namespace autofailover::keeper {
+namespace {
+
+class Fd {
+public:
+    explicit Fd(int fd) : fd_(fd) {}
+    ~Fd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    int get() const { return fd_; }
+    int release() {
+        int fd = fd_;
+        fd_ = -1;
+        return fd;
+    }
+
+private:
+    int fd_;
+};
+
+[[noreturn]] void fail(const std::string& what, const std::string& path) {
+    throw std::runtime_error(what + " " + path + ": " + std::strerror(errno));
+}
+
+std::string parent_dir(const std::string& path) {
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos) return ".";
+    if (slash == 0) return "/";
+    return path.substr(0, slash);
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, const std::string& content, unsigned mode) {
+    const std::string temp = path + ".tmp";
+    {
+        Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+        if (fd.get() < 0) fail("cannot create", temp);
+        const char* data = content.data();
+        std::size_t left = content.size();
+        while (left > 0) {
+            ssize_t n = ::write(fd.get(), data, left);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                fail("cannot write", temp);
+            }
+            data += n;
+            left -= static_cast<std::size_t>(n);
+        }
+        if (::fsync(fd.get()) != 0) fail("cannot fsync", temp);
+        if (::close(fd.release()) != 0) fail("cannot close", temp);
+    }
+    if (::rename(temp.c_str(), path.c_str()) != 0) fail("cannot rename onto", path);
+    // The rename itself is durable only once the directory is synced.
+    Fd dir(::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.get() < 0) fail("cannot open directory of", path);
+    if (::fsync(dir.get()) != 0) fail("cannot fsync directory of", path);
+}
+
+std::optional<std::string> read_file_if_exists(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return std::nullopt;
+        fail("cannot read", path);
+    }
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+}  // namespace autofailover::keeper

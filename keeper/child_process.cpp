@@ -1,0 +1,114 @@
+#include "keeper/child_process.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace autofailover::keeper {
+
+ChildResult run_child(const std::vector<std::string>& argv, const ChildOptions& options) {
+    using Clock = std::chrono::steady_clock;
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+
+    // Prepared before fork: the child only calls async-signal-safe functions.
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+    for (const auto& e : options.extra_env) env_strings.push_back(e);
+    std::vector<char*> env;
+    for (auto& e : env_strings) env.push_back(e.data());
+    env.push_back(nullptr);
+
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        ::close(fds[0]);
+        ::close(fds[1]);
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    }
+    if (pid == 0) {
+        int in = ::open(options.stdin_path.c_str(), O_RDONLY);
+        if (in >= 0) ::dup2(in, 0);
+        ::dup2(fds[1], 1);
+        ::dup2(fds[1], 2);
+        ::execve(args[0], args.data(), env.data());
+        const char msg[] = "exec failed\n";
+        ssize_t ignored = ::write(2, msg, sizeof msg - 1);
+        (void)ignored;
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+
+    ChildResult result;
+    const auto deadline = Clock::now() + options.timeout;
+    auto next_tick = Clock::now() + options.tick_every;
+    bool pipe_open = true;
+    int status = 0;
+    bool reaped = false;
+    while (!reaped) {
+        if (pipe_open) {
+            pollfd p{fds[0], POLLIN, 0};
+            int n = ::poll(&p, 1, 100);
+            if (n > 0) {
+                char buf[4096];
+                ssize_t got = ::read(fds[0], buf, sizeof buf);
+                if (got > 0) {
+                    result.output.append(buf, static_cast<std::size_t>(got));
+                    if (result.output.size() > 65536) result.output.erase(0, result.output.size() - 65536);
+                } else if (got == 0) {
+                    pipe_open = false;
+                }
+            }
+        } else {
+            ::usleep(50 * 1000);
+        }
+        pid_t w = ::waitpid(pid, &status, WNOHANG);
+        if (w == pid) reaped = true;
+        const bool cancel = !reaped && options.cancel && options.cancel();
+        if (!reaped && (cancel || Clock::now() > deadline)) {
+            ::kill(pid, SIGTERM);
+            ::usleep(500 * 1000);
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            result.timed_out = !cancel;
+            result.cancelled = cancel;
+            reaped = true;
+        }
+        if (!reaped && options.tick && Clock::now() >= next_tick) {
+            options.tick();
+            next_tick = Clock::now() + options.tick_every;
+        }
+    }
+    // Drain what is left (a grandchild such as the postmaster never holds this pipe).
+    for (;;) {
+        pollfd p{fds[0], POLLIN, 0};
+        if (!pipe_open || ::poll(&p, 1, 0) <= 0) break;
+        char buf[4096];
+        ssize_t got = ::read(fds[0], buf, sizeof buf);
+        if (got <= 0) break;
+        result.output.append(buf, static_cast<std::size_t>(got));
+    }
+    ::close(fds[0]);
+    if (!result.timed_out && !result.cancelled && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+    return result;
+}
+
+std::string tail_of(const std::string& output, std::size_t max_chars) {
+    std::string s = output;
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    if (s.size() > max_chars) s = "..." + s.substr(s.size() - max_chars);
+    for (auto& c : s)
+        if (c == '\n') c = ' ';
+    return s;
+}
+
+}  // namespace autofailover::keeper

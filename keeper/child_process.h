@@ -1,0 +1,38 @@
+// Runs the PostgreSQL tools (initdb, pg_ctl, pg_basebackup, pg_rewind,
+// pg_controldata) as child processes. While a long child runs, `tick` is called
+// every `tick_every` so the keeper keeps reporting to the monitor.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace autofailover::keeper {
+
+struct ChildResult {
+    int exit_code = -1;  // -1: killed by a signal or timed out
+    bool timed_out = false;
+    bool cancelled = false;
+    std::string output;  // stdout + stderr, truncated to the last 64 kB
+    bool ok() const { return exit_code == 0; }
+};
+
+struct ChildOptions {
+    std::chrono::milliseconds timeout{std::chrono::minutes(10)};
+    std::function<void()> tick;  // may be empty
+    std::chrono::milliseconds tick_every{1000};
+    std::vector<std::string> extra_env;  // "NAME=value"
+    std::string stdin_path = "/dev/null";
+    // Polled while the child runs: true kills it (SIGTERM, then SIGKILL) and the result says cancelled.
+    std::function<bool()> cancel;
+};
+
+// argv[0] is an absolute path. Never throws for a failing child; throws only
+// when fork/pipe fail.
+ChildResult run_child(const std::vector<std::string>& argv, const ChildOptions& options = {});
+
+// The last lines of a tool's output, for one-line error messages.
+std::string tail_of(const std::string& output, std::size_t max_chars = 300);
+
+}  // namespace autofailover::keeper

@@ -1,0 +1,40 @@
+#include "keeper/conninfo.h"
+
+#include "keeper/keeper.h"
+
+#include <regex>
+
+namespace autofailover::keeper {
+
+std::string conninfo_quote(const std::string& value) {
+    std::string out = "'";
+    for (char c : value) {
+        if (c == '\'' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + "'";
+}
+
+std::string redact_conninfo(const std::string& conninfo) {
+    // URI form: scheme://user:password@host...
+    static const std::regex uri_password(R"(^(postgres(?:ql)?://[^:/@]*):[^@]*@)");
+    // key=value form and URI query parameter: password=...
+    static const std::regex kv_password(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*))");
+    std::string out = std::regex_replace(conninfo, uri_password, "$1:****@");
+    return std::regex_replace(out, kv_password, "$1****");
+}
+
+std::string conninfo_host(const std::string& conninfo) {
+    std::smatch m;
+    static const std::regex uri_host(R"(^postgres(?:ql)?://(?:[^@/]*@)?(\[[^\]]*\]|[^:/,?]*))");
+    if (std::regex_search(conninfo, m, uri_host)) {
+        std::string host = m[1].str();
+        if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+        return host;
+    }
+    static const std::regex kv_host(R"((?:^|\s)host\s*=\s*'?([^'\s]*))");
+    if (std::regex_search(conninfo, m, kv_host)) return m[1].str();
+    return "";
+}
+
+}  // namespace autofailover::keeper

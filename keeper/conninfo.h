@@ -1,0 +1,14 @@
+// Building and redacting libpq connection strings.
+#pragma once
+
+#include <string>
+
+namespace autofailover::keeper {
+
+// Quotes a value for a key=value conninfo ('...' with \ and ' escaped).
+std::string conninfo_quote(const std::string& value);
+
+// Host part of a postgres:// URI or key=value string ("" when absent).
+std::string conninfo_host(const std::string& conninfo);
+
+}  // namespace autofailover::keeper

@@ -1,0 +1,229 @@
+// keeper.h: what autoctl and the keeper binary call.
+#include "keeper/keeper.h"
+
+#include "keeper/keeper_log.h"
+#include "keeper/keeper_loop.h"
+#include "keeper/local_postgres.h"
+#include "keeper/monitor_link.h"
+#include "keeper/pid_file.h"
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
+#include <unistd.h>
+
+namespace autofailover::keeper {
+namespace {
+
+namespace fs = std::filesystem;
+using SteadyClock = std::chrono::steady_clock;
+
+// Set by signal handlers, read by the loop: the one place a signal may touch.
+volatile std::sig_atomic_t g_stop_signal = 0;
+volatile std::sig_atomic_t g_reload_signal = 0;
+
+extern "C" void on_stop_signal(int signo) { g_stop_signal = signo; }
+extern "C" void on_reload_signal(int) { g_reload_signal = 1; }
+
+void install_signal_handlers() {
+    struct sigaction sa {};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop_signal;
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::sigaction(SIGINT, &sa, nullptr);
+    sa.sa_handler = on_reload_signal;
+    ::sigaction(SIGHUP, &sa, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+}
+
+void refuse_root() {
+    if (::geteuid() == 0)
+        throw KeeperError(KeeperError::Kind::BadArguments,
+                          "the keeper must run as the PostgreSQL OS user, not root (PostgreSQL refuses root); "
+                          "e.g. runuser -u postgres -- autoctl ...");
+}
+
+std::string absolute(const std::string& path) {
+    std::string p = fs::absolute(path).lexically_normal().string();
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    return p;
+}
+
+std::string resolve_state_dir(const std::string& pgdata, const std::string& state_dir) {
+    return state_dir.empty() ? default_state_dir(absolute(pgdata)) : absolute(state_dir);
+}
+
+bool is_initialized(NodeState s) {
+    return s == NodeState::Single || s == NodeState::Primary || s == NodeState::WaitPrimary ||
+           s == NodeState::Catchingup || s == NodeState::Secondary;
+}
+
+CreatedNode created_from(const KeeperConfig& config, const KeeperState& state, const std::string& dir) {
+    CreatedNode node;
+    node.node_id = state.node_id;
+    node.name = config.name;
+    node.group_id = state.group_id;
+    node.state = std::string(to_string(state.current_state));
+    node.goal_state = std::string(to_string(state.goal_state));
+    node.state_dir = dir;
+    return node;
+}
+
+}  // namespace
+
+std::string default_state_dir(const std::string& pgdata) {
+    std::string p = pgdata;
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    return p + ".keeper";
+}
+
+CreatedNode create_postgres_node(const CreateNodeOptions& options) {
+    refuse_root();
+    if (options.pgdata.empty()) throw KeeperError(KeeperError::Kind::BadArguments, "--pgdata is required");
+    if (options.monitor_uri.empty()) throw KeeperError(KeeperError::Kind::BadArguments, "--monitor is required");
+    if (options.hostname.empty()) throw KeeperError(KeeperError::Kind::BadArguments, "--hostname is required");
+    const std::string pgdata = absolute(options.pgdata);
+    const std::string dir = resolve_state_dir(pgdata, options.state_dir);
+    fs::create_directories(dir);
+    fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
+
+    KeeperConfig config;
+    KeeperState state = load_state(dir);
+    if (state.node_id != 0) {
+        config = load_config(dir);
+        if (config.monitor_uri != options.monitor_uri || config.formation != options.formation ||
+            config.pgdata != pgdata)
+            throw KeeperError(KeeperError::Kind::BadArguments,
+                              dir + " already holds node " + config.name + " of formation " + config.formation +
+                                  " on another monitor or data directory; use another --pgdata or drop that node");
+        log_info("node={} state={} already registered as node id {}", config.name, to_string(state.current_state),
+                 state.node_id);
+    } else {
+        config.monitor_uri = options.monitor_uri;
+        config.formation = options.formation;
+        config.hostname = options.hostname;
+        config.port = options.port;
+        config.pgdata = pgdata;
+        config.pg_bindir = options.pg_bindir;
+        config.auth_method = options.auth_method;
+        MonitorLink monitor(config.monitor_uri, std::chrono::seconds(10));
+        Registration reg;
+        try {
+            reg = monitor.register_node(config.formation, config.hostname, config.port, options.name, options.group,
+                                        options.candidate_priority, options.replication_quorum);
+        } catch (const MonitorUnreachable& e) {
+            throw KeeperError(KeeperError::Kind::MonitorError, e.what());
+        } catch (const MonitorRefused& e) {
+            throw KeeperError(KeeperError::Kind::MonitorError, std::string("the monitor refused the registration: ") + e.what());
+        }
+        config.name = reg.node_name;
+        state.node_id = reg.node_id;
+        state.group_id = reg.group_id;
+        state.goal_state = reg.goal;
+        state.network_partition_timeout = config.timeouts.network_partition_timeout;
+        save_config(dir, config);
+        save_state(dir, state);
+        log_info("node={} state=init registered as node id {} in formation {} group {}, goal {}", config.name,
+                 reg.node_id, config.formation, reg.group_id, to_string(reg.goal));
+    }
+    if (!options.initialize_now || is_initialized(state.current_state)) return created_from(config, state, dir);
+
+    PidFile pid(pid_path(dir));
+    KeeperLoop loop(dir, [] { return false; });
+    const auto deadline = SteadyClock::now() + options.init_timeout;
+    while (!is_initialized(loop.state().current_state)) {
+        if (SteadyClock::now() > deadline)
+            throw KeeperError(KeeperError::Kind::LocalPostgres,
+                              "node " + loop.config().name + " is still " +
+                                  std::string(to_string(loop.state().current_state)) + " (goal " +
+                                  std::string(to_string(loop.state().goal_state)) +
+                                  ") after init_timeout; `autoctl run` continues from there");
+        if (!loop.step()) loop.wait_for_next_period();
+    }
+    return created_from(loop.config(), loop.state(), dir);
+}
+
+int run_keeper(const std::string& pgdata, const std::string& state_dir) {
+    try {
+        refuse_root();
+        const std::string dir = resolve_state_dir(pgdata, state_dir);
+        PidFile pid(pid_path(dir));
+        g_stop_signal = 0;
+        g_reload_signal = 0;
+        install_signal_handlers();
+        KeeperLoop loop(dir, [] { return g_stop_signal != 0; });
+        if (loop.state().dropped) {
+            log_info("node={} state=dropped this node was removed from the monitor; nothing to run", loop.config().name);
+            return 121;
+        }
+        log_info("node={} state={} keeper started (pid {}, state dir {}, monitor poll every {} ms)",
+                 loop.config().name, to_string(loop.state().current_state), ::getpid(), dir,
+                 loop.config().timeouts.poll_period.count());
+        while (g_stop_signal == 0) {
+            if (g_reload_signal) {
+                g_reload_signal = 0;
+                loop.reload_config();
+            }
+            const bool transitioned = loop.step();
+            if (loop.state().dropped) {
+                log_info("node={} state=dropped node removed from the formation; keeper exits", loop.config().name);
+                return 121;
+            }
+            if (!transitioned && g_stop_signal == 0) loop.wait_for_next_period();
+        }
+        log_info("node={} state={} keeper stopping on signal {}", loop.config().name,
+                 to_string(loop.state().current_state), static_cast<int>(g_stop_signal));
+        loop.shutdown();
+        return 0;
+    } catch (const KeeperError& e) {
+        log_error("keeper cannot run: {}", e.what());
+        return e.exit_code();
+    } catch (const std::exception& e) {
+        log_error("keeper cannot run: {}", e.what());
+        return 1;
+    }
+}
+
+bool stop_keeper(const std::string& pgdata, const std::string& state_dir, std::chrono::milliseconds wait) {
+    const std::string dir = resolve_state_dir(pgdata, state_dir);
+    auto pid = live_pid_in(pid_path(dir));
+    if (!pid) return true;
+    if (::kill(static_cast<pid_t>(*pid), SIGTERM) != 0) return !live_pid_in(pid_path(dir));
+    const auto deadline = SteadyClock::now() + wait;
+    while (SteadyClock::now() < deadline) {
+        if (!live_pid_in(pid_path(dir))) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return !live_pid_in(pid_path(dir));
+}
+
+KeeperStatus keeper_status(const std::string& pgdata, const std::string& state_dir) {
+    KeeperStatus status;
+    const std::string dir = resolve_state_dir(pgdata, state_dir);
+    status.state_dir = dir;
+    status.keeper_pid = live_pid_in(pid_path(dir));
+    status.keeper_running = status.keeper_pid.has_value();
+    KeeperConfig config;
+    try {
+        config = load_config(dir);
+    } catch (const KeeperError&) {
+        config.pgdata = absolute(pgdata);
+        status.postgres_running = LocalPostgres(config).postmaster_alive();
+        return status;
+    }
+    status.name = config.name;
+    status.formation = config.formation;
+    status.monitor_uri_redacted = redact_conninfo(config.monitor_uri);
+    status.postgres_running = LocalPostgres(config).postmaster_alive();
+    KeeperState state = load_state(dir);
+    if (state.node_id != 0) status.node_id = state.node_id;
+    status.group_id = state.group_id;
+    status.current_state = std::string(to_string(state.current_state));
+    status.goal_state = std::string(to_string(state.goal_state));
+    if (state.last_monitor_contact)
+        status.seconds_since_monitor_contact =
+            std::chrono::duration<double>(Clock::now() - *state.last_monitor_contact).count();
+    return status;
+}
+
+}  // namespace autofailover::keeper

@@ -1,0 +1,57 @@
+// keeper.json: what the operator chose at `autoctl create postgres` plus every
+// timeout the keeper uses, each a named setting with a documented default
+// (docs/keeper.md). Tests shorten them by editing keeper.json.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace autofailover::keeper {
+
+struct KeeperTimeouts {
+    // Period of the main loop (observe, report, act).
+    std::chrono::milliseconds poll_period{1000};
+    // Upper bound of one monitor round trip, connection included; a slower
+    // monitor counts as unreachable for this loop.
+    std::chrono::milliseconds monitor_call_timeout{1000};
+    // Until the monitor sends its value: how long a primary that reaches neither
+    // the monitor nor a standby keeps taking writes.
+    std::chrono::milliseconds network_partition_timeout{1500};
+    // pg_ctl start/stop -w.
+    std::chrono::milliseconds postgres_start_timeout{60000};
+    std::chrono::milliseconds postgres_stop_timeout{60000};
+    // A crashed Postgres is restarted at most this many times within this window
+    // before the keeper reports pg_is_running=false so the monitor may fail over.
+    int postgres_restart_max_retries = 3;
+    std::chrono::milliseconds postgres_restart_failure_timeout{5000};
+    // Waiting for promotion to finish, for synchronous standbys to hold the
+    // current LSN, for a fast-forward to reach its target, for a walreceiver to stop.
+    std::chrono::milliseconds promote_timeout{30000};
+    std::chrono::milliseconds sync_rep_wait_timeout{30000};
+    std::chrono::milliseconds fast_forward_timeout{30000};
+    std::chrono::milliseconds stop_replication_timeout{5000};
+    // pg_basebackup and pg_rewind run at most this long.
+    std::chrono::milliseconds base_backup_timeout{3600000};
+    std::chrono::milliseconds rewind_timeout{600000};
+};
+
+struct KeeperConfig {
+    std::string monitor_uri;
+    std::string formation = "default";
+    std::string name;  // as registered (the monitor may have chosen it)
+    std::string hostname;
+    int port = 5432;
+    std::string pgdata;
+    std::string pg_bindir = "/usr/lib/postgresql/15/bin";
+    std::string auth_method = "trust";  // pg_hba method for replication lines
+    std::string socket_dir = "/tmp";    // unix_socket_directories of the local Postgres
+    std::string max_backup_rate;        // pg_basebackup --max-rate, empty = unlimited
+    bool stop_postgres_on_exit = true;  // SIGTERM/SIGINT also stop Postgres (autoctl stop)
+    KeeperTimeouts timeouts;
+};
+
+// Both throw std::runtime_error naming the offending key.
+std::string config_to_json(const KeeperConfig& config);
+KeeperConfig config_from_json(const std::string& text);
+
+}  // namespace autofailover::keeper

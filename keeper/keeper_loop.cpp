@@ -1,0 +1,349 @@
+#include "keeper/keeper_loop.h"
+
+#include "keeper/atomic_file.h"
+#include "keeper/keeper.h"
+#include "keeper/keeper_log.h"
+#include "keeper/transition_actions.h"
+#include "libautofailover/keeper_transitions.h"
+#include "libautofailover/partition.h"
+#include "keeper/postgres_files.h"
+#include "libautofailover/settings.h"  // replication_names.h needs FormationSettings
+#include "libautofailover/replication_names.h"
+
+#include <thread>
+
+namespace autofailover::keeper {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// States in which Postgres must be up (as a primary or as a standby).
+bool postgres_must_run(NodeState s) {
+    switch (s) {
+        case NodeState::Single:
+        case NodeState::WaitPrimary:
+        case NodeState::Primary:
+        case NodeState::JoinPrimary:
+        case NodeState::ApplySettings:
+        case NodeState::Catchingup:
+        case NodeState::Secondary:
+        case NodeState::PreparePromotion:
+        case NodeState::StopReplication:
+        case NodeState::ReportLsn:
+        case NodeState::FastForward:
+        case NodeState::JoinSecondary:
+        case NodeState::WaitMaintenance:
+            return true;
+        default:
+            return false;
+    }
+}
+
+// States in which a running Postgres would be a second primary or a stale one.
+bool postgres_must_be_stopped(NodeState s) {
+    return s == NodeState::Demoted || s == NodeState::DemoteTimeout || s == NodeState::Dropped;
+}
+
+bool is_standby_state(NodeState s) { return postgres_must_run(s) && !is_writable(s) && !belongs_to_primary(s); }
+
+std::string ms(milliseconds d) { return std::to_string(d.count()) + "ms"; }
+
+}  // namespace
+
+std::string config_path(const std::string& dir) { return dir + "/keeper.json"; }
+std::string state_path(const std::string& dir) { return dir + "/state.json"; }
+std::string pid_path(const std::string& dir) { return dir + "/keeper.pid"; }
+
+KeeperConfig load_config(const std::string& dir) {
+    auto text = read_file_if_exists(config_path(dir));
+    if (!text)
+        throw KeeperError(KeeperError::Kind::BadArguments,
+                          "no keeper.json in " + dir + ": run `autoctl create postgres` first");
+    try {
+        return config_from_json(*text);
+    } catch (const std::runtime_error& e) {
+        throw KeeperError(KeeperError::Kind::BadArguments, config_path(dir) + ": " + e.what());
+    }
+}
+
+KeeperState load_state(const std::string& dir) {
+    auto text = read_file_if_exists(state_path(dir));
+    if (!text) return KeeperState{};
+    return state_from_json(*text);
+}
+
+void save_config(const std::string& dir, const KeeperConfig& config) {
+    write_file_atomically(config_path(dir), config_to_json(config));
+}
+
+void save_state(const std::string& dir, const KeeperState& state) {
+    write_file_atomically(state_path(dir), state_to_json(state));
+}
+
+KeeperLoop::KeeperLoop(std::string state_dir, std::function<bool()> stop_requested)
+    : state_dir_(std::move(state_dir)),
+      stop_requested_(std::move(stop_requested)),
+      config_(load_config(state_dir_)),
+      state_(load_state(state_dir_)),
+      pg_(config_),
+      monitor_(config_.monitor_uri, config_.timeouts.monitor_call_timeout) {
+    if (state_.node_id == 0)
+        throw KeeperError(KeeperError::Kind::BadArguments,
+                          "state.json in " + state_dir_ + " holds no registration: run `autoctl create postgres`");
+    monitor_.listen_for_state_changes();
+}
+
+std::string KeeperLoop::name() const { return config_.name.empty() ? "node_" + std::to_string(state_.node_id) : config_.name; }
+
+void KeeperLoop::persist() { save_state(state_dir_, state_); }
+
+void KeeperLoop::reload_config() {
+    try {
+        auto fresh = load_config(state_dir_);
+        config_ = fresh;
+        pg_ = LocalPostgres(config_);
+        monitor_.disconnect();
+        monitor_.set_call_timeout(config_.timeouts.monitor_call_timeout);
+        log_info("node={} state={} reloaded keeper.json (poll_period={})", name(), to_string(state_.current_state),
+                 ms(config_.timeouts.poll_period));
+    } catch (const std::exception& e) {
+        log_error("node={} state={} keeper.json not reloaded, keeping the old settings: {}", name(),
+                  to_string(state_.current_state), e.what());
+    }
+}
+
+Observation KeeperLoop::observe_and_track() {
+    Observation obs = pg_.observe();
+    for (const auto& s : obs.standbys)
+        if (s.state == "streaming") state_.last_standby_contact = Clock::now();
+    if (obs.running) {
+        down_since_.reset();
+        restart_attempts_ = 0;
+    } else if (!down_since_ && postgres_must_run(state_.current_state) && state_.current_state == state_.goal_state) {
+        down_since_ = SteadyClock::now();
+    }
+    return obs;
+}
+
+NodeReport KeeperLoop::make_report(const Observation& obs) {
+    NodeReport r;
+    r.reported_state = state_.current_state;
+    r.timeline = obs.timeline;
+    r.lsn = obs.lsn;
+    r.pg_is_running = obs.running;
+    // A primary whose Postgres just crashed is restarted first; the monitor
+    // hears about it only once the restart budget is spent.
+    if (!obs.running && down_since_ && is_writable(state_.current_state)) {
+        bool within_budget = restart_attempts_ < config_.timeouts.postgres_restart_max_retries &&
+                             SteadyClock::now() - *down_since_ < config_.timeouts.postgres_restart_failure_timeout;
+        r.pg_is_running = within_budget;
+    }
+    return r;
+}
+
+bool KeeperLoop::contact_monitor(const Observation& obs) {
+    try {
+        assignment_ = monitor_.node_active(config_.formation, state_.node_id, make_report(obs));
+        state_.last_monitor_contact = Clock::now();
+        state_.goal_state = assignment_.goal;
+        if (assignment_.network_partition_timeout) state_.network_partition_timeout = *assignment_.network_partition_timeout;
+        try {
+            others_ = monitor_.get_other_nodes(state_.node_id);
+            others_known_ = true;
+        } catch (const MonitorRefused& e) {
+            log_warn("node={} state={} get_other_nodes refused: {}", name(), to_string(state_.current_state), e.what());
+        }
+        if (monitor_was_unreachable_)
+            log_info("node={} state={} monitor reachable again", name(), to_string(state_.current_state));
+        monitor_was_unreachable_ = false;
+        contacted_since_start_ = true;
+        last_heartbeat_ = SteadyClock::now();
+        return true;
+    } catch (const MonitorUnreachable& e) {
+        if (!monitor_was_unreachable_)
+            log_warn("node={} state={} monitor unreachable: {}", name(), to_string(state_.current_state), e.what());
+        monitor_was_unreachable_ = true;
+        return false;
+    } catch (const MonitorRefused& e) {
+        // The monitor answered: it is reachable, only this request was refused.
+        state_.last_monitor_contact = Clock::now();
+        log_error("node={} state={} node_active refused: {}", name(), to_string(state_.current_state), e.what());
+        return false;
+    }
+}
+
+bool KeeperLoop::check_partition(const Observation& obs) {
+    if (!is_writable(state_.current_state) || !obs.running) return false;
+    PartitionView view;
+    view.now = Clock::now();
+    view.last_monitor_contact = state_.last_monitor_contact;
+    view.last_standby_contact = state_.last_standby_contact;
+    view.has_standbys = others_known_ ? !others_.empty() : state_.current_state != NodeState::Single;
+    if (!primary_is_partitioned(view, state_.network_partition_timeout)) return false;
+
+    auto since = [&](const std::optional<TimePoint>& t) {
+        return t ? ms(std::chrono::duration_cast<milliseconds>(view.now - *t)) : std::string("never");
+    };
+    const NodeState from = state_.current_state;
+    try {
+        pg_.stop("immediate");
+    } catch (const std::exception& e) {
+        log_error("node={} state={} fencing failed, retrying: {}", name(), to_string(from), e.what());
+        return false;
+    }
+    state_.current_state = NodeState::DemoteTimeout;
+    state_.fenced_at = Clock::now();
+    ++fence_generation_;
+    persist();
+    log_warn("node={} state={}→{} reason=network partition: no monitor contact for {}, no standby for {} "
+             "(network_partition_timeout={}); Postgres stopped (immediate) so it takes no writes",
+             name(), to_string(from), to_string(state_.current_state), since(state_.last_monitor_contact),
+             since(state_.last_standby_contact), ms(state_.network_partition_timeout));
+    return true;
+}
+
+void KeeperLoop::heartbeat() {
+    if (SteadyClock::now() - last_heartbeat_ < config_.timeouts.poll_period) return;
+    last_heartbeat_ = SteadyClock::now();
+    try {
+        Observation obs = observe_and_track();
+        NodeReport report = make_report(obs);
+        try {
+            auto a = monitor_.node_active(config_.formation, state_.node_id, report);
+            state_.last_monitor_contact = Clock::now();
+            if (a.goal != state_.goal_state)
+                log_info("node={} state={} new goal {} arrived during the current transition; it comes next",
+                         name(), to_string(state_.current_state), to_string(a.goal));
+            state_.goal_state = a.goal;
+        } catch (const MonitorUnreachable&) {
+            check_partition(obs);
+        } catch (const MonitorRefused& e) {
+            state_.last_monitor_contact = Clock::now();
+            log_debug("node={} heartbeat refused: {}", name(), e.what());
+        }
+        persist();
+    } catch (const std::exception& e) {
+        log_debug("node={} heartbeat failed: {}", name(), e.what());
+    }
+}
+
+void KeeperLoop::supervise(const Observation& obs) {
+    const NodeState s = state_.current_state;
+    ActionContext ctx{config_, state_, pg_, assignment_, others_, [this] { heartbeat(); }, stop_requested_};
+    if (obs.data_dir_exists && s != NodeState::Maintenance) ensure_replication_access(ctx, true);
+
+    if (postgres_must_be_stopped(s) && obs.running) {
+        log_warn("node={} state={} Postgres runs but must not in this state; stopping it", name(), to_string(s));
+        pg_.stop("fast");
+        return;
+    }
+    if (postgres_must_run(s) && !obs.running && obs.data_dir_exists) {
+        if (restart_attempts_ >= config_.timeouts.postgres_restart_max_retries ||
+            (down_since_ && SteadyClock::now() - *down_since_ >= config_.timeouts.postgres_restart_failure_timeout)) {
+            // Budget spent: pg_is_running=false goes to the monitor. A fresh budget
+            // starts after another postgres_restart_failure_timeout.
+            if (down_since_ && SteadyClock::now() - *down_since_ >= 2 * config_.timeouts.postgres_restart_failure_timeout) {
+                down_since_ = SteadyClock::now();
+                restart_attempts_ = 0;
+            }
+            return;
+        }
+        ++restart_attempts_;
+        log_warn("node={} state={} Postgres is not running; restart attempt {}/{}", name(), to_string(s),
+                 restart_attempts_, config_.timeouts.postgres_restart_max_retries);
+        if (is_standby_state(s) && !obs.standby_signal) {
+            // Never let a standby's data directory come up as a second primary.
+            if (!assignment_.primary_host.empty())
+                write_standby_setup(ctx, assignment_.primary_host, assignment_.primary_port, true);
+            else
+                write_standby_signal(config_.pgdata);
+        }
+        pg_.start();
+        log_info("node={} state={} Postgres restarted", name(), to_string(s));
+        return;
+    }
+    if (obs.accepting && !obs.in_recovery && is_writable(s)) maintain_replication_slots(ctx);
+}
+
+bool KeeperLoop::advance_towards_goal() {
+    const NodeState from = state_.current_state;
+    const NodeState goal = state_.goal_state;
+    auto path = keeper_path(from, goal);
+    if (!path) {
+        std::string message = fmt::format("no transition path from {} to {} in the keeper table", to_string(from),
+                                          to_string(goal));
+        if (message != last_error_) log_error("node={} state={} {}", name(), to_string(from), message);
+        last_error_ = message;
+        return false;
+    }
+    if (path->empty()) return false;
+    const KeeperTransition edge = path->front();
+    const int generation = fence_generation_;
+    ActionContext ctx{config_, state_, pg_, assignment_, others_, [this] { heartbeat(); }, stop_requested_};
+    const auto started = SteadyClock::now();
+    run_action(edge.action, ctx);
+    if (generation != fence_generation_) return true;  // fenced meanwhile: that transition wins
+    state_.current_state = edge.to;
+    persist();
+    last_error_.clear();
+    auto took = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - started);
+    log_info("node={} state={}→{} reason={} (action {}, goal {}, {})", name(), to_string(from), to_string(edge.to),
+             edge.description, to_string(edge.action), to_string(goal), ms(took));
+    return true;
+}
+
+bool KeeperLoop::step_unguarded() {
+    Observation obs = observe_and_track();
+    const bool contacted = contact_monitor(obs);
+    if (!contacted) {
+        check_partition(obs);
+        persist();
+        return false;
+    }
+    persist();
+    if (state_.current_state != state_.goal_state) return advance_towards_goal();
+    supervise(obs);
+    return false;
+}
+
+bool KeeperLoop::step() {
+    try {
+        return step_unguarded();
+    } catch (const std::exception& e) {
+        std::string message = e.what();
+        if (message != last_error_)
+            log_error("node={} state={} goal={} {}", name(), to_string(state_.current_state),
+                      to_string(state_.goal_state), message);
+        else
+            log_debug("node={} same error again: {}", name(), message);
+        last_error_ = message;
+        try {
+            persist();
+        } catch (const std::exception&) {
+        }
+        return false;
+    }
+}
+
+void KeeperLoop::wait_for_next_period() {
+    monitor_.wait_for_group_event(config_.formation, state_.group_id, config_.timeouts.poll_period);
+}
+
+void KeeperLoop::shutdown() {
+    if (!config_.stop_postgres_on_exit || state_.current_state == NodeState::Maintenance) return;
+    if (!pg_.postmaster_alive()) return;
+    try {
+        try {
+            pg_.sql("CHECKPOINT");
+        } catch (const std::exception&) {
+        }
+        pg_.stop("fast");
+        log_info("node={} state={} Postgres stopped (fast) because the keeper stops", name(),
+                 to_string(state_.current_state));
+    } catch (const std::exception& e) {
+        log_error("node={} state={} could not stop Postgres: {}", name(), to_string(state_.current_state), e.what());
+    }
+}
+
+}  // namespace autofailover::keeper

@@ -1,0 +1,80 @@
+// The keeper's main loop: observe the local Postgres, report to the monitor
+// (node_active), walk keeper_path() towards the goal one table edge per step,
+// supervise Postgres, fence a partitioned primary. All decisions about states
+// come from libautofailover; this class only carries them out.
+#pragma once
+
+#include "keeper/keeper_config.h"
+#include "keeper/keeper_state.h"
+#include "keeper/local_postgres.h"
+#include "keeper/monitor_link.h"
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace autofailover::keeper {
+
+std::string config_path(const std::string& state_dir);
+std::string state_path(const std::string& state_dir);
+std::string pid_path(const std::string& state_dir);
+
+KeeperConfig load_config(const std::string& state_dir);
+KeeperState load_state(const std::string& state_dir);
+void save_config(const std::string& state_dir, const KeeperConfig& config);
+void save_state(const std::string& state_dir, const KeeperState& state);
+
+class KeeperLoop {
+public:
+    // `stop_requested` is polled during long actions so SIGTERM interrupts them.
+    KeeperLoop(std::string state_dir, std::function<bool()> stop_requested);
+
+    // One period: returns true when a transition happened (loop again at once).
+    // Never throws: unexpected errors are logged as one line.
+    bool step();
+    // Sleeps up to poll_period, waking early on a NOTIFY for this node's group.
+    void wait_for_next_period();
+    // SIGHUP: re-read keeper.json (keeps the old config when the new one is invalid).
+    void reload_config();
+    // On exit: stop Postgres when keeper.json says so.
+    void shutdown();
+
+    const KeeperState& state() const { return state_; }
+    const KeeperConfig& config() const { return config_; }
+
+private:
+    bool step_unguarded();
+    Observation observe_and_track();
+    NodeReport make_report(const Observation& obs);
+    bool contact_monitor(const Observation& obs);
+    void heartbeat();  // called from inside long actions
+    bool check_partition(const Observation& obs);
+    void supervise(const Observation& obs);
+    bool advance_towards_goal();
+    void persist();
+    std::string name() const;
+
+    std::string state_dir_;
+    std::function<bool()> stop_requested_;
+    KeeperConfig config_;
+    KeeperState state_;
+    LocalPostgres pg_;
+    MonitorLink monitor_;
+
+    NodeAssignment assignment_;
+    std::vector<OtherNode> others_;
+    bool others_known_ = false;
+    bool contacted_since_start_ = false;
+    bool monitor_was_unreachable_ = false;
+    std::chrono::steady_clock::time_point last_heartbeat_{};
+    int fence_generation_ = 0;
+    std::string last_error_;  // logged once until it changes
+
+    // Restart budget of a crashed Postgres.
+    std::optional<std::chrono::steady_clock::time_point> down_since_;
+    int restart_attempts_ = 0;
+};
+
+}  // namespace autofailover::keeper

@@ -1,0 +1,186 @@
+#include "keeper/local_postgres.h"
+
+#include "keeper/atomic_file.h"
+#include "keeper/conninfo.h"
+#include "keeper/keeper.h"
+
+#include <cerrno>
+#include <csignal>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace autofailover::keeper {
+namespace {
+
+bool file_exists(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+LocalPostgres::LocalPostgres(const KeeperConfig& config) : config_(config) {}
+
+bool LocalPostgres::data_dir_exists() const { return file_exists(config_.pgdata + "/PG_VERSION"); }
+
+bool LocalPostgres::postmaster_alive() const {
+    auto pidfile = read_file_if_exists(config_.pgdata + "/postmaster.pid");
+    if (!pidfile) return false;
+    long pid = 0;
+    try {
+        pid = std::stol(*pidfile);
+    } catch (const std::exception&) {
+        return false;
+    }
+    return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+}
+
+std::string LocalPostgres::postgres_log_path() const {
+    // <pgdata>/../<name>.postgres.log (docs/architecture.md)
+    std::string pgdata = config_.pgdata;
+    auto slash = pgdata.rfind('/');
+    std::string parent = slash == std::string::npos ? "." : pgdata.substr(0, slash);
+    std::string base = slash == std::string::npos ? pgdata : pgdata.substr(slash + 1);
+    return parent + "/" + base + ".postgres.log";
+}
+
+pqxx::result LocalPostgres::with_connection(const std::function<pqxx::result(pqxx::connection&)>& fn) {
+    try {
+        if (!conn_) {
+            std::string conninfo = "host=" + conninfo_quote(config_.socket_dir) +
+                                   " port=" + std::to_string(config_.port) +
+                                   " dbname=postgres connect_timeout=2 application_name=autofailover_keeper"
+                                   " options='-c statement_timeout=10000 -c synchronous_commit=local'";
+            conn_ = std::make_unique<pqxx::connection>(conninfo);
+        }
+        return fn(*conn_);
+    } catch (const pqxx::broken_connection&) {
+        conn_.reset();
+        throw;
+    } catch (const pqxx::sql_error&) {
+        // The session may be fine, but a failed statement in a dying server often is not.
+        conn_.reset();
+        throw;
+    }
+}
+
+pqxx::result LocalPostgres::sql(const std::string& query) {
+    return with_connection([&](pqxx::connection& c) {
+        pqxx::nontransaction tx(c);
+        return tx.exec(query);
+    });
+}
+
+Observation LocalPostgres::observe() {
+    Observation o;
+    o.data_dir_exists = data_dir_exists();
+    o.standby_signal = file_exists(config_.pgdata + "/standby.signal");
+    o.running = o.data_dir_exists && postmaster_alive();
+    if (o.running) {
+        try {
+            auto r = sql(
+                "SELECT pg_is_in_recovery(), "
+                " CASE WHEN pg_is_in_recovery() "
+                "  THEN coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text "
+                "  ELSE pg_current_wal_flush_lsn()::text END, "
+                " coalesce((SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'), "
+                "          (SELECT timeline_id FROM pg_control_checkpoint())), "
+                " EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')");
+            o.accepting = true;
+            o.in_recovery = r[0][0].as<bool>();
+            o.lsn = parse_lsn(r[0][1].c_str()).value_or(0);
+            o.timeline = r[0][2].is_null() ? 0 : r[0][2].as<int>();
+            o.wal_receiver_streaming = r[0][3].as<bool>();
+            if (!o.in_recovery) {
+                auto rows = sql(
+                    "SELECT application_name, coalesce(state, ''), coalesce(sync_state, ''), "
+                    " coalesce(flush_lsn, '0/0')::text FROM pg_stat_replication "
+                    "WHERE usename = 'autofailover_replicator'");
+                for (const auto& row : rows) {
+                    StandbyRow s;
+                    s.application_name = row[0].c_str();
+                    s.state = row[1].c_str();
+                    s.sync_state = row[2].c_str();
+                    s.flush_lsn = parse_lsn(row[3].c_str()).value_or(0);
+                    o.standbys.push_back(std::move(s));
+                }
+            }
+        } catch (const std::exception&) {
+            o.accepting = false;  // starting up, shutting down or crashed: reported as running, not accepting
+        }
+    }
+    if (!o.accepting && o.data_dir_exists) {
+        if (auto cd = control_data()) {
+            o.lsn = cd->checkpoint_lsn;
+            o.timeline = cd->timeline;
+        }
+    }
+    return o;
+}
+
+std::optional<ControlData> LocalPostgres::control_data() {
+    ChildOptions options;
+    options.timeout = std::chrono::seconds(10);
+    options.extra_env = {"LC_ALL=C"};
+    auto r = run_child({tool("pg_controldata"), "-D", config_.pgdata}, options);
+    if (!r.ok()) return std::nullopt;
+    ControlData cd;
+    std::istringstream in(r.output);
+    std::string line;
+    auto value_of = [](const std::string& l) {
+        auto colon = l.find(':');
+        std::string v = colon == std::string::npos ? "" : l.substr(colon + 1);
+        auto start = v.find_first_not_of(' ');
+        return start == std::string::npos ? std::string() : v.substr(start);
+    };
+    while (std::getline(in, line)) {
+        if (line.rfind("Database cluster state:", 0) == 0) cd.cluster_state = value_of(line);
+        else if (line.rfind("Latest checkpoint location:", 0) == 0) cd.checkpoint_lsn = parse_lsn(value_of(line)).value_or(0);
+        else if (line.rfind("Latest checkpoint's TimeLineID:", 0) == 0) cd.timeline = std::stoi(value_of(line));
+        else if (line.rfind("Database system identifier:", 0) == 0) cd.system_identifier = value_of(line);
+    }
+    return cd;
+}
+
+void LocalPostgres::start(const std::function<void()>& tick) {
+    conn_.reset();
+    ChildOptions options;
+    options.timeout = config_.timeouts.postgres_start_timeout + std::chrono::seconds(5);
+    options.tick = tick;
+    options.tick_every = config_.timeouts.poll_period;
+    auto seconds = std::to_string(std::max<long long>(1, config_.timeouts.postgres_start_timeout.count() / 1000));
+    auto r = run_child({tool("pg_ctl"), "-D", config_.pgdata, "-l", postgres_log_path(), "-w", "-t", seconds, "start"},
+                       options);
+    if (!r.ok())
+        throw KeeperError(KeeperError::Kind::LocalPostgres,
+                          "pg_ctl start failed (see " + postgres_log_path() + "): " + tail_of(r.output));
+}
+
+void LocalPostgres::stop(const std::string& mode, const std::function<void()>& tick) {
+    conn_.reset();
+    if (!postmaster_alive()) return;
+    ChildOptions options;
+    options.timeout = config_.timeouts.postgres_stop_timeout + std::chrono::seconds(5);
+    options.tick = tick;
+    options.tick_every = config_.timeouts.poll_period;
+    auto seconds = std::to_string(std::max<long long>(1, config_.timeouts.postgres_stop_timeout.count() / 1000));
+    auto r = run_child({tool("pg_ctl"), "-D", config_.pgdata, "-m", mode, "-w", "-t", seconds, "stop"}, options);
+    if (!r.ok() && postmaster_alive())
+        throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl stop -m " + mode + " failed: " + tail_of(r.output));
+}
+
+void LocalPostgres::promote(const std::function<void()>& tick) {
+    conn_.reset();
+    ChildOptions options;
+    options.timeout = config_.timeouts.promote_timeout + std::chrono::seconds(5);
+    options.tick = tick;
+    options.tick_every = config_.timeouts.poll_period;
+    auto seconds = std::to_string(std::max<long long>(1, config_.timeouts.promote_timeout.count() / 1000));
+    auto r = run_child({tool("pg_ctl"), "-D", config_.pgdata, "-w", "-t", seconds, "promote"}, options);
+    if (!r.ok()) throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl promote failed: " + tail_of(r.output));
+}
+
+void LocalPostgres::reload() { sql("SELECT pg_reload_conf()"); }
+
+}  // namespace autofailover::keeper

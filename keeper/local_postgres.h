@@ -1,0 +1,84 @@
+// The node's own Postgres: what it is doing (observe) and the few things the
+// keeper does to it (pg_ctl, SQL over the unix socket as the OS superuser).
+#pragma once
+
+#include "keeper/child_process.h"
+#include "keeper/keeper_config.h"
+#include "libautofailover/lsn.h"
+
+#include <pqxx/pqxx>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace autofailover::keeper {
+
+struct StandbyRow {  // one row of pg_stat_replication (our replication role only)
+    std::string application_name;
+    std::string state;       // streaming, catchup, ...
+    std::string sync_state;  // sync, quorum, potential, async
+    Lsn flush_lsn = 0;
+};
+
+struct ControlData {
+    std::string cluster_state;  // "in production", "shut down", "shut down in recovery", ...
+    Lsn checkpoint_lsn = 0;
+    int timeline = 0;
+    std::string system_identifier;
+    bool cleanly_stopped() const { return cluster_state == "shut down" || cluster_state == "shut down in recovery"; }
+};
+
+struct Observation {
+    bool data_dir_exists = false;  // PG_VERSION present
+    bool running = false;          // postmaster alive
+    bool accepting = false;        // we could run SQL
+    bool in_recovery = false;
+    bool standby_signal = false;
+    int timeline = 0;
+    Lsn lsn = 0;                   // see node_active's lsn in docs/architecture.md
+    bool wal_receiver_streaming = false;
+    std::vector<StandbyRow> standbys;
+};
+
+class LocalPostgres {
+public:
+    explicit LocalPostgres(const KeeperConfig& config);
+
+    const std::string& pgdata() const { return config_.pgdata; }
+    std::string tool(const std::string& name) const { return config_.pg_bindir + "/" + name; }
+
+    Observation observe();
+    bool data_dir_exists() const;
+    bool postmaster_alive() const;
+    std::optional<ControlData> control_data();
+
+    // pg_ctl wrappers; throw KeeperError(LocalPostgres) with the tool's output on failure.
+    void start(const std::function<void()>& tick = {});
+    void stop(const std::string& mode, const std::function<void()>& tick = {});
+    void promote(const std::function<void()>& tick = {});
+    void reload();
+
+    // SQL as the local superuser (unix socket). Throws on error; the cached
+    // connection is dropped so the next call reconnects.
+    pqxx::result sql(const std::string& query);
+    template <typename... Args>
+    pqxx::result sql_params(const std::string& query, Args&&... args) {
+        return with_connection([&](pqxx::connection& c) {
+            pqxx::nontransaction tx(c);
+            return tx.exec_params(query, std::forward<Args>(args)...);
+        });
+    }
+    void disconnect() { conn_.reset(); }
+
+private:
+    pqxx::result with_connection(const std::function<pqxx::result(pqxx::connection&)>& fn);
+    std::string postgres_log_path() const;
+
+    KeeperConfig config_;
+    std::unique_ptr<pqxx::connection> conn_;
+};
+
+}  // namespace autofailover::keeper

@@ -1,0 +1,249 @@
+#include "keeper/monitor_link.h"
+
+#include "keeper/keeper.h"
+#include "keeper/keeper_log.h"
+
+#include <libpq-fe.h>
+#include <nlohmann/json.hpp>
+
+#include <poll.h>
+
+namespace autofailover::keeper {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct ResultDeleter {
+    void operator()(PGresult* r) const { PQclear(r); }
+};
+using Result = std::unique_ptr<PGresult, ResultDeleter>;
+
+std::string one_line(const char* message) {
+    std::string s = message ? message : "";
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    for (auto& c : s)
+        if (c == '\n') c = ' ';
+    return s;
+}
+
+std::optional<std::string> opt(const std::string& s) { return s; }
+
+int to_int(const std::optional<std::string>& s, int fallback = 0) { return s ? std::stoi(*s) : fallback; }
+bool to_bool(const std::optional<std::string>& s) { return s && (*s == "t" || *s == "true"); }
+std::optional<Lsn> to_lsn(const std::optional<std::string>& s) {
+    if (!s) return std::nullopt;
+    return parse_lsn(*s);
+}
+NodeState to_state(const std::optional<std::string>& s) {
+    if (!s) throw MonitorRefused("monitor returned no state");
+    auto parsed = parse_node_state(*s);
+    if (!parsed) throw MonitorRefused("monitor returned unknown state " + *s);
+    return *parsed;
+}
+
+}  // namespace
+
+void MonitorLink::ConnDeleter::operator()(pg_conn* conn) const { PQfinish(conn); }
+
+MonitorLink::MonitorLink(std::string uri, std::chrono::milliseconds call_timeout)
+    : uri_(std::move(uri)), call_timeout_(call_timeout) {}
+
+MonitorLink::~MonitorLink() = default;
+
+void MonitorLink::disconnect() {
+    conn_.reset();
+    listening_ = false;
+}
+
+void MonitorLink::wait_socket(bool for_write, SteadyClock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+    if (left <= 0) throw MonitorUnreachable("monitor did not answer within " + std::to_string(call_timeout_.count()) + " ms");
+    pollfd p{PQsocket(conn_.get()), static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
+    int n = ::poll(&p, 1, static_cast<int>(left));
+    if (n == 0) throw MonitorUnreachable("monitor did not answer within " + std::to_string(call_timeout_.count()) + " ms");
+    if (n < 0 && errno != EINTR) throw MonitorUnreachable("poll on the monitor connection failed");
+}
+
+void MonitorLink::connect(SteadyClock::time_point deadline) {
+    const char* keywords[] = {"dbname", "application_name", "keepalives_idle", "keepalives_interval",
+                              "keepalives_count", nullptr};
+    const char* values[] = {uri_.c_str(), "autofailover_keeper", "2", "1", "2", nullptr};
+    conn_.reset(PQconnectStartParams(keywords, values, 1));
+    if (!conn_) throw MonitorUnreachable("out of memory connecting to the monitor");
+    if (PQstatus(conn_.get()) == CONNECTION_BAD) {
+        std::string message = one_line(PQerrorMessage(conn_.get()));
+        conn_.reset();
+        throw MonitorUnreachable("cannot connect to the monitor " + redact_conninfo(uri_) + ": " + message);
+    }
+    try {
+        for (;;) {
+            auto status = PQconnectPoll(conn_.get());
+            if (status == PGRES_POLLING_OK) break;
+            if (status == PGRES_POLLING_FAILED)
+                throw MonitorUnreachable("cannot connect to the monitor " + redact_conninfo(uri_) + ": " +
+                                         one_line(PQerrorMessage(conn_.get())));
+            wait_socket(status == PGRES_POLLING_WRITING, deadline);
+        }
+        PQsetnonblocking(conn_.get(), 1);
+    } catch (...) {
+        conn_.reset();
+        throw;
+    }
+    listening_ = false;
+}
+
+std::vector<MonitorLink::Row> MonitorLink::call(const std::string& sql,
+                                                const std::vector<std::optional<std::string>>& params) {
+    const auto deadline = SteadyClock::now() + call_timeout_;
+    if (conn_ && PQstatus(conn_.get()) != CONNECTION_OK) disconnect();
+    if (!conn_) connect(deadline);
+    try {
+        if (want_listen_ && !listening_) {
+            // Simple query first so a NOTIFY sent while we were away is not missed for long.
+            if (!PQsendQuery(conn_.get(), "LISTEN autofailover_state")) throw MonitorUnreachable(one_line(PQerrorMessage(conn_.get())));
+            for (;;) {
+                while (PQflush(conn_.get()) == 1) wait_socket(true, deadline);
+                while (PQisBusy(conn_.get())) {
+                    wait_socket(false, deadline);
+                    if (!PQconsumeInput(conn_.get())) throw MonitorUnreachable(one_line(PQerrorMessage(conn_.get())));
+                }
+                Result r(PQgetResult(conn_.get()));
+                if (!r) break;
+            }
+            listening_ = true;
+        }
+        std::vector<const char*> values;
+        for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+        if (!PQsendQueryParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                               nullptr, nullptr, 0))
+            throw MonitorUnreachable("monitor connection lost: " + one_line(PQerrorMessage(conn_.get())));
+        while (PQflush(conn_.get()) == 1) wait_socket(true, deadline);
+        std::vector<Row> rows;
+        std::string error;
+        for (;;) {
+            while (PQisBusy(conn_.get())) {
+                wait_socket(false, deadline);
+                if (!PQconsumeInput(conn_.get()))
+                    throw MonitorUnreachable("monitor connection lost: " + one_line(PQerrorMessage(conn_.get())));
+            }
+            Result r(PQgetResult(conn_.get()));
+            if (!r) break;
+            auto status = PQresultStatus(r.get());
+            if (status == PGRES_TUPLES_OK) {
+                for (int i = 0; i < PQntuples(r.get()); ++i) {
+                    Row row;
+                    for (int c = 0; c < PQnfields(r.get()); ++c)
+                        row.push_back(PQgetisnull(r.get(), i, c) ? std::nullopt
+                                                                 : std::optional<std::string>(PQgetvalue(r.get(), i, c)));
+                    rows.push_back(std::move(row));
+                }
+            } else if (status != PGRES_COMMAND_OK) {
+                error = one_line(PQresultErrorMessage(r.get()));
+            }
+        }
+        if (PQstatus(conn_.get()) != CONNECTION_OK) throw MonitorUnreachable("monitor connection lost: " + error);
+        if (!error.empty()) throw MonitorRefused(error);
+        return rows;
+    } catch (const MonitorUnreachable&) {
+        disconnect();
+        throw;
+    }
+}
+
+Registration MonitorLink::register_node(const std::string& formation, const std::string& host, int port,
+                                        const std::string& name, std::optional<int> group, int candidate_priority,
+                                        bool replication_quorum) {
+    auto rows = call(
+        "SELECT node_id, node_name, group_id, goal_state FROM autofailover.register_node("
+        "$1, $2, $3::int, $4, $5::int, $6::int, $7::bool)",
+        {formation, host, std::to_string(port), name.empty() ? std::nullopt : opt(name),
+         group ? opt(std::to_string(*group)) : std::nullopt, std::to_string(candidate_priority),
+         replication_quorum ? "true" : "false"});
+    if (rows.size() != 1) throw MonitorRefused("register_node returned " + std::to_string(rows.size()) + " rows");
+    Registration r;
+    r.node_id = std::stoll(rows[0][0].value_or("0"));
+    r.node_name = rows[0][1].value_or("");
+    r.group_id = to_int(rows[0][2]);
+    r.goal = to_state(rows[0][3]);
+    return r;
+}
+
+NodeAssignment MonitorLink::node_active(const std::string& formation, std::int64_t node_id, const NodeReport& report) {
+    auto rows = call(
+        "SELECT goal_state, candidate_priority, replication_quorum, primary_node_id, primary_host, primary_port, "
+        "synchronous_standby_names, upstream_host, upstream_port, upstream_lsn, network_partition_timeout_ms "
+        "FROM autofailover.node_active($1, $2::bigint, $3::autofailover.node_state, $4::bool, $5::int, "
+        "$6::pg_lsn, $7)",
+        {formation, std::to_string(node_id), std::string(to_string(report.reported_state)),
+         report.pg_is_running ? "true" : "false", std::to_string(report.timeline), format_lsn(report.lsn),
+         report.sync_state});
+    if (rows.size() != 1) throw MonitorRefused("node_active returned " + std::to_string(rows.size()) + " rows");
+    const auto& row = rows[0];
+    NodeAssignment a;
+    a.goal = to_state(row[0]);
+    a.candidate_priority = to_int(row[1], 50);
+    a.replication_quorum = to_bool(row[2]);
+    if (row[3]) a.primary_node_id = std::stoll(*row[3]);
+    a.primary_host = row[4].value_or("");
+    a.primary_port = to_int(row[5]);
+    a.synchronous_standby_names = row[6].value_or("");
+    a.upstream_host = row[7].value_or("");
+    a.upstream_port = to_int(row[8]);
+    a.upstream_lsn = to_lsn(row[9]);
+    if (row[10]) a.network_partition_timeout = std::chrono::milliseconds(std::stoll(*row[10]));
+    return a;
+}
+
+std::vector<OtherNode> MonitorLink::get_other_nodes(std::int64_t node_id) {
+    auto rows = call("SELECT node_id, node_name, host, port, lsn, is_primary FROM autofailover.get_other_nodes($1::bigint)",
+                     {std::to_string(node_id)});
+    std::vector<OtherNode> nodes;
+    for (const auto& row : rows) {
+        OtherNode n;
+        n.node_id = std::stoll(row[0].value_or("0"));
+        n.name = row[1].value_or("");
+        n.host = row[2].value_or("");
+        n.port = to_int(row[3]);
+        n.lsn = to_lsn(row[4]);
+        n.is_primary = to_bool(row[5]);
+        nodes.push_back(std::move(n));
+    }
+    return nodes;
+}
+
+void MonitorLink::listen_for_state_changes() { want_listen_ = true; }
+
+bool MonitorLink::wait_for_group_event(const std::string& formation, int group, std::chrono::milliseconds timeout) {
+    const auto deadline = SteadyClock::now() + timeout;
+    if (!conn_ || !listening_) {
+        auto left = deadline - SteadyClock::now();
+        if (left > SteadyClock::duration::zero()) {
+            pollfd none{-1, 0, 0};
+            ::poll(&none, 0, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(left).count()));
+        }
+        return false;
+    }
+    for (;;) {
+        bool relevant = false;
+        while (PGnotify* n = PQnotifies(conn_.get())) {
+            try {
+                auto payload = nlohmann::json::parse(n->extra);
+                if (payload.value("formation", "") == formation && payload.value("group", -1) == group) relevant = true;
+            } catch (const std::exception&) {
+                relevant = true;  // unknown payload: better wake up once too often
+            }
+            PQfreemem(n);
+        }
+        if (relevant) return true;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+        if (left <= 0) return false;
+        pollfd p{PQsocket(conn_.get()), POLLIN, 0};
+        int got = ::poll(&p, 1, static_cast<int>(left));
+        if (got > 0 && !PQconsumeInput(conn_.get())) {
+            disconnect();
+            return false;
+        }
+    }
+}
+
+}  // namespace autofailover::keeper

@@ -1,0 +1,25 @@
+// keeper.pid: one live keeper per node.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace autofailover::keeper {
+
+// The pid in the file when that process is alive, else nullopt.
+std::optional<long> live_pid_in(const std::string& pid_file);
+
+// Holds keeper.pid for the lifetime of the object; throws when another live
+// process holds it.
+class PidFile {
+public:
+    explicit PidFile(std::string path);
+    ~PidFile();
+    PidFile(const PidFile&) = delete;
+    PidFile& operator=(const PidFile&) = delete;
+
+private:
+    std::string path_;
+};
+
+}  // namespace autofailover::keeper

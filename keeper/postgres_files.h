@@ -1,0 +1,42 @@
+// Files in PGDATA the keeper manages: autofailover.conf (included from
+// postgresql.conf), a marked block at the top of pg_hba.conf, standby.signal,
+// and the keeper's keys in postgresql.auto.conf while Postgres is stopped.
+#pragma once
+
+#include "keeper/keeper_config.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace autofailover::keeper {
+
+// The settings the keeper owns, as the text of autofailover.conf.
+std::string autofailover_conf_text(const KeeperConfig& config);
+// Writes autofailover.conf and makes postgresql.conf include it (once).
+void write_autofailover_conf(const KeeperConfig& config);
+
+// pg_hba.conf lines for the replication role from every group host and for
+// the monitor's probe role from the monitor host; nothing else.
+std::vector<std::string> hba_lines(const std::vector<std::string>& group_hosts, const std::string& monitor_host,
+                                   const std::string& auth_method);
+// Replaces the keeper's block at the top of pg_hba.conf. Returns true when the file changed.
+bool write_hba_block(const std::string& pgdata, const std::vector<std::string>& lines);
+
+// Replaces pg_hba.conf text's keeper block (pure; used by write_hba_block and tests).
+std::string with_hba_block(const std::string& hba_text, const std::vector<std::string>& lines);
+
+// Sets (value) or removes (nullopt) keys in postgresql.auto.conf text (pure).
+std::string with_auto_conf_settings(const std::string& auto_conf_text,
+                                    const std::map<std::string, std::optional<std::string>>& settings);
+// Same on the file; only while Postgres is stopped (running: ALTER SYSTEM).
+void edit_auto_conf(const std::string& pgdata, const std::map<std::string, std::optional<std::string>>& settings);
+
+void write_standby_signal(const std::string& pgdata);
+void remove_standby_signal(const std::string& pgdata);
+
+// primary_conninfo for streaming from host:port as application_name.
+std::string replication_conninfo(const std::string& host, int port, const std::string& application_name);
+
+}  // namespace autofailover::keeper

@@ -1,0 +1,446 @@
+#include "keeper/transition_actions.h"
+
+#include "keeper/child_process.h"
+#include "keeper/conninfo.h"
+#include "keeper/keeper.h"
+#include "keeper/keeper_log.h"
+#include "keeper/postgres_files.h"
+#include "libautofailover/settings.h"  // replication_names.h needs FormationSettings
+#include "libautofailover/replication_names.h"
+
+#include <pqxx/pqxx>
+
+#include <filesystem>
+#include <regex>
+#include <set>
+#include <thread>
+#include <sys/stat.h>
+
+namespace autofailover::keeper {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using SteadyClock = std::chrono::steady_clock;
+
+[[noreturn]] void fail(const std::string& message) { throw KeeperError(KeeperError::Kind::LocalPostgres, message); }
+
+std::string quote_literal(LocalPostgres& pg, const std::string& value) {
+    auto r = pg.sql_params("SELECT quote_literal($1::text)", value);
+    return r[0][0].c_str();
+}
+
+void alter_system(LocalPostgres& pg, const std::string& name, const std::optional<std::string>& value) {
+    if (value) pg.sql("ALTER SYSTEM SET " + name + " TO " + quote_literal(pg, *value));
+    else pg.sql("ALTER SYSTEM RESET " + name);
+}
+
+// Polls `done` every 100 ms, ticking the monitor report, until true or timeout.
+bool wait_until(ActionContext& ctx, milliseconds timeout, const std::function<bool()>& done) {
+    const auto deadline = SteadyClock::now() + timeout;
+    auto next_tick = SteadyClock::now() + ctx.config.timeouts.poll_period;
+    for (;;) {
+        try {
+            if (done()) return true;
+        } catch (const std::exception& e) {
+            log_debug("node={} waiting: {}", ctx.config.name, e.what());
+        }
+        if (SteadyClock::now() >= deadline) return false;
+        if (ctx.cancelled && ctx.cancelled()) fail("interrupted: the keeper is stopping");
+        if (ctx.tick && SteadyClock::now() >= next_tick) {
+            ctx.tick();
+            next_tick = SteadyClock::now() + ctx.config.timeouts.poll_period;
+        }
+        std::this_thread::sleep_for(milliseconds(100));
+    }
+}
+
+bool in_recovery(LocalPostgres& pg) { return pg.sql("SELECT pg_is_in_recovery()")[0][0].as<bool>(); }
+
+void ensure_running(ActionContext& ctx) {
+    if (!ctx.pg.postmaster_alive()) ctx.pg.start(ctx.tick);
+    if (!wait_until(ctx, ctx.config.timeouts.postgres_start_timeout, [&] {
+            ctx.pg.sql("SELECT 1");
+            return true;
+        }))
+        fail("Postgres started but does not accept connections");
+}
+
+const std::string& require_primary(ActionContext& ctx) {
+    if (ctx.assignment.primary_host.empty() || ctx.assignment.primary_port == 0)
+        throw KeeperError(KeeperError::Kind::MonitorError, "the monitor names no primary to follow yet");
+    return ctx.assignment.primary_host;
+}
+
+std::string source_conninfo(const std::string& host, int port) {
+    return "host=" + conninfo_quote(host) + " port=" + std::to_string(port) +
+           " user=autofailover_replicator dbname=postgres connect_timeout=2";
+}
+
+bool slot_exists_on(const std::string& host, int port, const std::string& slot) {
+    pqxx::connection conn(source_conninfo(host, port));
+    pqxx::nontransaction tx(conn);
+    auto r = tx.exec_params("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", slot);
+    return !r.empty();
+}
+
+// pg_basebackup into <pgdata>.basebackup, then swapped in: PGDATA is either the
+// old directory or a complete copy, never a half-written one.
+void base_backup(ActionContext& ctx, const std::string& host, int port) {
+    const std::string slot = standby_name(ctx.state.node_id);
+    if (!slot_exists_on(host, port, slot))
+        throw KeeperError(KeeperError::Kind::MonitorError,
+                          "the primary " + host + ":" + std::to_string(port) + " has no slot " + slot + " yet");
+    const std::string& pgdata = ctx.config.pgdata;
+    const std::string temp = pgdata + ".basebackup";
+    fs::remove_all(temp);
+    std::vector<std::string> argv = {ctx.pg.tool("pg_basebackup"), "-D", temp, "-h", host, "-p", std::to_string(port),
+                                     "-U", "autofailover_replicator", "-S", slot, "-X", "stream", "-c", "fast", "-w"};
+    if (!ctx.config.max_backup_rate.empty()) {
+        argv.push_back("-r");
+        argv.push_back(ctx.config.max_backup_rate);
+    }
+    ChildOptions options;
+    options.timeout = ctx.config.timeouts.base_backup_timeout;
+    options.tick = ctx.tick;
+    options.tick_every = ctx.config.timeouts.poll_period;
+    options.extra_env = {"PGAPPNAME=" + slot, "PGCONNECT_TIMEOUT=2"};
+    options.cancel = ctx.cancelled;
+    log_info("node={} pg_basebackup from {}:{} through slot {}", ctx.config.name, host, port, slot);
+    auto r = run_child(argv, options);
+    if (!r.ok()) {
+        fs::remove_all(temp);
+        fail("pg_basebackup from " + host + ":" + std::to_string(port) + " failed: " + tail_of(r.output));
+    }
+    ::chmod(temp.c_str(), 0700);
+    const std::string old = pgdata + ".old";
+    fs::remove_all(old);
+    if (fs::exists(pgdata)) fs::rename(pgdata, old);
+    fs::rename(temp, pgdata);
+    fs::remove_all(old);
+}
+
+void drop_local_slots(LocalPostgres& pg) {
+    pg.sql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active");
+}
+
+void start_as_standby_of(ActionContext& ctx, const std::string& host, int port) {
+    write_autofailover_conf(ctx.config);
+    ensure_replication_access(ctx, false);
+    write_standby_setup(ctx, host, port, true);
+    ctx.pg.start(ctx.tick);
+}
+
+void set_sync_standby_names(ActionContext& ctx, const std::string& value) {
+    alter_system(ctx.pg, "synchronous_standby_names", value);
+    ctx.pg.reload();
+}
+
+// --- one function per KeeperAction ------------------------------------------------
+
+void init_primary(ActionContext& ctx) {
+    const std::string& pgdata = ctx.config.pgdata;
+    if (!ctx.pg.data_dir_exists()) {
+        if (fs::exists(pgdata) && !fs::is_empty(pgdata))
+            fail(pgdata + " is not empty and holds no Postgres cluster; empty it or choose another --pgdata");
+        ChildOptions options;
+        options.timeout = ctx.config.timeouts.postgres_start_timeout;
+        options.tick = ctx.tick;
+        options.tick_every = ctx.config.timeouts.poll_period;
+        options.extra_env = {"LC_ALL=C.UTF-8"};
+        auto r = run_child({ctx.pg.tool("initdb"), "-D", pgdata, "--auth-local=peer",
+                            "--auth-host=" + ctx.config.auth_method, "-E", "UTF8", "--no-instructions"},
+                           options);
+        if (!r.ok()) fail("initdb failed: " + tail_of(r.output));
+        log_info("node={} initdb done in {}", ctx.config.name, pgdata);
+    }
+    write_autofailover_conf(ctx.config);
+    ensure_replication_access(ctx, false);
+    ensure_running(ctx);
+    if (in_recovery(ctx.pg)) {
+        // A former standby's data directory (dropped → single): it becomes the primary.
+        ctx.pg.promote(ctx.tick);
+        if (!wait_until(ctx, ctx.config.timeouts.promote_timeout, [&] { return !in_recovery(ctx.pg); }))
+            fail("promotion did not finish within promote_timeout");
+    }
+    ctx.pg.sql(
+        "DO $$ BEGIN "
+        "IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'autofailover_replicator') THEN "
+        "  CREATE ROLE autofailover_replicator LOGIN REPLICATION; END IF; "
+        "IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'autofailover_monitor') THEN "
+        "  CREATE ROLE autofailover_monitor LOGIN CONNECTION LIMIT 2; END IF; "
+        "END $$");
+    // What pg_rewind --source-server needs, instead of SUPERUSER.
+    ctx.pg.sql(
+        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO autofailover_replicator;"
+        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO autofailover_replicator;"
+        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO autofailover_replicator;"
+        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) "
+        "  TO autofailover_replicator;");
+    alter_system(ctx.pg, "primary_conninfo", std::nullopt);
+    alter_system(ctx.pg, "primary_slot_name", std::nullopt);
+    set_sync_standby_names(ctx, "");
+    maintain_replication_slots(ctx);
+}
+
+void init_standby(ActionContext& ctx) {
+    const auto& host = require_primary(ctx);
+    const int port = ctx.assignment.primary_port;
+    if (ctx.pg.data_dir_exists() && ctx.pg.postmaster_alive()) return;  // re-run after a keeper crash
+    if (!ctx.pg.data_dir_exists()) base_backup(ctx, host, port);
+    start_as_standby_of(ctx, host, port);
+}
+
+void rewind_or_reinit(ActionContext& ctx) {
+    const auto& host = require_primary(ctx);
+    const int port = ctx.assignment.primary_port;
+    ctx.pg.stop("fast", ctx.tick);
+    bool rewound = false;
+    if (ctx.pg.data_dir_exists()) {
+        // pg_rewind runs crash recovery itself (single-user) when the target was not shut down cleanly;
+        // standby.signal would make that refuse, and the standby setup is rewritten below anyway.
+        remove_standby_signal(ctx.config.pgdata);
+        ChildOptions options;
+        options.timeout = ctx.config.timeouts.rewind_timeout;
+        options.tick = ctx.tick;
+        options.tick_every = ctx.config.timeouts.poll_period;
+        options.extra_env = {"LC_ALL=C"};
+        options.cancel = ctx.cancelled;
+        auto r = run_child({ctx.pg.tool("pg_rewind"), "--target-pgdata", ctx.config.pgdata, "--source-server",
+                            source_conninfo(host, port)},
+                           options);
+        if (r.ok()) {
+            rewound = true;
+            log_info("node={} pg_rewind from {}:{} done: {}", ctx.config.name, host, port, tail_of(r.output, 120));
+        } else {
+            log_warn("node={} pg_rewind from {}:{} failed, falling back to a fresh base backup: {}", ctx.config.name,
+                     host, port, tail_of(r.output));
+        }
+    }
+    if (!rewound) base_backup(ctx, host, port);
+    start_as_standby_of(ctx, host, port);
+    // Slots copied from, or left over by, the old primary hold back WAL and xmin.
+    if (wait_until(ctx, ctx.config.timeouts.postgres_start_timeout, [&] {
+            ctx.pg.sql("SELECT 1");
+            return true;
+        }))
+        drop_local_slots(ctx.pg);
+}
+
+void follow_primary(ActionContext& ctx) {
+    const auto& host = require_primary(ctx);
+    const int port = ctx.assignment.primary_port;
+    if (!ctx.pg.postmaster_alive()) {
+        start_as_standby_of(ctx, host, port);
+        return;
+    }
+    ensure_running(ctx);
+    if (!in_recovery(ctx.pg))
+        fail("Postgres is not in recovery: a former primary must be rewound, not re-pointed");
+    // PG 15 re-reads primary_conninfo on reload and restarts the walreceiver;
+    // recovery_target_timeline defaults to latest, so it follows the promotion.
+    alter_system(ctx.pg, "primary_conninfo",
+                 replication_conninfo(host, port, standby_name(ctx.state.node_id)));
+    alter_system(ctx.pg, "primary_slot_name", standby_name(ctx.state.node_id));
+    ctx.pg.reload();
+}
+
+void stop_replication(ActionContext& ctx) {
+    ensure_running(ctx);
+    if (!in_recovery(ctx.pg)) return;  // nothing streams into a primary
+    alter_system(ctx.pg, "primary_conninfo", "");
+    ctx.pg.reload();
+    if (!wait_until(ctx, ctx.config.timeouts.stop_replication_timeout, [&] {
+            return ctx.pg.sql("SELECT count(*) FROM pg_stat_wal_receiver")[0][0].as<int>() == 0;
+        }))
+        fail("the walreceiver did not stop within stop_replication_timeout");
+}
+
+void fast_forward(ActionContext& ctx) {
+    const auto& a = ctx.assignment;
+    if (a.upstream_host.empty() || !a.upstream_lsn)
+        throw KeeperError(KeeperError::Kind::MonitorError, "the monitor names no upstream standby to fast-forward from");
+    ensure_running(ctx);
+    if (!in_recovery(ctx.pg)) fail("fast_forward needs a standby, but Postgres is not in recovery");
+    const std::string target = format_lsn(*a.upstream_lsn);
+    alter_system(ctx.pg, "primary_conninfo",
+                 replication_conninfo(a.upstream_host, a.upstream_port, standby_name(ctx.state.node_id)));
+    alter_system(ctx.pg, "primary_slot_name", std::nullopt);  // the upstream standby keeps no slot for us
+    ctx.pg.reload();
+    bool reached = wait_until(ctx, ctx.config.timeouts.fast_forward_timeout, [&] {
+        auto r = ctx.pg.sql_params("SELECT coalesce(pg_last_wal_receive_lsn() >= $1::pg_lsn, false)", target);
+        return r[0][0].as<bool>();
+    });
+    alter_system(ctx.pg, "primary_conninfo", "");
+    ctx.pg.reload();
+    if (!reached) fail("fast-forward did not reach " + target + " from " + a.upstream_host + " in time");
+}
+
+void promote(ActionContext& ctx) {
+    ensure_running(ctx);
+    if (in_recovery(ctx.pg)) {
+        ctx.pg.promote(ctx.tick);
+        if (!wait_until(ctx, ctx.config.timeouts.promote_timeout, [&] { return !in_recovery(ctx.pg); }))
+            fail("promotion did not finish within promote_timeout");
+    }
+    // The checkpoint records the new timeline, so pg_rewind of the old primary sees it.
+    ctx.pg.sql("CHECKPOINT");
+    alter_system(ctx.pg, "primary_conninfo", std::nullopt);
+    alter_system(ctx.pg, "primary_slot_name", std::nullopt);
+    set_sync_standby_names(ctx, "");
+    maintain_replication_slots(ctx);
+}
+
+void disable_sync_rep(ActionContext& ctx) {
+    ensure_running(ctx);
+    set_sync_standby_names(ctx, "");
+}
+
+void apply_settings(ActionContext& ctx) {
+    ensure_running(ctx);
+    set_sync_standby_names(ctx, ctx.assignment.synchronous_standby_names);
+}
+
+void enable_sync_rep(ActionContext& ctx) {
+    apply_settings(ctx);
+    auto wanted = parse_synchronous_standby_names(ctx.assignment.synchronous_standby_names);
+    if (wanted.count == 0) return;
+    const std::string target = ctx.pg.sql("SELECT pg_current_wal_flush_lsn()::text")[0][0].c_str();
+    std::set<std::string> names(wanted.names.begin(), wanted.names.end());
+    bool caught_up = wait_until(ctx, ctx.config.timeouts.sync_rep_wait_timeout, [&] {
+        auto rows = ctx.pg.sql_params(
+            "SELECT application_name FROM pg_stat_replication "
+            "WHERE usename = 'autofailover_replicator' AND sync_state IN ('sync', 'quorum') "
+            "AND flush_lsn >= $1::pg_lsn",
+            target);
+        int count = 0;
+        for (const auto& row : rows)
+            if (names.count(row[0].c_str())) ++count;
+        return count >= wanted.count;
+    });
+    if (!caught_up)
+        fail("synchronous standbys (" + ctx.assignment.synchronous_standby_names + ") did not reach " + target +
+             " within sync_rep_wait_timeout");
+}
+
+void stop_postgres(ActionContext& ctx) {
+    if (!ctx.pg.postmaster_alive()) return;
+    try {
+        ctx.pg.sql("CHECKPOINT");  // a short shutdown checkpoint, so the stop is quick
+    } catch (const std::exception& e) {
+        log_debug("node={} checkpoint before stop failed: {}", ctx.config.name, e.what());
+    }
+    // Fast shutdown: walsenders send all WAL up to the shutdown checkpoint to connected standbys.
+    ctx.pg.stop("fast", ctx.tick);
+}
+
+void fence(ActionContext& ctx) { ctx.pg.stop("immediate", ctx.tick); }
+
+void resume_as_primary(ActionContext& ctx) {
+    remove_standby_signal(ctx.config.pgdata);
+    write_autofailover_conf(ctx.config);
+    ensure_running(ctx);
+    if (in_recovery(ctx.pg)) fail("Postgres came back in recovery; it cannot resume as the primary");
+    set_sync_standby_names(ctx, ctx.assignment.synchronous_standby_names);
+    ctx.state.fenced_at.reset();
+}
+
+void release_for_maintenance(ActionContext& ctx) {
+    log_info("node={} Postgres is left to the DBA until maintenance ends", ctx.config.name);
+}
+
+void drop_node(ActionContext& ctx) {
+    stop_postgres(ctx);
+    ctx.state.dropped = true;
+}
+
+}  // namespace
+
+SyncStandbyNames parse_synchronous_standby_names(const std::string& value) {
+    SyncStandbyNames out;
+    static const std::regex with_count(R"(^\s*(?:(?:ANY|FIRST)\s+)?(\d+)\s*\((.*)\)\s*$)", std::regex::icase);
+    std::smatch m;
+    std::string list;
+    if (std::regex_match(value, m, with_count)) {
+        out.count = std::stoi(m[1].str());
+        list = m[2].str();
+    } else {
+        list = value;
+    }
+    std::string item;
+    auto flush = [&] {
+        auto start = item.find_first_not_of(" \t\"");
+        auto end = item.find_last_not_of(" \t\"");
+        if (start != std::string::npos) out.names.push_back(item.substr(start, end - start + 1));
+        item.clear();
+    };
+    for (char c : list) {
+        if (c == ',') flush();
+        else item += c;
+    }
+    flush();
+    if (out.count == 0 && !out.names.empty() && !std::regex_match(value, m, with_count)) out.count = 1;
+    return out;
+}
+
+void ensure_replication_access(ActionContext& ctx, bool reload_if_changed) {
+    std::vector<std::string> hosts = {ctx.config.hostname};
+    for (const auto& o : ctx.others) hosts.push_back(o.host);
+    auto lines = hba_lines(hosts, conninfo_host(ctx.config.monitor_uri), ctx.config.auth_method);
+    if (write_hba_block(ctx.config.pgdata, lines) && reload_if_changed && ctx.pg.postmaster_alive()) {
+        log_info("node={} pg_hba.conf updated for {} group hosts", ctx.config.name, hosts.size());
+        ctx.pg.reload();
+    }
+}
+
+void maintain_replication_slots(ActionContext& ctx) {
+    std::set<std::string> wanted;
+    for (const auto& o : ctx.others) wanted.insert(standby_name(o.node_id));
+    std::set<std::string> existing;
+    for (const auto& row : ctx.pg.sql("SELECT slot_name, active FROM pg_replication_slots "
+                                      "WHERE slot_type = 'physical' AND slot_name LIKE 'autofailover\\_node\\_%'")) {
+        std::string name = row[0].c_str();
+        existing.insert(name);
+        if (!wanted.count(name) && !row[1].as<bool>()) {
+            ctx.pg.sql_params("SELECT pg_drop_replication_slot($1)", name);
+            log_info("node={} dropped replication slot {} (node removed)", ctx.config.name, name);
+        }
+    }
+    for (const auto& name : wanted) {
+        if (existing.count(name)) continue;
+        ctx.pg.sql_params("SELECT pg_create_physical_replication_slot($1, true)", name);
+        log_info("node={} created replication slot {}", ctx.config.name, name);
+    }
+}
+
+void write_standby_setup(ActionContext& ctx, const std::string& host, int port, bool with_slot) {
+    const std::string name = standby_name(ctx.state.node_id);
+    edit_auto_conf(ctx.config.pgdata, {{"primary_conninfo", replication_conninfo(host, port, name)},
+                                       {"primary_slot_name", with_slot ? std::optional<std::string>(name) : std::nullopt},
+                                       {"synchronous_standby_names", std::nullopt},
+                                       {"recovery_target_timeline", std::nullopt}});
+    write_standby_signal(ctx.config.pgdata);
+}
+
+void run_action(KeeperAction action, ActionContext& ctx) {
+    switch (action) {
+        case KeeperAction::None: return;
+        case KeeperAction::InitPrimary: return init_primary(ctx);
+        case KeeperAction::InitStandby: return init_standby(ctx);
+        case KeeperAction::RewindOrReinit: return rewind_or_reinit(ctx);
+        case KeeperAction::FollowPrimary: return follow_primary(ctx);
+        case KeeperAction::StopReplication: return stop_replication(ctx);
+        case KeeperAction::FastForward: return fast_forward(ctx);
+        case KeeperAction::Promote: return promote(ctx);
+        case KeeperAction::DisableSyncRep: return disable_sync_rep(ctx);
+        case KeeperAction::ApplySettings: return apply_settings(ctx);
+        case KeeperAction::EnableSyncRep: return enable_sync_rep(ctx);
+        case KeeperAction::StopPostgres: return stop_postgres(ctx);
+        case KeeperAction::Fence: return fence(ctx);
+        case KeeperAction::ResumeAsPrimary: return resume_as_primary(ctx);
+        case KeeperAction::ReleaseForMaintenance: return release_for_maintenance(ctx);
+        case KeeperAction::DropNode: return drop_node(ctx);
+    }
+}
+
+}  // namespace autofailover::keeper
