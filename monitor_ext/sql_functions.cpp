@@ -84,8 +84,8 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
     const int upstream = view->has_upstream ? autofailover_ext::find_row(group, view->upstream_node_id) : -1;
 
     MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
-    Datum values[11];
-    bool nulls[11] = {};
+    Datum values[12];
+    bool nulls[12] = {};
     values[0] = text_or_null(self >= 0 ? group->nodes[self].goal_state : nullptr, &nulls[0]);
     values[1] = Int32GetDatum(self >= 0 ? group->nodes[self].candidate_priority : 0);
     nulls[1] = self < 0;
@@ -103,6 +103,7 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
     values[9] = LSNGetDatum(upstream >= 0 ? group->nodes[upstream].lsn : 0);
     nulls[9] = upstream < 0;
     values[10] = CStringGetTextDatum(decision->waiting_reason);
+    values[11] = Int32GetDatum(group->settings.network_partition_timeout_ms);
     HeapTuple tuple = heap_form_tuple(result_desc, values, nulls);
     MemoryContextSwitchTo(spi_context);
     SPI_finish();

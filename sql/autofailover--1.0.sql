@@ -88,7 +88,7 @@ CREATE FUNCTION autofailover._decide(formation text, group_id int, node_id bigin
     OUT goal_state text, OUT candidate_priority int, OUT replication_quorum bool,
     OUT primary_node_id bigint, OUT primary_host text, OUT primary_port int,
     OUT synchronous_standby_names text, OUT upstream_host text, OUT upstream_port int,
-    OUT upstream_lsn pg_lsn, OUT waiting_reason text)
+    OUT upstream_lsn pg_lsn, OUT waiting_reason text, OUT network_partition_timeout_ms int)
     LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_decide';
 
 CREATE FUNCTION autofailover._register_assign(formation text, group_id int, node_id bigint, candidate_priority int)
@@ -300,12 +300,16 @@ DECLARE
     v_goal autofailover.node_state;
     v_sync text := coalesce(p_sync_state, '');
 BEGIN
-    PERFORM autofailover._require(p_formation, 'formation');
-    PERFORM autofailover._require(p_node_id, 'node_id');
-    PERFORM autofailover._require(p_reported, 'reported_state');
-    PERFORM autofailover._require(p_running, 'pg_is_running');
-    PERFORM autofailover._require(p_timeline, 'timeline');
-    PERFORM autofailover._require(p_lsn, 'lsn');
+    -- The hot path of the monitor: validation in one test, errors spelled out only when it fails.
+    IF p_formation IS NULL OR p_node_id IS NULL OR p_reported IS NULL OR p_running IS NULL OR p_timeline IS NULL
+       OR p_lsn IS NULL THEN
+        PERFORM autofailover._require(p_formation, 'formation');
+        PERFORM autofailover._require(p_node_id, 'node_id');
+        PERFORM autofailover._require(p_reported, 'reported_state');
+        PERFORM autofailover._require(p_running, 'pg_is_running');
+        PERFORM autofailover._require(p_timeline, 'timeline');
+        PERFORM autofailover._require(p_lsn, 'lsn');
+    END IF;
     IF p_timeline < 0 THEN
         RAISE EXCEPTION 'invalid timeline %', p_timeline USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -314,7 +318,8 @@ BEGIN
             left(v_sync, 80) USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    PERFORM autofailover._lock_formation(p_formation, false);
+    -- Lock order: formation (shared), then group (see docs/api.md, Locking).
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('autofailover:' || p_formation)::bigint);
     -- A node never changes group, so reading it before the group lock is safe.
     SELECT n.group_id INTO v_group FROM autofailover.nodes n
      WHERE n.node_id = p_node_id AND n.formation_id = p_formation;
@@ -322,14 +327,14 @@ BEGIN
         RAISE EXCEPTION 'node % is not registered in formation "%"', p_node_id, left(p_formation, 80)
             USING ERRCODE = 'undefined_object', HINT = 'Register it with autofailover.register_node().';
     END IF;
-    PERFORM autofailover._lock_group(p_formation, v_group);
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('autofailover:' || p_formation), v_group);
 
-    SELECT n.reported_state, n.goal_state, n.node_name INTO v_old, v_goal, v_name
-      FROM autofailover.nodes n WHERE n.node_id = p_node_id;
     UPDATE autofailover.nodes n
        SET reported_state = p_reported, pg_is_running = p_running, timeline = p_timeline, lsn = p_lsn,
            sync_state = v_sync, last_report = clock_timestamp()
-     WHERE n.node_id = p_node_id;
+      FROM (SELECT o.node_id, o.reported_state FROM autofailover.nodes o WHERE o.node_id = p_node_id) old
+     WHERE n.node_id = old.node_id
+    RETURNING old.reported_state, n.goal_state, n.node_name INTO v_old, v_goal, v_name;
     IF v_old <> p_reported THEN
         INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
                                          description)
@@ -356,8 +361,7 @@ BEGIN
     RETURN QUERY
         SELECT d.goal_state::autofailover.node_state, d.candidate_priority, d.replication_quorum,
                d.primary_node_id, d.primary_host, d.primary_port, d.synchronous_standby_names,
-               d.upstream_host, d.upstream_port, d.upstream_lsn,
-               autofailover._setting_ms('autofailover.network_partition_timeout')
+               d.upstream_host, d.upstream_port, d.upstream_lsn, d.network_partition_timeout_ms
           FROM autofailover._decide(p_formation, v_group, p_node_id) d;
 END $$;
 
