@@ -16,6 +16,10 @@ namespace {
 // Seconds the postmaster waits before restarting a crashed worker.
 constexpr int kWorkerRestartSeconds = 1;
 
+// Per-round memory, reset at the start of each round. Outside a transaction
+// CurrentMemoryContext would be TopMemoryContext, where every round would leak.
+MemoryContext round_memory = nullptr;
+
 struct GroupKey {
     const char* formation;
     int group_id;
@@ -32,6 +36,7 @@ void end_round_transaction() {
     SPI_finish();
     PopActiveSnapshot();
     CommitTransactionCommand();
+    MemoryContextSwitchTo(round_memory);
 }
 
 bool extension_exists() {
@@ -142,6 +147,7 @@ void decide_group(MemoryContext round_context, const GroupKey* group) {
         ErrorData* error = CopyErrorData();
         FlushErrorState();
         AbortCurrentTransaction();
+        MemoryContextSwitchTo(round_context);
         ereport(LOG, (errmsg("autofailover health check: formation=%s group=%d decision failed: %s",
                              group->formation, group->group_id, error->message)));
         FreeErrorData(error);
@@ -205,10 +211,12 @@ void autofailover_health_worker_main(Datum argument) {
 
     MemoryContext round_context =
         AllocSetContextCreate(TopMemoryContext, "autofailover health check round", ALLOCSET_DEFAULT_SIZES);
+    autofailover_ext::round_memory = round_context;
     bool announced_wait = false;
     for (;;) {
         const autofailover_ext::ProbeSettings settings = autofailover_ext::probe_settings();
         const TimestampTz round_start = GetCurrentTimestamp();
+        MemoryContextSwitchTo(round_context);
         MemoryContextReset(round_context);
         if (!autofailover_ext::extension_exists()) {
             if (!announced_wait)
