@@ -166,6 +166,8 @@ int run_keeper(const std::string& pgdata, const std::string& state_dir) {
             }
             const bool transitioned = loop.step();
             if (loop.state().dropped) {
+                // Report `dropped` once more: that is what lets the monitor forget the node.
+                loop.step();
                 log_info("node={} state=dropped node removed from the formation; keeper exits", loop.config().name);
                 return 121;
             }
