@@ -152,7 +152,8 @@ int find_row(const GroupInput* group, std::int64_t node_id) {
     return -1;
 }
 
-void store_decision(GroupInput* group, const DecisionOutput* decision) {
+int store_decision(GroupInput* group, const DecisionOutput* decision) {
+    int changes = 0;
     Oid goal_types[3] = {INT8OID, TEXTOID, TEXTOID};
     SPIPlanPtr goal_plan = prepare_once(
         &store_goal_plan,
@@ -180,6 +181,7 @@ void store_decision(GroupInput* group, const DecisionOutput* decision) {
         const char* reported = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
         notify_change(group, assignment->node_id, node_name, reported, assignment->goal, assignment->reason);
         if (row >= 0) group->nodes[row].goal_state = pstrdup(assignment->goal);
+        changes++;
     }
 
     Oid waiting_types[3] = {TEXTOID, INT4OID, TEXTOID};
@@ -191,6 +193,7 @@ void store_decision(GroupInput* group, const DecisionOutput* decision) {
                              CStringGetTextDatum(decision->waiting_reason)};
     if (SPI_execute_plan(waiting_plan, waiting_args, nullptr, false, 0) != SPI_OK_UPDATE)
         elog(ERROR, "autofailover: storing waiting reason failed");
+    return changes;
 }
 
 void raise_if_failed(const autofailover_bridge::BridgeResult& result) {

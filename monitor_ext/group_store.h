@@ -19,8 +19,9 @@ autofailover_bridge::DecisionOutput* new_decision_output(std::size_t capacity);
 
 // Writes every goal change: nodes.goal_state, one events row with the core's
 // reason, one NOTIFY autofailover_state; then the group's waiting_reason.
-// Updates the loaded rows so the caller sees the new goals.
-void store_decision(autofailover_bridge::GroupInput* group, const autofailover_bridge::DecisionOutput* decision);
+// Updates the loaded rows so the caller sees the new goals. Returns how many
+// goals changed.
+int store_decision(autofailover_bridge::GroupInput* group, const autofailover_bridge::DecisionOutput* decision);
 
 // ERROR with the SQLSTATE matching the bridge outcome; returns when Ok.
 void raise_if_failed(const autofailover_bridge::BridgeResult& result);

@@ -72,7 +72,7 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
     DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count);
     const BridgeResult decided = autofailover_bridge::run_decide(*group, *decision);
     autofailover_ext::raise_if_failed(decided);
-    autofailover_ext::store_decision(group, decision);
+    const int goal_changes = autofailover_ext::store_decision(group, decision);
 
     autofailover_bridge::KeeperView* view =
         static_cast<autofailover_bridge::KeeperView*>(palloc0(sizeof(autofailover_bridge::KeeperView)));
@@ -84,8 +84,8 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
     const int upstream = view->has_upstream ? autofailover_ext::find_row(group, view->upstream_node_id) : -1;
 
     MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
-    Datum values[12];
-    bool nulls[12] = {};
+    Datum values[13];
+    bool nulls[13] = {};
     values[0] = text_or_null(self >= 0 ? group->nodes[self].goal_state : nullptr, &nulls[0]);
     values[1] = Int32GetDatum(self >= 0 ? group->nodes[self].candidate_priority : 0);
     nulls[1] = self < 0;
@@ -104,6 +104,7 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
     nulls[9] = upstream < 0;
     values[10] = CStringGetTextDatum(decision->waiting_reason);
     values[11] = Int32GetDatum(group->settings.network_partition_timeout_ms);
+    values[12] = Int32GetDatum(goal_changes);
     HeapTuple tuple = heap_form_tuple(result_desc, values, nulls);
     MemoryContextSwitchTo(spi_context);
     SPI_finish();

@@ -88,7 +88,8 @@ CREATE FUNCTION autofailover._decide(formation text, group_id int, node_id bigin
     OUT goal_state text, OUT candidate_priority int, OUT replication_quorum bool,
     OUT primary_node_id bigint, OUT primary_host text, OUT primary_port int,
     OUT synchronous_standby_names text, OUT upstream_host text, OUT upstream_port int,
-    OUT upstream_lsn pg_lsn, OUT waiting_reason text, OUT network_partition_timeout_ms int)
+    OUT upstream_lsn pg_lsn, OUT waiting_reason text, OUT network_partition_timeout_ms int,
+    OUT goal_changes int)
     LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_decide';
 
 CREATE FUNCTION autofailover._register_assign(formation text, group_id int, node_id bigint, candidate_priority int)
@@ -299,6 +300,7 @@ DECLARE
     v_old autofailover.node_state;
     v_goal autofailover.node_state;
     v_sync text := coalesce(p_sync_state, '');
+    v_decision record;
 BEGIN
     -- The hot path of the monitor: validation in one test, errors spelled out only when it fails.
     IF p_formation IS NULL OR p_node_id IS NULL OR p_reported IS NULL OR p_running IS NULL OR p_timeline IS NULL
@@ -358,11 +360,18 @@ BEGIN
         RETURN;
     END IF;
 
-    RETURN QUERY
-        SELECT d.goal_state::autofailover.node_state, d.candidate_priority, d.replication_quorum,
-               d.primary_node_id, d.primary_host, d.primary_port, d.synchronous_standby_names,
-               d.upstream_host, d.upstream_port, d.upstream_lsn, d.network_partition_timeout_ms
-          FROM autofailover._decide(p_formation, v_group, p_node_id) d;
+    SELECT * INTO v_decision FROM autofailover._decide(p_formation, v_group, p_node_id) d;
+    IF v_old = p_reported AND v_decision.goal_changes = 0 THEN
+        -- A pure heartbeat: only last_report and the LSN changed, and the keeper
+        -- repeats them within a period, so its commit need not wait for the WAL
+        -- flush. Goal changes and events always commit synchronously, so a keeper
+        -- never acts on a goal a crash could lose.
+        PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+    END IF;
+    RETURN QUERY SELECT v_decision.goal_state::autofailover.node_state, v_decision.candidate_priority,
+        v_decision.replication_quorum, v_decision.primary_node_id, v_decision.primary_host, v_decision.primary_port,
+        v_decision.synchronous_standby_names, v_decision.upstream_host, v_decision.upstream_port,
+        v_decision.upstream_lsn, v_decision.network_partition_timeout_ms;
 END $$;
 
 CREATE FUNCTION autofailover.node_active(formation text, node_id bigint, reported_state autofailover.node_state,
