@@ -61,6 +61,9 @@ struct GroupInput {
     SettingsRow settings;
     std::int64_t now_us;
     std::int64_t monitor_started_us;
+    // PostgreSQL side only (the core ignores it): the stored waiting_reason, so
+    // an unchanged one is not rewritten on every call.
+    const char* stored_waiting_reason;
 };
 
 struct AssignmentRow {

@@ -68,11 +68,14 @@ void notify_change(const GroupInput* group, std::int64_t node_id, const char* no
 std::int64_t to_unix_us(std::int64_t timestamptz) { return timestamptz + kUnixToPostgresEpochUs; }
 
 void load_group(const char* formation, int group_id, std::int64_t exclude_node, GroupInput* out) {
-    Oid formation_types[1] = {TEXTOID};
-    Datum formation_args[1] = {CStringGetTextDatum(formation)};
+    Oid formation_types[2] = {TEXTOID, INT4OID};
+    Datum formation_args[2] = {CStringGetTextDatum(formation), Int32GetDatum(group_id)};
     SPIPlanPtr formation_plan = prepare_once(
-        &load_formation_plan, "SELECT number_sync_standbys FROM autofailover.formations WHERE formation_id = $1", 1,
-        formation_types);
+        &load_formation_plan,
+        "SELECT f.number_sync_standbys, g.waiting_reason FROM autofailover.formations f "
+        "LEFT JOIN autofailover.groups g ON g.formation_id = f.formation_id AND g.group_id = $2 "
+        "WHERE f.formation_id = $1",
+        2, formation_types);
     if (SPI_execute_plan(formation_plan, formation_args, nullptr, true, 1) != SPI_OK_SELECT)
         elog(ERROR, "autofailover: loading formation failed");
     if (SPI_processed != 1)
@@ -81,6 +84,7 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
     bool isnull = false;
     const int number_sync_standbys =
         DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    const char* stored_waiting_reason = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 
     Oid node_types[3] = {TEXTOID, INT4OID, INT8OID};
     Datum node_args[3] = {CStringGetTextDatum(formation), Int32GetDatum(group_id), Int64GetDatum(exclude_node)};
@@ -133,6 +137,7 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
     out->settings = decision_settings(number_sync_standbys);
     out->now_us = to_unix_us(GetCurrentTimestamp());
     out->monitor_started_us = to_unix_us(PgStartTime);
+    out->stored_waiting_reason = stored_waiting_reason;
 }
 
 DecisionOutput* new_decision_output(std::size_t capacity) {
@@ -184,6 +189,8 @@ int store_decision(GroupInput* group, const DecisionOutput* decision) {
         changes++;
     }
 
+    if (group->stored_waiting_reason != nullptr && strcmp(group->stored_waiting_reason, decision->waiting_reason) == 0)
+        return changes;
     Oid waiting_types[3] = {TEXTOID, INT4OID, TEXTOID};
     SPIPlanPtr waiting_plan = prepare_once(&store_waiting_plan,
                                            "UPDATE autofailover.groups SET waiting_reason = $3 "
