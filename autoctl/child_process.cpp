@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,7 +35,9 @@ private:
 
 ChildResult run_child(const std::vector<std::string>& argv) {
     int fds[2];
-    if (::pipe(fds) != 0) throw CliError(ExitCode::LocalPostgresError, fmt::format("pipe: {}", std::strerror(errno)));
+    // O_CLOEXEC: only the child's stdout/stderr may hold the write end, or a
+    // daemon it starts (pg_ctl start -> postmaster) would keep the pipe open.
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw CliError(ExitCode::LocalPostgresError, fmt::format("pipe: {}", std::strerror(errno)));
     Fd read_end(fds[0]);
     Fd write_end(fds[1]);
 
@@ -47,7 +50,6 @@ ChildResult run_child(const std::vector<std::string>& argv) {
     if (pid == 0) {
         ::dup2(write_end.get(), STDOUT_FILENO);
         ::dup2(write_end.get(), STDERR_FILENO);
-        ::close(read_end.get());
         ::execvp(args[0], args.data());
         std::string msg = fmt::format("cannot run {}: {}\n", argv[0], std::strerror(errno));
         [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg.data(), msg.size());

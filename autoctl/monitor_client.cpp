@@ -61,6 +61,8 @@ auto MonitorClient::guarded(const char* what, Fn&& fn) {
                                    redacted_uri_, what, e.what()));
     } catch (const pqxx::sql_error& e) {
         std::string message = e.what();
+        // PL/pgSQL call stacks help the monitor's developers, not the operator.
+        if (auto context = message.find("\nCONTEXT:"); context != std::string::npos) message.erase(context);
         while (!message.empty() && message.back() == '\n') message.pop_back();
         throw CliError(ExitCode::MonitorError, fmt::format("the monitor refused {}: {}", what, message));
     } catch (const pqxx::failure& e) {

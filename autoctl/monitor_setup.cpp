@@ -165,13 +165,8 @@ std::string complete_monitor_database(const MonitorSetup& s, const std::string& 
         }
         pqxx::connection conn(local_conninfo(s, kMonitorDatabase));
         pqxx::work tx(conn);
-        // Roles first: the extension script grants its functions to them.
-        if (tx.exec_params("SELECT 1 FROM pg_roles WHERE rolname = $1", "autofailover_keeper").empty())
-            tx.exec("CREATE ROLE autofailover_keeper LOGIN");
-        if (tx.exec_params("SELECT 1 FROM pg_roles WHERE rolname = $1", "autofailover_operator").empty())
-            tx.exec("CREATE ROLE autofailover_operator NOLOGIN");
+        // The extension script creates the roles autofailover_keeper and autofailover_operator.
         tx.exec("CREATE EXTENSION IF NOT EXISTS autofailover");
-        tx.exec(fmt::format("GRANT autofailover_keeper TO autofailover_operator"));
         tx.exec(fmt::format("GRANT autofailover_operator TO {}", tx.quote_name(os_user)));
         std::string password;
         if (s.auth != "trust") {

@@ -37,10 +37,14 @@ void add_perform_commands(CLI::App& app) {
     add_wait_option(switchover, sw->wait_seconds, kDefaultWaitSeconds);
     switchover->callback([sw] {
         MonitorClient monitor(resolve_monitor_uri(sw->target));
-        std::cout << fmt::format("switchover of formation {} group {} requested\n", sw->target.formation,
-                                 sw->target.group);
-        run_and_follow(monitor, sw->target.formation, sw->wait_seconds,
-                       [&] { monitor.perform_switchover(sw->target.formation, sw->target.group); }, std::cout);
+        run_and_follow(
+            monitor, sw->target.formation, sw->wait_seconds,
+            [&] {
+                monitor.perform_switchover(sw->target.formation, sw->target.group);
+                std::cout << fmt::format("switchover of formation {} group {} started\n", sw->target.formation,
+                                         sw->target.group);
+            },
+            std::cout);
     });
 
     auto fo = std::make_shared<PerformOptions>();
@@ -53,11 +57,13 @@ void add_perform_commands(CLI::App& app) {
     add_wait_option(failover, fo->wait_seconds, kDefaultWaitSeconds);
     failover->callback([fo] {
         MonitorClient monitor(resolve_monitor_uri(fo->target));
-        std::cout << fmt::format("failover of formation {} group {} requested\n", fo->target.formation,
-                                 fo->target.group);
         run_and_follow(
             monitor, fo->target.formation, fo->wait_seconds,
-            [&] { monitor.perform_failover(fo->target.formation, fo->target.group, fo->accept_data_loss); },
+            [&] {
+                monitor.perform_failover(fo->target.formation, fo->target.group, fo->accept_data_loss);
+                std::cout << fmt::format("failover of formation {} group {} started\n", fo->target.formation,
+                                         fo->target.group);
+            },
             std::cout);
     });
 

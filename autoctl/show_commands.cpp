@@ -4,6 +4,7 @@
 #include "autoctl/monitor_target.h"
 #include "autoctl/state_view.h"
 #include "autoctl/systemd_unit.h"
+#include "autoctl/wait_for_health.h"
 
 #include <fmt/format.h>
 
@@ -14,13 +15,17 @@ namespace autoctl {
 
 namespace {
 
-void show_state(const MonitorTarget& t) {
+void show_state(const MonitorTarget& t, int wait_seconds) {
     MonitorClient monitor(resolve_monitor_uri(t));
-    auto nodes = monitor.current_state(t.formation);
+    std::vector<NodeRow> nodes;
+    if (wait_seconds > 0) {
+        start_following(monitor);
+        nodes = wait_until_healthy(monitor, t.formation, std::chrono::seconds(wait_seconds), std::cerr);
+    } else {
+        nodes = monitor.current_state(t.formation);
+    }
     if (t.json) {
         std::cout << state_to_json(nodes).dump(2) << "\n";
-    } else if (nodes.empty()) {
-        std::cout << fmt::format("formation {} has no node yet\n", t.formation);
     } else {
         std::cout << render_state_table(nodes);
     }
@@ -74,7 +79,9 @@ void add_show_commands(CLI::App& app) {
         "state", "Nodes of the formation: health, LSN, reported and goal states; marks nodes whose keeper is down");
     add_monitor_options(state, *state_opts);
     add_json_option(state, *state_opts);
-    state->callback([state_opts] { show_state(*state_opts); });
+    auto state_wait = std::make_shared<int>(0);
+    add_wait_option(state, *state_wait, 0);
+    state->callback([state_opts, state_wait] { show_state(*state_opts, *state_wait); });
 
     auto uri_opts = std::make_shared<MonitorTarget>();
     auto sslmode = std::make_shared<std::string>("prefer");

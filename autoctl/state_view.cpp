@@ -62,6 +62,7 @@ std::string notes_for(const NodeRow& n) {
 }  // namespace
 
 std::string render_state_table(const std::vector<NodeRow>& nodes) {
+    if (nodes.empty()) return "no node is registered in this formation\n";
     std::vector<std::vector<std::string>> rows;
     for (const NodeRow& n : nodes) {
         rows.push_back({n.name, fmt::format("{}/{}", n.group_id, n.node_id), fmt::format("{}:{}", n.host, n.port),

@@ -26,8 +26,8 @@ std::string wall_clock() {
 
 void start_following(MonitorClient& monitor) { monitor.listen_for_state_changes(); }
 
-void wait_until_healthy(MonitorClient& monitor, const std::string& formation, std::chrono::seconds timeout,
-                        std::ostream& progress) {
+std::vector<NodeRow> wait_until_healthy(MonitorClient& monitor, const std::string& formation,
+                                        std::chrono::seconds timeout, std::ostream& progress) {
     using Clock = std::chrono::steady_clock;
     const auto started = Clock::now();
     const auto deadline = started + timeout;
@@ -37,11 +37,10 @@ void wait_until_healthy(MonitorClient& monitor, const std::string& formation, st
         HealthVerdict verdict = assess_formation(nodes);
         if (verdict.healthy) {
             auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
-            progress << fmt::format("{} formation {} is healthy again after {:.1f}s\n\n", wall_clock(), formation,
-                                    elapsed.count() / 1000.0)
-                     << render_state_table(nodes);
+            progress << fmt::format("{} formation {} is healthy after {:.1f}s\n", wall_clock(), formation,
+                                    elapsed.count() / 1000.0);
             progress.flush();
-            return;
+            return nodes;
         }
         if (verdict.waiting_for != last_waiting) {
             progress << fmt::format("{} waiting: {}\n", wall_clock(), verdict.waiting_for);
@@ -69,7 +68,7 @@ void run_and_follow(MonitorClient& monitor, const std::string& formation, int wa
     if (wait_seconds > 0) start_following(monitor);
     operation();
     if (wait_seconds > 0) {
-        wait_until_healthy(monitor, formation, std::chrono::seconds(wait_seconds), out);
+        out << "\n" << render_state_table(wait_until_healthy(monitor, formation, std::chrono::seconds(wait_seconds), out));
     } else {
         out << render_state_table(monitor.current_state(formation));
     }

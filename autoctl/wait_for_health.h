@@ -9,6 +9,7 @@
 #include <functional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace autoctl {
 
@@ -19,9 +20,9 @@ inline constexpr std::chrono::milliseconds kStateRecheckInterval{500};
 // Call before starting the operation so that no notification is missed.
 void start_following(MonitorClient& monitor);
 
-// Returns once assess_formation() says healthy; throws CliError(Timeout) after
-// `timeout` with what the formation is still waiting for.
-void wait_until_healthy(MonitorClient& monitor, const std::string& formation, std::chrono::seconds timeout,
+// Returns the nodes once assess_formation() says healthy; throws
+// CliError(Timeout) after `timeout` with what the formation is still waiting for.
+std::vector<NodeRow> wait_until_healthy(MonitorClient& monitor, const std::string& formation, std::chrono::seconds timeout,
                         std::ostream& progress);
 
 // The shape of every operator command: LISTEN, run `operation` on the

@@ -1,0 +1,351 @@
+"""A real formation for end-to-end tests: a monitor and data nodes on
+127.0.0.1, each a PostgreSQL 15 server plus its keeper, all run as the
+unprivileged OS user (PostgreSQL refuses root). Every process is ended by
+its PID in teardown(), also when a test failed."""
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import time
+
+import psycopg
+
+PG_BINDIR = os.environ.get("AUTOFAILOVER_PG_BINDIR", "/usr/lib/postgresql/15/bin")
+TEST_USER = os.environ.get("AUTOFAILOVER_TEST_USER", "autofailover")
+AUTOCTL = os.environ.get("AUTOCTL") or shutil.which("autoctl") or "/usr/local/bin/autoctl"
+
+# Short timeouts so that scenarios take seconds; every one of them is a named
+# setting of the monitor (GUC) or of the keeper (keeper.json).
+MONITOR_SETTINGS = {
+    "health_check_period": "300",
+    "health_check_timeout": "500",
+    "health_check_max_retries": "1",
+    "health_check_retry_delay": "100",
+    "node_considered_unhealthy_timeout": "2000",
+    "network_partition_timeout": "1500",
+    "fencing_margin": "500",
+    "startup_grace_period": "1000",
+}
+KEEPER_TIMEOUTS = {
+    "poll_period_ms": 250,
+    "monitor_call_timeout_ms": 1000,
+    "postgres_start_timeout_ms": 30000,
+    "postgres_stop_timeout_ms": 30000,
+    "promote_timeout_ms": 20000,
+    "sync_rep_wait_timeout_ms": 20000,
+    "fast_forward_timeout_ms": 20000,
+}
+# How long a test waits for the formation to return to full health.
+HEALTHY_TIMEOUT = float(os.environ.get("AUTOFAILOVER_E2E_HEALTHY_TIMEOUT", "90"))
+# How long a process may take to exit after SIGTERM/SIGINT before SIGKILL.
+STOP_TIMEOUT = 15.0
+# One CLI call (create postgres includes a base backup).
+COMMAND_TIMEOUT = 180.0
+
+
+def _user_ids():
+    pw = pwd.getpwnam(TEST_USER)
+    return pw.pw_uid, pw.pw_gid
+
+
+def as_user(argv):
+    """argv run as the test user. setpriv execs in place (runuser forks and
+    waits), so a Popen's pid is the program's own pid and can be signalled."""
+    if os.geteuid() != 0:
+        return list(argv)
+    uid, gid = _user_ids()
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--"] + list(argv)
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def read_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.readline().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stop_pid(pid, sig, timeout=STOP_TIMEOUT):
+    """Signal pid, wait for it to go away, SIGKILL after timeout."""
+    if pid is None or not pid_alive(pid):
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.05)
+    if pid_alive(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+class Node:
+    def __init__(self, formation, name, port):
+        self.formation = formation
+        self.name = name
+        self.port = port
+        self.pgdata = os.path.join(formation.workdir, name)
+        self.state_dir = self.pgdata + ".keeper"
+        self.keeper = None
+        self._keeper_log = None
+
+    # -- processes -----------------------------------------------------------
+    def start_keeper(self):
+        assert self.keeper is None or self.keeper.poll() is not None, f"keeper of {self.name} already runs"
+        if self._keeper_log is None:
+            self._keeper_log = open(os.path.join(self.formation.workdir, f"{self.name}.keeper.out"), "ab")
+        self.keeper = subprocess.Popen(
+            as_user([AUTOCTL, "run", "--pgdata", self.pgdata]),
+            stdout=self._keeper_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=self.formation.workdir, env=self.formation.env, start_new_session=True)
+
+    def keeper_pid(self):
+        if self.keeper is not None and self.keeper.poll() is None:
+            return self.keeper.pid
+        return read_pid(os.path.join(self.state_dir, "keeper.pid"))
+
+    def postmaster_pid(self):
+        return read_pid(os.path.join(self.pgdata, "postmaster.pid"))
+
+    def kill_keeper(self, sig=signal.SIGKILL):
+        pid = self.keeper_pid()
+        assert pid is not None and pid_alive(pid), f"keeper of {self.name} is not running"
+        os.kill(pid, sig)
+        if self.keeper is not None:
+            self.keeper.wait(timeout=STOP_TIMEOUT)
+
+    def kill_postgres(self, sig=signal.SIGKILL):
+        pid = self.postmaster_pid()
+        assert pid is not None and pid_alive(pid), f"postgres of {self.name} is not running"
+        os.kill(pid, sig)
+        return pid
+
+    def stop_postgres(self):
+        """Clean fast shutdown, as an operator would do it."""
+        subprocess.run(as_user([os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.pgdata, "-m", "fast", "-w",
+                                "stop"]), check=True, capture_output=True, timeout=COMMAND_TIMEOUT,
+                       cwd=self.formation.workdir)
+
+    def teardown(self):
+        stop_pid(self.keeper_pid(), signal.SIGTERM)
+        if self.keeper is not None:
+            try:
+                self.keeper.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+        stop_pid(self.postmaster_pid(), signal.SIGINT)  # the postmaster's fast shutdown
+        if self._keeper_log is not None:
+            self._keeper_log.close()
+            self._keeper_log = None
+
+    # -- SQL -----------------------------------------------------------------
+    def conninfo(self, dbname="postgres"):
+        return f"host=127.0.0.1 port={self.port} user={TEST_USER} dbname={dbname} connect_timeout=2"
+
+    def is_writable(self):
+        """True when this server accepts writes right now (a client with
+        target_session_attrs=read-write would land here)."""
+        try:
+            with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+                row = conn.execute("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')").fetchone()
+                return (not row[0]) and row[1] == "off"
+        except psycopg.Error:
+            return False
+
+    def sql(self, query, params=None):
+        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else None
+
+    def log_tail(self, lines=40):
+        out = []
+        for path in (os.path.join(self.formation.workdir, f"{self.name}.keeper.out"),
+                     os.path.join(self.state_dir, "keeper.log"),
+                     os.path.join(self.formation.workdir, f"{self.name}.postgres.log")):
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    out.append(f"--- {path}\n" + "".join(f.readlines()[-lines:]))
+        return "\n".join(out)
+
+
+class Formation:
+    """Monitor on port_base, data nodes on port_base+1, +2, ..."""
+
+    def __init__(self, workdir, port_base):
+        self.workdir = workdir
+        self.port_base = port_base
+        self.nodes = {}
+        self.monitor_pgdata = os.path.join(workdir, "monitor")
+        self.keeper_uri = None
+        self.operator_uri = f"postgres://{TEST_USER}@127.0.0.1:{port_base}/autofailover"
+        self.env = dict(os.environ, AUTOFAILOVER_MONITOR=self.operator_uri, HOME=pwd.getpwnam(TEST_USER).pw_dir,
+                        LC_ALL="C.UTF-8")
+        os.makedirs(workdir, exist_ok=True)
+        uid, gid = _user_ids()
+        os.chown(workdir, uid, gid)
+        os.chmod(workdir, 0o755)
+
+    # -- autoctl ---------------------------------------------------------------
+    def autoctl(self, *args, check=True, timeout=COMMAND_TIMEOUT):
+        """Runs autoctl as the test user; returns the CompletedProcess."""
+        argv = ["runuser", "-u", TEST_USER, "--", AUTOCTL] + [str(a) for a in args] if os.geteuid() == 0 \
+            else [AUTOCTL] + [str(a) for a in args]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=self.workdir,
+                                env=self.env)
+        if check and result.returncode != 0:
+            raise AssertionError(f"autoctl {' '.join(map(str, args))} exited {result.returncode}\n"
+                                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        return result
+
+    def create_monitor(self, settings=None):
+        args = ["create", "monitor", "--pgdata", self.monitor_pgdata, "--pgport", self.port_base,
+                "--hostname", "127.0.0.1", "--auth", "trust", "--no-ssl"]
+        for name, value in {**MONITOR_SETTINGS, **(settings or {})}.items():
+            args += ["--setting", f"{name}={value}"]
+        self.keeper_uri = self.autoctl(*args).stdout.strip().splitlines()[-1]
+        assert self.keeper_uri.startswith("postgres://autofailover_keeper@"), self.keeper_uri
+
+    def create_node(self, name, candidate_priority=50, replication_quorum=True, start=True):
+        """autoctl create postgres (blocks until the node is initialized:
+        single, or a standby streaming), shortens its keeper timeouts, starts
+        its keeper."""
+        node = Node(self, name, self.port_base + 1 + len(self.nodes))
+        self.nodes[name] = node
+        self.autoctl("create", "postgres", "--pgdata", node.pgdata, "--pgport", node.port, "--hostname", "127.0.0.1",
+                     "--name", name, "--monitor", self.keeper_uri, "--candidate-priority", candidate_priority,
+                     "--replication-quorum", "true" if replication_quorum else "false")
+        self.shorten_keeper_timeouts(node)
+        if start:
+            node.start_keeper()
+        return node
+
+    def create_nodes(self, specs):
+        """Several standbys at once: their base backups overlap. specs: list of
+        dicts with name and optional candidate_priority / replication_quorum."""
+        procs = []
+        for spec in specs:
+            node = Node(self, spec["name"], self.port_base + 1 + len(self.nodes))
+            self.nodes[node.name] = node
+            args = [AUTOCTL, "create", "postgres", "--pgdata", node.pgdata, "--pgport", str(node.port),
+                    "--hostname", "127.0.0.1", "--name", node.name, "--monitor", self.keeper_uri,
+                    "--candidate-priority", str(spec.get("candidate_priority", 50)),
+                    "--replication-quorum", "true" if spec.get("replication_quorum", True) else "false"]
+            procs.append((node, subprocess.Popen(as_user(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                 text=True, cwd=self.workdir, env=self.env)))
+        for node, proc in procs:
+            out, _ = proc.communicate(timeout=COMMAND_TIMEOUT)
+            assert proc.returncode == 0, f"create postgres {node.name} exited {proc.returncode}:\n{out}"
+            self.shorten_keeper_timeouts(node)
+            node.start_keeper()
+
+    def shorten_keeper_timeouts(self, node):
+        path = os.path.join(node.state_dir, "keeper.json")
+        with open(path) as f:
+            config = json.load(f)
+        config.setdefault("timeouts", {}).update(KEEPER_TIMEOUTS)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(config, f, indent=2)
+        uid, gid = _user_ids()
+        os.chown(tmp, uid, gid)
+        os.replace(tmp, path)
+
+    # -- monitor state ---------------------------------------------------------
+    def monitor_conninfo(self):
+        return f"host=127.0.0.1 port={self.port_base} user={TEST_USER} dbname=autofailover connect_timeout=2"
+
+    def state(self):
+        with psycopg.connect(self.monitor_conninfo(), autocommit=True) as conn:
+            cur = conn.execute(
+                "SELECT node_name, node_id, reported_state::text, goal_state::text, keeper_reporting, health, "
+                "candidate_priority, replication_quorum, sync_state, lsn::text "
+                "FROM autofailover.current_state('default') ORDER BY node_id")
+            cols = [d.name for d in cur.description]
+            return {row[0]: dict(zip(cols, row)) for row in cur.fetchall()}
+
+    def is_healthy(self, state=None):
+        """One primary, every other node secondary (or in maintenance), every
+        node at its goal, every keeper reporting: what `autoctl ... --wait` waits for."""
+        state = state if state is not None else self.state()
+        if not state:
+            return False
+        primaries = [n for n, s in state.items() if s["goal_state"] == "primary"]
+        for s in state.values():
+            if s["reported_state"] != s["goal_state"] or not s["keeper_reporting"]:
+                return False
+            if s["goal_state"] not in ("primary", "secondary", "maintenance"):
+                return False
+        return len(primaries) == 1
+
+    def wait_until(self, predicate, what, timeout=HEALTHY_TIMEOUT, interval=0.1):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = self.state()
+                if predicate(last):
+                    return last
+            except psycopg.Error as e:
+                last = f"monitor error: {e}"
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; last state:\n{self.describe(last)}\n"
+                             + "\n".join(n.log_tail(15) for n in self.nodes.values()))
+
+    def wait_healthy(self, timeout=HEALTHY_TIMEOUT):
+        return self.wait_until(self.is_healthy, "one primary and all secondaries", timeout)
+
+    def primary(self):
+        state = self.state()
+        names = [n for n, s in state.items() if s["goal_state"] == "primary" and s["reported_state"] == "primary"]
+        assert len(names) == 1, f"expected one primary:\n{self.describe(state)}"
+        return self.nodes[names[0]]
+
+    def standbys(self):
+        state = self.state()
+        return [self.nodes[n] for n, s in state.items() if s["goal_state"] == "secondary"]
+
+    def writable_nodes(self):
+        return [n for n in self.nodes.values() if n.is_writable()]
+
+    def client_uri(self):
+        hosts = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes.values())
+        return (f"postgresql://{TEST_USER}@{hosts}/postgres?target_session_attrs=read-write"
+                f"&connect_timeout=2")
+
+    @staticmethod
+    def describe(state):
+        if not isinstance(state, dict):
+            return str(state)
+        return "\n".join(f"  {n}: reported={s['reported_state']} goal={s['goal_state']} "
+                         f"keeper_reporting={s['keeper_reporting']} health={s['health']} lsn={s['lsn']}"
+                         for n, s in state.items())
+
+    def teardown(self):
+        for node in self.nodes.values():
+            node.teardown()
+        stop_pid(read_pid(os.path.join(self.monitor_pgdata, "postmaster.pid")), signal.SIGINT)

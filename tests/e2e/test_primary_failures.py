@@ -1,0 +1,126 @@
+"""Scenarios around the primary, on one 3-node formation created once for
+the module (order matters: each test starts from a healthy formation and
+leaves one behind). A client writes through the multi-host URI during each
+scenario; every scenario asserts zero lost acknowledged commits, never two
+writable primaries, a return to full health, and prints the writer downtime."""
+
+import json
+import signal
+import time
+
+import pytest
+
+from workload import Workload
+
+# How long the monitor needs at most to notice a silent keeper (the test
+# monitor's node_considered_unhealthy_timeout plus probe rounds), doubled.
+FAILURE_DETECTION_WINDOW = 6.0
+
+
+@pytest.fixture(scope="module")
+def formation(formation_factory):
+    f = formation_factory(port_offset=0)
+    started = time.monotonic()
+    f.create_monitor()
+    f.create_node("node1")
+    f.create_nodes([{"name": "node2"}, {"name": "node3"}])
+    f.wait_healthy()
+    print(f"\n[creation] monitor + 3 nodes healthy after {time.monotonic() - started:.1f}s")
+    return f
+
+
+def test_three_node_creation(formation):
+    state = formation.wait_healthy()
+    assert [n for n, s in state.items() if s["goal_state"] == "primary"] == ["node1"]
+    assert sorted(n for n, s in state.items() if s["goal_state"] == "secondary") == ["node2", "node3"]
+    assert [n.name for n in formation.writable_nodes()] == ["node1"]
+
+    shown = formation.autoctl("show", "state").stdout
+    for name in ("node1", "node2", "node3"):
+        assert name in shown
+    as_json = json.loads(formation.autoctl("show", "state", "--json").stdout)
+    assert sorted(n["name"] for n in as_json) == ["node1", "node2", "node3"]
+    uri = formation.autoctl("show", "uri").stdout
+    for node in formation.nodes.values():
+        assert f":{node.port}" in uri
+    names = formation.autoctl("show", "standby-names").stdout
+    assert "autofailover_node_" in names
+
+    with Workload(formation, "creation") as w:
+        w.wait_for_commits(50)
+    w.assert_clean()
+
+
+def test_switchover(formation):
+    old = formation.primary()
+    with Workload(formation, "switchover") as w:
+        w.wait_for_commits(20)
+        out = formation.autoctl("perform", "switchover", "--wait", "60").stdout
+        assert "healthy" in out
+        w.wait_for_commits(20)
+    w.assert_clean()
+    new = formation.primary()
+    assert new.name != old.name
+    formation.wait_healthy()
+
+
+def test_primary_postgres_killed_is_restarted_without_failover(formation):
+    primary = formation.primary()
+    with Workload(formation, "kill -9 primary postgres") as w:
+        w.wait_for_commits(20)
+        old_pid = primary.kill_postgres(signal.SIGKILL)
+        formation.wait_until(lambda s: primary.postmaster_pid() not in (None, old_pid),
+                             "the keeper to restart postgres", timeout=30)
+        formation.wait_healthy()
+        w.wait_for_commits(20)
+    w.assert_clean()
+    assert formation.primary().name == primary.name, "a restarted primary must not cause a failover"
+
+
+def test_primary_keeper_killed_no_failover(formation):
+    primary = formation.primary()
+    with Workload(formation, "kill -9 primary keeper only") as w:
+        w.wait_for_commits(20)
+        primary.kill_keeper(signal.SIGKILL)
+        killed = time.monotonic()
+        state = formation.wait_until(lambda s: not s[primary.name]["keeper_reporting"],
+                                     "show state to mark the primary's keeper as down", timeout=10)
+        seen_after = time.monotonic() - killed
+        print(f"\n[keeper down] visible in show state after {seen_after:.1f}s")
+        assert "keeper down" in formation.autoctl("show", "state").stdout
+        # Wait well past failure detection: no failover, writes go on.
+        deadline = time.monotonic() + FAILURE_DETECTION_WINDOW
+        while time.monotonic() < deadline:
+            state = formation.state()
+            assert state[primary.name]["goal_state"] == "primary", formation.describe(state)
+            assert all(s["goal_state"] == "secondary" for n, s in state.items() if n != primary.name), \
+                formation.describe(state)
+            time.sleep(0.2)
+        w.wait_for_commits(20)
+        primary.start_keeper()
+        formation.wait_healthy()
+    w.assert_clean()
+    assert formation.primary().name == primary.name
+
+
+def test_primary_machine_crash_fails_over_and_old_primary_rejoins(formation):
+    old = formation.primary()
+    # The best candidate is the standby with the highest candidate_priority.
+    best = formation.standbys()[-1]
+    formation.autoctl("set", "node", "candidate-priority", "90", "--name", best.name, "--wait", "60")
+    with Workload(formation, "kill -9 primary keeper + postgres (failover)") as w:
+        w.wait_for_commits(20)
+        old.kill_keeper(signal.SIGKILL)
+        old.kill_postgres(signal.SIGKILL)
+        state = formation.wait_until(
+            lambda s: any(n != old.name and st["reported_state"] == "primary" for n, st in s.items()),
+            "a standby to be promoted", timeout=60)
+        new = next(n for n, st in state.items() if st["reported_state"] == "primary")
+        assert new == best.name, f"expected {best.name} (priority 90) to be promoted, got {new}"
+        w.wait_for_commits(20)
+        old.start_keeper()
+        state = formation.wait_healthy()
+        w.wait_for_commits(20)
+    w.assert_clean()
+    assert state[old.name]["goal_state"] == "secondary", "the old primary rejoins as a standby"
+    assert formation.primary().name == new

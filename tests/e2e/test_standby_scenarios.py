@@ -1,0 +1,96 @@
+"""Scenarios around standbys and node settings, on one 3-node formation of
+its own: stop a standby, maintenance, candidate_priority 0,
+replication_quorum false. Same assertions as the primary scenarios: zero
+lost acknowledged commits, never two writable primaries, back to health."""
+
+import time
+
+import pytest
+
+from workload import Workload
+
+STANDBY_DOWN_SECONDS = 6.0  # longer than the test monitor's node_considered_unhealthy_timeout
+
+
+@pytest.fixture(scope="module")
+def formation(formation_factory):
+    f = formation_factory(port_offset=10)
+    f.create_monitor()
+    f.create_node("node_a")
+    f.create_nodes([{"name": "node_b"}, {"name": "node_c"}])
+    f.wait_healthy()
+    return f
+
+
+def test_stopped_standby_rejoins(formation):
+    standby = formation.standbys()[0]
+    with Workload(formation, "stop a standby") as w:
+        w.wait_for_commits(20)
+        formation.autoctl("stop", "--pgdata", standby.pgdata)
+        assert standby.postmaster_pid() is None or not standby.is_writable()
+        time.sleep(STANDBY_DOWN_SECONDS)
+        w.wait_for_commits(20)  # writes continue while the standby is away
+        standby.keeper = None
+        standby.start_keeper()
+        state = formation.wait_healthy()
+        w.wait_for_commits(20)
+    w.assert_clean()
+    assert state[standby.name]["goal_state"] == "secondary"
+
+
+def test_maintenance_on_a_standby(formation):
+    standby = formation.standbys()[0]
+    with Workload(formation, "maintenance on a standby") as w:
+        w.wait_for_commits(20)
+        formation.autoctl("enable", "maintenance", "--name", standby.name, "--wait", "60")
+        state = formation.state()
+        assert state[standby.name]["reported_state"] == "maintenance", formation.describe(state)
+        w.wait_for_commits(20)  # writes go on during maintenance
+        formation.autoctl("disable", "maintenance", "--name", standby.name, "--wait", "60")
+        state = formation.wait_healthy()
+        w.wait_for_commits(20)
+    w.assert_clean()
+    assert state[standby.name]["goal_state"] == "secondary"
+
+
+def test_candidate_priority_zero_is_never_promoted(formation):
+    never, other = formation.standbys()[:2]
+    formation.autoctl("set", "node", "candidate-priority", "0", "--name", never.name, "--wait", "60")
+    with Workload(formation, "switchover with a priority-0 standby") as w:
+        w.wait_for_commits(20)
+        formation.autoctl("perform", "switchover", "--wait", "60")
+        w.wait_for_commits(20)
+        assert formation.primary().name == other.name
+        # And again: the old primary is now the only other candidate.
+        formation.autoctl("perform", "switchover", "--wait", "60")
+        w.wait_for_commits(20)
+    w.assert_clean()
+    assert formation.primary().name != never.name
+    result = formation.autoctl("perform", "promotion", "--name", never.name, "--wait", "10", check=False)
+    assert result.returncode != 0, "promoting a candidate_priority 0 node must be refused"
+    assert formation.primary().name != never.name
+    formation.autoctl("set", "node", "candidate-priority", "50", "--name", never.name, "--wait", "60")
+
+
+def test_replication_quorum_false_is_never_synchronous(formation):
+    async_node, quorum_node = formation.standbys()[:2]
+    formation.autoctl("set", "node", "replication-quorum", "false", "--name", async_node.name, "--wait", "60")
+    ids = {n: s["node_id"] for n, s in formation.state().items()}
+    async_name = f"autofailover_node_{ids[async_node.name]}"
+    quorum_name = f"autofailover_node_{ids[quorum_node.name]}"
+    with Workload(formation, "writes with an async standby") as w:
+        w.wait_for_commits(50)
+        primary = formation.primary()
+        running = primary.sql("SHOW synchronous_standby_names")[0][0]
+        replication = dict(primary.sql("SELECT application_name, sync_state FROM pg_stat_replication"))
+        shown = formation.autoctl("show", "standby-names").stdout
+        w.wait_for_commits(20)
+    w.assert_clean()
+    assert formation.state()[async_node.name]["replication_quorum"] is False
+    assert async_name not in running, f"{async_name} is async but synchronous_standby_names={running!r}"
+    assert async_name not in shown
+    assert quorum_name in running, f"the quorum standby {quorum_name} must be synchronous: {running!r}"
+    assert replication.get(async_name) == "async", replication
+    assert replication.get(quorum_name) in ("sync", "quorum"), replication
+    formation.autoctl("set", "node", "replication-quorum", "true", "--name", async_node.name, "--wait", "60")
+    formation.wait_healthy()
