@@ -85,6 +85,7 @@ Observation LocalPostgres::observe() {
                 "  THEN coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text "
                 "  ELSE pg_current_wal_flush_lsn()::text END, "
                 " coalesce((SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'), "
+                "          (SELECT nullif(min_recovery_end_timeline, 0) FROM pg_control_recovery()), "
                 "          (SELECT timeline_id FROM pg_control_checkpoint())), "
                 " EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')");
             o.accepting = true;

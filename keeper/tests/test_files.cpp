@@ -128,3 +128,29 @@ TEST_CASE("default state dir sits next to PGDATA", "[config]") {
     CHECK(default_state_dir("/var/lib/pg/node1") == "/var/lib/pg/node1.keeper");
     CHECK(default_state_dir("/var/lib/pg/node1/") == "/var/lib/pg/node1.keeper");
 }
+
+#include "keeper/pid_file.h"
+
+TEST_CASE("pid file: held while alive, refused to a second holder, removed on exit", "[pidfile]") {
+    TempDir dir;
+    const std::string path = dir.path + "/keeper.pid";
+    CHECK_FALSE(live_pid_in(path));
+    {
+        PidFile held(path);
+        REQUIRE(live_pid_in(path));
+        CHECK(*live_pid_in(path) == ::getpid());
+    }
+    CHECK_FALSE(fs::exists(path));
+    // A pid file left by a dead keeper does not block the next one.
+    write_file_atomically(path, "999999999\n");
+    CHECK_FALSE(live_pid_in(path));
+    PidFile next(path);
+    CHECK(*live_pid_in(path) == ::getpid());
+}
+
+TEST_CASE("pid file of another live process is refused", "[pidfile]") {
+    TempDir dir;
+    const std::string path = dir.path + "/keeper.pid";
+    write_file_atomically(path, std::to_string(::getppid()) + "\n");
+    CHECK_THROWS_WITH(PidFile(path), Catch::Contains("another keeper"));
+}
