@@ -170,7 +170,14 @@ std::string complete_monitor_database(const MonitorSetup& s, const std::string& 
         tx.exec(fmt::format("GRANT autofailover_operator TO {}", tx.quote_name(os_user)));
         std::string password;
         if (s.auth != "trust") {
-            password = random_password();
+            // Kept in the data directory (mode 0600) so that a re-run prints
+            // the same URI instead of locking out the keepers already using it.
+            const fs::path saved = fs::path(s.pgdata) / "autofailover_keeper.password";
+            password = fs::exists(saved) ? read_file(saved) : random_password();
+            if (!fs::exists(saved)) {
+                write_file(saved, password);
+                fs::permissions(saved, fs::perms::owner_read | fs::perms::owner_write);
+            }
             // ALTER ROLE takes no bind parameters; the value is quoted by libpq.
             tx.exec(fmt::format("ALTER ROLE autofailover_keeper PASSWORD {}", tx.quote(password)));
         }
