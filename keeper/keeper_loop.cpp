@@ -42,7 +42,8 @@ bool postgres_must_run(NodeState s) {
 
 // States in which a running Postgres would be a second primary or a stale one.
 bool postgres_must_be_stopped(NodeState s) {
-    return s == NodeState::Demoted || s == NodeState::DemoteTimeout || s == NodeState::Dropped;
+    return s == NodeState::Demoted || s == NodeState::DemoteTimeout || s == NodeState::Draining ||
+           s == NodeState::PrepareMaintenance || s == NodeState::Dropped;
 }
 
 bool is_standby_state(NodeState s) { return postgres_must_run(s) && !is_writable(s) && !belongs_to_primary(s); }

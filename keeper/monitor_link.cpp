@@ -138,7 +138,11 @@ std::vector<MonitorLink::Row> MonitorLink::call(const std::string& sql,
                     rows.push_back(std::move(row));
                 }
             } else if (status != PGRES_COMMAND_OK) {
-                error = one_line(PQresultErrorMessage(r.get()));
+                // The primary message and the hint say what to do; LINE/caret context does not.
+                const char* primary = PQresultErrorField(r.get(), PG_DIAG_MESSAGE_PRIMARY);
+                const char* hint = PQresultErrorField(r.get(), PG_DIAG_MESSAGE_HINT);
+                error = primary ? one_line(primary) : one_line(PQresultErrorMessage(r.get()));
+                if (hint) error += " (" + one_line(hint) + ")";
             }
         }
         if (PQstatus(conn_.get()) != CONNECTION_OK) throw MonitorUnreachable("monitor connection lost: " + error);
