@@ -3,6 +3,7 @@
 #include "libautofailover/no_postgres.h"
 
 #include "libautofailover/group_snapshot.h"
+#include "libautofailover/settings.h"
 
 #include <string>
 

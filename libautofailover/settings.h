@@ -23,6 +23,9 @@ struct Timeouts {
     std::chrono::milliseconds fencing_margin{1000};
     // After the monitor starts, probe results are too fresh to condemn anyone.
     std::chrono::milliseconds startup_grace_period{5000};
+    // A switchover whose candidate has not been promoted this long after the
+    // primary was told to drain is abandoned: the old primary resumes.
+    std::chrono::milliseconds switchover_timeout{10000};
 };
 
 struct FormationSettings {

@@ -1,0 +1,227 @@
+// decide(): the group-wide step. Each rule is one function named after the
+// situation it handles; decide() applies them in order, like a runbook.
+#include "libautofailover/decide.h"
+
+#include "libautofailover/rules.h"
+
+namespace autofailover {
+namespace detail {
+
+namespace {
+
+using S = NodeState;
+
+bool has_healthy_quorum_secondary(const DecisionContext& ctx, const NodeSnapshot& primary) {
+    for (const auto& node : ctx.group().nodes)
+        if (node.id != primary.id && node.replication_quorum && node.goal_state == S::Secondary && ctx.healthy(node))
+            return true;
+    return false;
+}
+
+bool promotion_in_progress(const DecisionContext& ctx) {
+    if (ctx.handing_over_node()) return true;
+    for (const auto& node : ctx.group().nodes)
+        if (in_promotion(node.goal_state)) return true;
+    return false;
+}
+
+void primary_alone_becomes_single(DecisionContext& ctx, const NodeSnapshot& primary) {
+    if (primary.goal_state == S::Single) return;
+    if (ctx.active_nodes().size() != 1) return;
+    ctx.assign(primary.id, S::Single, "every other node was removed: " + label(primary) + " runs alone");
+}
+
+void single_primary_gets_a_standby(DecisionContext& ctx, const NodeSnapshot& primary) {
+    if (primary.goal_state != S::Single || ctx.active_nodes().size() < 2) return;
+    ctx.assign(primary.id, S::WaitPrimary, "a standby is joining: " + label(primary) + " prepares to accept it");
+}
+
+void legacy_join_primary(DecisionContext& ctx, const NodeSnapshot& primary) {
+    if (converged(primary, S::JoinPrimary))
+        ctx.assign(primary.id, S::Primary, label(primary) + " reports the legacy join_primary state");
+}
+
+void unhealthy_secondary_stops_being_candidate(DecisionContext& ctx) {
+    for (const auto& node : ctx.group().nodes)
+        if (node.goal_state == S::Secondary && ctx.unhealthy(node))
+            ctx.assign(node.id, S::Catchingup,
+                       label(node) + " is unhealthy: it is no longer a failover candidate");
+}
+
+void standby_allowed_to_join(DecisionContext& ctx, const NodeSnapshot& primary) {
+    const bool primary_accepts = is_writable(primary.reported_state) && primary.reported_state != S::Single &&
+                                 primary.goal_state != S::Single;
+    for (const auto& node : ctx.group().nodes) {
+        if (node.goal_state != S::WaitStandby) continue;
+        if (primary_accepts)
+            ctx.assign(node.id, S::Catchingup,
+                       "the primary " + label(primary) + " accepts " + label(node) + ": base backup, then stream");
+        else
+            ctx.wait(label(node) + " waits for the primary " + label(primary) + " to accept a standby");
+    }
+}
+
+void standby_caught_up(DecisionContext& ctx, const NodeSnapshot& primary) {
+    if (!is_writable(primary.reported_state)) return;
+    const Lsn threshold = ctx.settings().enable_sync_wal_threshold;
+    for (const auto& node : ctx.group().nodes) {
+        if (!converged(node, S::Catchingup) || ctx.unhealthy(node) || node.lsn == 0) continue;
+        if (node.timeline != primary.timeline || node.lsn + threshold < primary.lsn) continue;
+        ctx.assign(node.id, S::Secondary,
+                   label(node) + " is within " + std::to_string(threshold) +
+                       " bytes of the primary on the same timeline: it is a failover candidate");
+        if (node.replication_quorum && converged(primary, S::Primary))
+            ctx.assign(primary.id, S::ApplySettings,
+                       label(node) + " caught up: the primary adds it to synchronous_standby_names");
+    }
+}
+
+void standby_follows_new_primary(DecisionContext& ctx, const NodeSnapshot& primary) {
+    if (!is_writable(primary.reported_state)) return;
+    for (const auto& node : ctx.group().nodes) {
+        if (node.id == primary.id) continue;
+        if (node.goal_state == S::ReportLsn)
+            ctx.assign(node.id, S::Catchingup, "the election is over: follow the new primary " + label(primary));
+        else if (converged(node, S::JoinSecondary))
+            ctx.assign(node.id, S::Catchingup, label(node) + " streams from the new primary " + label(primary));
+    }
+}
+
+void old_primary_rejoins(DecisionContext& ctx, const NodeSnapshot& primary) {
+    if (!is_writable(primary.reported_state)) return;
+    for (const auto& node : ctx.group().nodes)
+        if (converged(node, S::Demoted) && ctx.reporting(node))
+            ctx.assign(node.id, S::Catchingup,
+                       "the old primary " + label(node) + " rejoins as a standby of " + label(primary) +
+                           " (pg_rewind, or a new base backup)");
+}
+
+// A standby leaves the synchronous_standby_names first; it may stop only once
+// the primary runs with a list that no longer names it (an apply_settings that
+// completed after the standby asked), so no acknowledged commit is only on it.
+void standby_enters_maintenance(DecisionContext& ctx, const NodeSnapshot& primary) {
+    for (const auto& node : ctx.group().nodes) {
+        if (node.goal_state != S::WaitMaintenance) continue;
+        const bool list_applied_without_it =
+            converged(primary, S::WaitPrimary) || converged(primary, S::Single) ||
+            (converged(primary, S::Primary) && primary.goal_assigned_at > node.goal_assigned_at);
+        if (list_applied_without_it)
+            ctx.assign(node.id, S::Maintenance, "the primary no longer counts on " + label(node) + ": maintenance starts");
+        else if (converged(primary, S::Primary))
+            ctx.assign(primary.id, S::ApplySettings,
+                       label(node) + " goes into maintenance: the primary removes it from synchronous_standby_names");
+    }
+}
+
+void apply_settings_done(DecisionContext& ctx, const NodeSnapshot& primary) {
+    if (!converged(primary, S::ApplySettings)) return;
+    if (has_healthy_quorum_secondary(ctx, primary) || ctx.settings().number_sync_standbys > 0)
+        ctx.assign(primary.id, S::Primary, label(primary) + " applied the new synchronous_standby_names");
+    else
+        ctx.assign(primary.id, S::WaitPrimary,
+                   label(primary) + " applied the new settings; no healthy quorum standby: synchronous replication off");
+}
+
+// With number_sync_standbys = 0 the formation prefers availability: when no
+// healthy quorum standby is left, commits would block, so the primary runs
+// without synchronous replication. Never while a node is being promoted or the
+// primary hands over: the candidate may need every commit the primary takes.
+void relax_sync_replication(DecisionContext& ctx, const NodeSnapshot& primary) {
+    const S goal = primary.goal_state;
+    if (goal != S::Primary && goal != S::ApplySettings && goal != S::JoinPrimary) return;
+    if (has_healthy_quorum_secondary(ctx, primary)) return;
+    if (ctx.settings().number_sync_standbys > 0) {
+        ctx.wait("no healthy quorum standby: commits block until one is back (number_sync_standbys = " +
+                 std::to_string(ctx.settings().number_sync_standbys) + ")");
+        return;
+    }
+    if (promotion_in_progress(ctx)) {
+        ctx.wait("no healthy quorum standby, but a promotion is in progress: synchronous replication stays on");
+        return;
+    }
+    ctx.assign(primary.id, S::WaitPrimary,
+               "no healthy quorum standby left and number_sync_standbys = 0: " + label(primary) +
+                   " turns synchronous replication off so commits do not block");
+}
+
+void enable_sync_replication(DecisionContext& ctx, const NodeSnapshot& primary) {
+    if (!converged(primary, S::WaitPrimary)) return;
+    for (const auto& node : ctx.group().nodes)
+        if (node.id != primary.id && node.replication_quorum && converged(node, S::Secondary) && ctx.healthy(node)) {
+            ctx.assign(primary.id, S::Primary,
+                       label(node) + " is a caught-up quorum standby: " + label(primary) +
+                           " turns synchronous replication on");
+            return;
+        }
+}
+
+}  // namespace
+
+void lone_node_becomes_single(DecisionContext& ctx) {
+    const auto active = ctx.active_nodes();
+    if (active.size() != 1) return;
+    const NodeSnapshot& node = *active.front();
+    if (node.goal_state == S::ReportLsn && converged(node, S::ReportLsn) && node.candidate_priority > 0)
+        ctx.assign(node.id, S::Single, label(node) + " is alone and may now be promoted: it runs as a single primary");
+    else if (node.goal_state == S::ReportLsn && node.candidate_priority == 0)
+        ctx.wait(label(node) + " is alone with candidate_priority 0: raise it, or add a node that can be primary");
+}
+
+}  // namespace detail
+
+Decision decide(const GroupSnapshot& group, const FormationSettings& settings, const MonitorClock& clock) {
+    detail::DecisionContext ctx(group, settings, clock);
+    detail::lone_node_becomes_single(ctx);
+    detail::primary_failed(ctx);
+    detail::primary_handing_over(ctx);
+    detail::election_without_primary(ctx);
+
+    // The rules of a group with a writable primary. Each reads the goals the
+    // previous ones assigned, so the primary pointer is refreshed.
+    using Rule = void (*)(detail::DecisionContext&, const NodeSnapshot&);
+    const Rule primary_rules[] = {
+        detail::primary_alone_becomes_single, detail::single_primary_gets_a_standby, detail::legacy_join_primary,
+        [](detail::DecisionContext& c, const NodeSnapshot&) { detail::unhealthy_secondary_stops_being_candidate(c); },
+        detail::standby_allowed_to_join,      detail::standby_caught_up,             detail::standby_follows_new_primary,
+        detail::old_primary_rejoins,          detail::standby_enters_maintenance,    detail::apply_settings_done,
+        detail::relax_sync_replication,       detail::enable_sync_replication,
+    };
+    for (Rule rule : primary_rules) {
+        const NodeSnapshot* primary = ctx.writable_goal_node();
+        if (!primary) break;
+        rule(ctx, *primary);
+    }
+    return ctx.take();
+}
+
+Assignment initial_assignment(const GroupSnapshot& group, NodeId new_node_id, int candidate_priority) {
+    bool others = false;
+    for (const auto& node : group.nodes)
+        if (node.goal_state != NodeState::Dropped && node.id != new_node_id) others = true;
+    if (!others) {
+        if (candidate_priority > 0)
+            return {new_node_id, NodeState::Single, "first node of the group: it runs as a single primary"};
+        return {new_node_id, NodeState::ReportLsn,
+                "first node of the group, with candidate_priority 0: it waits for a node that can be primary"};
+    }
+    return {new_node_id, NodeState::WaitStandby, "the group has a node already: this one joins as a standby"};
+}
+
+std::optional<NodeId> find_primary(const GroupSnapshot& group) {
+    const NodeSnapshot* found = nullptr;
+    for (const auto& node : group.nodes) {
+        if (!is_writable(node.goal_state)) continue;
+        if (!found || (is_writable(node.reported_state) && !is_writable(found->reported_state))) found = &node;
+    }
+    if (!found)
+        for (const auto& node : group.nodes)
+            if (node.goal_state == NodeState::Draining || node.goal_state == NodeState::PrepareMaintenance ||
+                node.goal_state == NodeState::DemoteTimeout) {
+                found = &node;
+                break;
+            }
+    if (!found) return std::nullopt;
+    return found->id;
+}
+
+}  // namespace autofailover

@@ -1,0 +1,236 @@
+// Failover: declaring the primary failed, freezing the standbys, electing the
+// node that holds every acknowledged commit, and driving its promotion.
+#include "libautofailover/rules.h"
+
+#include <algorithm>
+
+namespace autofailover {
+namespace detail {
+
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+
+std::string ms_text(Clock::duration d) {
+    return std::to_string(duration_cast<milliseconds>(d).count()) + " ms";
+}
+
+bool is_candidate_goal(NodeState goal) {
+    return goal == NodeState::FastForward || goal == NodeState::PreparePromotion ||
+           goal == NodeState::StopReplication;
+}
+
+// Why a node does not count for the election yet, for waiting_reason.
+std::string why_missing(const DecisionContext& ctx, const NodeSnapshot& node) {
+    if (!ctx.reporting(node)) return label(node) + " (keeper silent)";
+    if (ctx.unhealthy(node)) return label(node) + " (Postgres down)";
+    return label(node) + " (not yet in report_lsn, reports " + std::string(to_string(node.reported_state)) + ")";
+}
+
+}  // namespace
+
+const NodeSnapshot* choose_candidate(const std::vector<const NodeSnapshot*>& eligible,
+                                     const FormationSettings& settings) {
+    const auto better = [](const NodeSnapshot* a, const NodeSnapshot* b) {
+        if (a->candidate_priority != b->candidate_priority) return a->candidate_priority > b->candidate_priority;
+        if (a->timeline != b->timeline) return a->timeline > b->timeline;
+        if (a->lsn != b->lsn) return a->lsn > b->lsn;
+        return a->id < b->id;
+    };
+    const NodeSnapshot* best_quorum = nullptr;
+    const NodeSnapshot* best_async = nullptr;
+    for (const NodeSnapshot* node : eligible) {
+        if (node->candidate_priority <= 0) continue;
+        const NodeSnapshot*& best = node->replication_quorum ? best_quorum : best_async;
+        if (!best || better(node, best)) best = node;
+    }
+    if (best_quorum) return best_quorum;
+    // A standby outside the quorum is promoted only when nobody in it can be and
+    // the formation prefers availability (number_sync_standbys = 0).
+    return settings.number_sync_standbys == 0 ? best_async : nullptr;
+}
+
+void start_election(DecisionContext& ctx, const NodeSnapshot& old_primary, const std::string& why) {
+    const NodeId old_id = old_primary.id;
+    ctx.assign(old_id, NodeState::Demoted, why + ": it is demoted and must stay stopped");
+    for (const auto& node : ctx.group().nodes) {
+        if (node.id == old_id) continue;
+        if (is_standby_goal(node.goal_state) || is_candidate_goal(node.goal_state))
+            ctx.assign(node.id, NodeState::ReportLsn,
+                       "the primary " + label(old_primary) +
+                           " failed: stop replication and report the last received LSN for the election");
+    }
+}
+
+void primary_failed(DecisionContext& ctx) {
+    const NodeSnapshot* primary = ctx.writable_goal_node();
+    if (!primary) primary = ctx.handing_over_node();
+    if (!primary || primary->goal_state == NodeState::Single) return;
+    // Only a node that acts (or may act) as the primary can fail as one; a draining
+    // primary that reported draining stopped on purpose.
+    const bool acts_as_primary = is_writable(primary->reported_state) ||
+                                 (primary->goal_state == NodeState::WaitPrimary &&
+                                  (primary->reported_state == NodeState::PreparePromotion ||
+                                   primary->reported_state == NodeState::StopReplication));
+    if (!acts_as_primary) return;
+
+    const auto& t = ctx.settings().timeouts;
+    if (!ctx.unhealthy(*primary)) {
+        if (!ctx.reporting(*primary))
+            ctx.wait("the keeper of the primary " + label(*primary) +
+                     " is silent but its Postgres answers the probes: no failover");
+        return;
+    }
+    const bool keeper_says_down = primary->last_report && !primary->pg_is_running;
+    const auto fenced_after = t.network_partition_timeout + t.fencing_margin;
+    if (!keeper_says_down && ctx.silence(*primary) < fenced_after) {
+        ctx.wait("the primary " + label(*primary) + " is unhealthy; failover once it has surely fenced itself (keeper silent for " +
+                 ms_text(ctx.silence(*primary)) + " of " + ms_text(fenced_after) + ")");
+        return;
+    }
+    bool has_standby = false;
+    for (const auto* node : ctx.active_nodes())
+        if (node->id != primary->id && (is_standby_goal(node->goal_state) || in_promotion(node->goal_state)))
+            has_standby = true;
+    if (!has_standby) {
+        ctx.wait("the primary " + label(*primary) + " is down and there is no standby to promote");
+        return;
+    }
+    if (!ran_with_sync_replication(*primary)) {
+        ctx.wait("the primary " + label(*primary) + " is down but ran without synchronous replication (" +
+                 std::string(to_string(primary->reported_state)) +
+                 "): promoting a standby could lose acknowledged commits; no automatic failover. Bring it back, or "
+                 "run perform_failover with accept_data_loss => true");
+        return;
+    }
+    const std::string why =
+        keeper_says_down ? "the primary " + label(*primary) + " reports that its Postgres is down"
+                         : "the primary " + label(*primary) + " fails the probes and its keeper has been silent for " +
+                               ms_text(ctx.silence(*primary));
+    start_election(ctx, *primary, why);
+}
+
+void election_without_primary(DecisionContext& ctx) {
+    if (ctx.writable_goal_node() || ctx.handing_over_node()) return;
+
+    // Every standby freezes, including one that comes back during the election.
+    bool any_standby = false;
+    for (const auto& node : ctx.group().nodes) {
+        if (is_standby_goal(node.goal_state)) {
+            any_standby = true;
+            ctx.assign(node.id, NodeState::ReportLsn,
+                       "no primary: stop replication and report the last received LSN for the election");
+        } else if (in_promotion(node.goal_state)) {
+            any_standby = true;
+        }
+    }
+    if (!any_standby) return;
+    const GroupSnapshot& group = ctx.group();
+
+    for (const auto& node : group.nodes) {
+        if (!is_candidate_goal(node.goal_state)) continue;
+        if (ctx.unhealthy(node)) {
+            ctx.assign(node.id, NodeState::ReportLsn,
+                       "the elected " + label(node) + " failed during its promotion: electing again");
+            return;
+        }
+        if (converged(node, NodeState::FastForward))
+            ctx.assign(node.id, NodeState::PreparePromotion,
+                       label(node) + " fetched the missing WAL: it gets ready for promotion");
+        else if (converged(node, NodeState::PreparePromotion) || converged(node, NodeState::StopReplication))
+            ctx.assign(node.id, NodeState::WaitPrimary,
+                       label(node) + " holds every acknowledged commit: it is promoted");
+        else
+            ctx.wait("election: waiting for " + label(node) + " to reach " + std::string(to_string(node.goal_state)));
+        return;
+    }
+
+    // k quorum standbys may be in the synchronous_standby_names in force; every
+    // acknowledged commit is on n of them. Once k - n + 1 have frozen and reported,
+    // at least one of those holds every acknowledged commit, and the old primary
+    // cannot acknowledge any more.
+    std::vector<const NodeSnapshot*> quorum;
+    std::vector<const NodeSnapshot*> reported;
+    int quorum_reported = 0;
+    std::string missing;
+    for (const auto& node : group.nodes) {
+        const bool has_reported = converged(node, NodeState::ReportLsn);
+        if (has_reported) reported.push_back(&node);
+        if (!may_be_in_sync_list(node)) continue;
+        quorum.push_back(&node);
+        if (has_reported)
+            ++quorum_reported;
+        else
+            missing += (missing.empty() ? "" : ", ") + why_missing(ctx, node);
+    }
+    const int k = static_cast<int>(quorum.size());
+    const int needed = std::max(0, k - ctx.sync_count() + 1);
+    if (quorum_reported < needed) {
+        ctx.wait("failover waits: " + std::to_string(quorum_reported) + " of " + std::to_string(k) +
+                 " quorum standbys reported their LSN, " + std::to_string(needed) +
+                 " needed to be sure one holds every acknowledged commit; missing: " + missing +
+                 ". Bring them back, or run perform_failover with accept_data_loss => true");
+        return;
+    }
+    if (reported.empty()) {
+        ctx.wait("failover waits: no standby has reported its LSN yet");
+        return;
+    }
+
+    const NodeSnapshot* most_advanced = reported.front();
+    for (const NodeSnapshot* node : reported)
+        if (lsn_precedes(*most_advanced, *node)) most_advanced = node;
+    std::vector<const NodeSnapshot*> eligible;
+    for (const NodeSnapshot* node : reported)
+        if (ctx.healthy(*node)) eligible.push_back(node);
+    const NodeSnapshot* candidate = choose_candidate(eligible, ctx.settings());
+    if (!candidate) {
+        std::string why;
+        for (const NodeSnapshot* node : reported)
+            why += (why.empty() ? "" : ", ") + label(*node) + " (priority " + std::to_string(node->candidate_priority) +
+                   (node->replication_quorum ? "" : ", not in the quorum") + (ctx.healthy(*node) ? "" : ", unhealthy") +
+                   ")";
+        ctx.wait("failover waits: no standby can be promoted: " + why +
+                 ". Raise a candidate_priority, or bring a candidate back");
+        return;
+    }
+    if (lsn_precedes(*candidate, *most_advanced)) {
+        const auto source_id = choose_fast_forward_source(group, candidate->id);
+        const NodeSnapshot* source = source_id ? group.find(*source_id) : nullptr;
+        if (!source || lsn_precedes(*source, *most_advanced)) {
+            ctx.wait("failover waits: " + label(*candidate) + " must fetch WAL up to " + format_lsn(most_advanced->lsn) +
+                     " but " + label(*most_advanced) + ", which holds it, is unhealthy");
+            return;
+        }
+        ctx.assign(candidate->id, NodeState::FastForward,
+                   label(*candidate) + " is elected (priority " + std::to_string(candidate->candidate_priority) +
+                       ") but is behind " + label(*source) + ": it first fetches WAL up to " + format_lsn(source->lsn));
+        return;
+    }
+    ctx.assign(candidate->id, NodeState::PreparePromotion,
+               label(*candidate) + " is elected (priority " + std::to_string(candidate->candidate_priority) +
+                   ", LSN " + format_lsn(candidate->lsn) + ", the most advanced): it gets ready for promotion");
+}
+
+}  // namespace detail
+
+std::optional<NodeId> choose_fast_forward_source(const GroupSnapshot& group, NodeId candidate) {
+    const NodeSnapshot* best = nullptr;
+    for (const auto& node : group.nodes) {
+        if (node.id == candidate || node.reported_state != NodeState::ReportLsn) continue;
+        if (node.goal_state != NodeState::ReportLsn) continue;
+        // A source must still run: its keeper says so, or it was never declared down.
+        if (node.last_report && !node.pg_is_running) continue;
+        if (node.health == Health::Bad && node.last_health_check && node.last_report &&
+            *node.last_health_check > *node.last_report)
+            continue;
+        if (!best || detail::lsn_precedes(*best, node) ||
+            (!detail::lsn_precedes(node, *best) && node.id < best->id))
+            best = &node;
+    }
+    if (!best) return std::nullopt;
+    return best->id;
+}
+
+}  // namespace autofailover

@@ -1,0 +1,18 @@
+// Internal to the pure core: the rules decide() applies, one function per
+// situation, in the order decide() runs them (docs/fsm.md lists them).
+#pragma once
+#include "libautofailover/no_postgres.h"
+
+#include "libautofailover/decision_context.h"
+
+namespace autofailover::detail {
+
+// election.cpp
+void primary_failed(DecisionContext& ctx);
+void election_without_primary(DecisionContext& ctx);
+// handover.cpp
+void primary_handing_over(DecisionContext& ctx);
+// decide.cpp: the rules for a group with a writable primary
+void lone_node_becomes_single(DecisionContext& ctx);
+
+}  // namespace autofailover::detail
