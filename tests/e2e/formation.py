@@ -334,8 +334,7 @@ class Formation:
 
     def client_uri(self):
         hosts = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes.values())
-        return (f"postgresql://{TEST_USER}@{hosts}/postgres?target_session_attrs=read-write"
-                f"&connect_timeout=2")
+        return f"postgresql://{TEST_USER}@{hosts}/postgres?target_session_attrs=read-write"
 
     @staticmethod
     def describe(state):
