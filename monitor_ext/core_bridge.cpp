@@ -92,6 +92,7 @@ af::FormationSettings to_settings(const SettingsRow& row) {
     settings.timeouts.network_partition_timeout = std::chrono::milliseconds{row.network_partition_timeout_ms};
     settings.timeouts.fencing_margin = std::chrono::milliseconds{row.fencing_margin_ms};
     settings.timeouts.startup_grace_period = std::chrono::milliseconds{row.startup_grace_period_ms};
+    settings.timeouts.switchover_timeout = std::chrono::milliseconds{row.switchover_timeout_ms};
     return settings;
 }
 
@@ -224,6 +225,7 @@ SettingsRow default_settings() {
     row.network_partition_timeout_ms = ms(defaults.timeouts.network_partition_timeout);
     row.fencing_margin_ms = ms(defaults.timeouts.fencing_margin);
     row.startup_grace_period_ms = ms(defaults.timeouts.startup_grace_period);
+    row.switchover_timeout_ms = ms(defaults.timeouts.switchover_timeout);
     return row;
 }
 

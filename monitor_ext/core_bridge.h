@@ -51,6 +51,7 @@ struct SettingsRow {
     int network_partition_timeout_ms;
     int fencing_margin_ms;
     int startup_grace_period_ms;
+    int switchover_timeout_ms;
 };
 
 struct GroupInput {

@@ -15,6 +15,7 @@ int node_considered_unhealthy_timeout_ms = 0;
 int network_partition_timeout_ms = 0;
 int fencing_margin_ms = 0;
 int startup_grace_period_ms = 0;
+int switchover_timeout_ms = 0;
 char* database_name = nullptr;
 
 void define_ms(const char* name, const char* description, int* variable, int default_ms, int min_ms) {
@@ -46,6 +47,9 @@ void define_settings() {
               core.fencing_margin_ms, 0);
     define_ms("autofailover.startup_grace_period", "After the monitor starts, no node is condemned for this long.",
               &startup_grace_period_ms, core.startup_grace_period_ms, 0);
+    define_ms("autofailover.switchover_timeout",
+              "A switchover whose candidate is not promoted this long after the primary drains is abandoned.",
+              &switchover_timeout_ms, core.switchover_timeout_ms, 1);
     DefineCustomStringVariable("autofailover.database", "Database where the health-check worker finds the extension.",
                                nullptr, &database_name, "autofailover", PGC_POSTMASTER, 0, nullptr, nullptr,
                                nullptr);
@@ -59,6 +63,7 @@ autofailover_bridge::SettingsRow decision_settings(int number_sync_standbys) {
     row.network_partition_timeout_ms = network_partition_timeout_ms;
     row.fencing_margin_ms = fencing_margin_ms;
     row.startup_grace_period_ms = startup_grace_period_ms;
+    row.switchover_timeout_ms = switchover_timeout_ms;
     return row;
 }
 

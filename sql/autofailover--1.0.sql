@@ -712,7 +712,7 @@ BEGIN
                             'autofailover.health_check_max_retries', 'autofailover.health_check_retry_delay',
                             'autofailover.node_considered_unhealthy_timeout',
                             'autofailover.network_partition_timeout', 'autofailover.fencing_margin',
-                            'autofailover.startup_grace_period']) AS s(name);
+                            'autofailover.startup_grace_period', 'autofailover.switchover_timeout']) AS s(name);
 END $$;
 
 ------------------------------------------------------------------------------
