@@ -6,6 +6,7 @@ ports on 127.0.0.1, so their probes fail and are stored as 'bad'."""
 import os
 import shutil
 import socket
+import json
 import subprocess
 import sys
 import tempfile
@@ -78,8 +79,11 @@ autofailover.node_considered_unhealthy_timeout = 1h
         as_user(f"{BINDIR}/pg_ctl", "-D", pgdata, "-l", log, "-w", "start")
         with connect(work, "postgres") as conn:
             conn.execute("CREATE DATABASE autofailover")
-        with connect(work, "autofailover") as conn:
+        with connect(work, "autofailover") as conn, connect(work, "autofailover") as listener:
             conn.execute("CREATE EXTENSION autofailover")
+            notes = []
+            listener.add_notify_handler(lambda note: notes.append((note.channel, json.loads(note.payload))))
+            listener.execute("LISTEN autofailover_state")
             conn.execute("SELECT autofailover.create_formation('rst')")
             primary = conn.execute(
                 "SELECT node_id FROM autofailover.register_node('rst', '127.0.0.1', 9, 'rst_a')").fetchone()[0]
@@ -88,6 +92,13 @@ autofailover.node_considered_unhealthy_timeout = 1h
             conn.execute("SELECT * FROM autofailover.register_node('rst', '127.0.0.1', 10, 'rst_b')")
             # A node whose Postgres answers "role autofailover_monitor does not exist": the server runs, so good.
             conn.execute("SELECT * FROM autofailover.register_node('rst', '127.0.0.1', %s, 'rst_self')", (PORT,))
+            listener.execute("SELECT 1")  # delivers the pending notifications
+            assert notes, "register_node sent no NOTIFY"
+            channel, first = notes[0]
+            assert channel == "autofailover_state"
+            assert set(first) == {"formation", "group", "node_id", "node", "reported", "goal", "reason"}, first
+            assert (first["formation"], first["group"], first["node"], first["goal"]) == ("rst", 0, "rst_a", "single")
+            assert first["node_id"] == primary and first["reason"], first
             wait_for("first probes", lambda: last_check(conn) is not None)
             before = snapshot(conn)
             health = dict(conn.execute("SELECT n.node_name, h.health FROM autofailover.node_health h "
