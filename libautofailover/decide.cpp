@@ -188,7 +188,9 @@ Decision decide(const GroupSnapshot& group, const FormationSettings& settings, c
     };
     for (Rule rule : primary_rules) {
         const NodeSnapshot* primary = ctx.writable_goal_node();
-        if (!primary) break;
+        // An unhealthy primary is the failover rules' business; relaxing it here
+        // would turn a safe failover into one that may lose commits.
+        if (!primary || ctx.unhealthy(*primary)) break;
         rule(ctx, *primary);
     }
     return ctx.take();
