@@ -68,7 +68,8 @@ void run_and_follow(MonitorClient& monitor, const std::string& formation, int wa
     if (wait_seconds > 0) start_following(monitor);
     operation();
     if (wait_seconds > 0) {
-        out << "\n" << render_state_table(wait_until_healthy(monitor, formation, std::chrono::seconds(wait_seconds), out));
+        auto nodes = wait_until_healthy(monitor, formation, std::chrono::seconds(wait_seconds), out);
+        out << "\n" << render_state_table(nodes);
     } else {
         out << render_state_table(monitor.current_state(formation));
     }
