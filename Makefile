@@ -31,6 +31,10 @@ demo: install
 demo-stop:
 	@bash scripts/demo-stop.sh
 
+# Failure tests on isolated hosts (network namespaces, root): the full matrix, then docs/failure-tests.md.
+faults: install
+	@bash scripts/faults.sh $(BUILD)
+
 # Keeper-protocol benchmark against a temporary monitor (not a test; figures in docs/benchmarks.md).
 bench: install
 	@bash bench/run_node_active_bench.sh

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The full failure-test matrix on isolated hosts (network namespaces; needs root), then docs/failure-tests.md.
+# Usage: scripts/faults.sh [BUILD_DIR]   (make faults). Settings by environment:
+#   AUTOFAILOVER_NEMESIS_ROUNDS (5), AUTOFAILOVER_NEMESIS_SEED (random, printed), AUTOFAILOVER_FAULTS_HOLD (6),
+#   AUTOFAILOVER_FAULTS_RATE (50), AUTOFAILOVER_FAULTS_SETTINGS ("name=value,..." monitor GUCs / keeper timeouts)
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+export AUTOCTL=${AUTOCTL:-$(realpath "$BUILD/autoctl/autoctl" 2>/dev/null || command -v autoctl)}
+RESULTS=$BUILD/faults-results.jsonl
+LOG=$BUILD/faults-pytest.log
+mkdir -p "$BUILD"
+: > "$RESULTS"
+export AUTOFAILOVER_FAULTS_REPORT=$(realpath "$RESULTS")
+/usr/bin/python3 tests/faults/netns.py cleanup >/dev/null
+status=0
+( cd tests/faults && /usr/bin/python3 -m pytest -v -s -p no:cacheprovider -rs test_harness.py test_scenarios.py \
+    test_nemesis.py ) 2>&1 | tee "$LOG" || status=1
+status=${PIPESTATUS[0]:-$status}
+/usr/bin/python3 tests/faults/netns.py cleanup >/dev/null
+/usr/bin/python3 tests/faults/report.py "$RESULTS" docs/failure-tests.md
+grep -E '^\[(S|P|N|M|F|R)[0-9]' "$LOG" || true
+exit "$status"

@@ -1,0 +1,138 @@
+"""The scenario driver shared by the fault tests: a writer through the multi-host URI and a split-brain probe
+around one fault, then the checker's invariants, and one result row appended to the report file.
+
+    run_scenario(cluster, "P3", "primary: machine reboot", inject, expect_failover=True)
+inject(cluster, ctx) performs the fault and its repair (it may wait for conditions) and may put figures in
+ctx (a dict) for the report. Every figure in a row is measured, nothing is typed in.
+
+Named settings (environment, defaults here):
+    AUTOFAILOVER_FAULTS_RATE        writer commits/s (50)
+    AUTOFAILOVER_FAULTS_HOLD        seconds a fault is held when the scenario needs it to outlast the
+                                    monitor's detection (6.0 = 3 x node_considered_unhealthy_timeout)
+    AUTOFAILOVER_FAULTS_REPORT      JSON-lines file the rows are appended to (none: not recorded)
+"""
+
+import datetime
+import json
+import os
+import platform
+import time
+
+import cluster as clustermod
+from common_path import checker, writer
+
+RATE = float(os.environ.get("AUTOFAILOVER_FAULTS_RATE", "50"))
+HOLD = float(os.environ.get("AUTOFAILOVER_FAULTS_HOLD", "6.0"))
+REPORT = os.environ.get("AUTOFAILOVER_FAULTS_REPORT")
+COMMIT_TIMEOUT = 5.0           # writer: an in-flight commit is cancelled after this (outcome unknown)
+ACKS_BEFORE = 20               # commits acknowledged before the fault is injected
+ACKS_AFTER = 20                # ... and after the formation is healthy again
+FAILOVER_TIMEOUT = 60.0        # waiting for a new primary
+
+
+def _machine():
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError:
+        model = ""
+    return f"{platform.node()} {os.cpu_count()} cpu {model}".strip()
+
+
+def record(row):
+    if not REPORT:
+        return
+    with open(REPORT, "a") as f:
+        f.write(json.dumps(row, default=str) + "\n")
+
+
+def first_writable_after(samples, t, name):
+    for ts, flags in samples:
+        if ts >= t and flags.get(name):
+            return ts
+    return None
+
+
+def last_writable(samples, name, before=None):
+    last = None
+    for ts, flags in samples:
+        if before is not None and ts > before:
+            break
+        if flags.get(name):
+            last = ts
+    return last
+
+
+def wait_new_primary(c, old_name, timeout=FAILOVER_TIMEOUT):
+    return c.wait_until(lambda s: any(n != old_name and r["reported_state"] == "primary"
+                                      and r["goal_state"] == "primary" for n, r in s.items()),
+                        f"a primary other than {old_name}", timeout)
+
+
+def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=False):
+    """Returns the checker.Result; asserts the invariants. The row is recorded also when it fails."""
+    c.wait_healthy()
+    old = c.primary()
+    ctx = {"old_primary": old.name}
+    probe = c.probe().start()
+    w = writer.Writer(c.client_uri(), rate=RATE, name=sid, commit_timeout=COMMIT_TIMEOUT)
+    w.start()
+    row = {"id": sid, "title": title, "date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z",
+           "machine": _machine(), "settings": {**clustermod.MONITOR_SETTINGS,
+                                              **{k: v for k, v in clustermod.KEEPER_TIMEOUTS.items()}},
+           "rate": RATE, "hold_s": HOLD, "outcome": "error"}
+    problems = []
+    result = None
+    try:
+        w.wait_for_acks(ACKS_BEFORE)
+        t_fault = time.time()
+        ctx["t_fault"] = t_fault
+        inject(c, ctx)
+        t_repaired = ctx.get("t_repaired", time.time())
+        health_s = checker.wait_full_health(c.monitor_conninfo(), t_fault, clustermod.HEALTHY_TIMEOUT)
+        ctx["health_after_repair_s"] = round(time.time() - t_repaired, 2)
+        w.wait_for_acks(ACKS_AFTER)
+        w.stop()
+        probe.stop()
+        final = c.primary()
+        ctx["final_primary"] = final.name
+        result = checker.check(w, final.tcp_conninfo(), probe, time_to_health_s=health_s,
+                               manual_actions=ctx.get("manual_actions", 0), allow_flip_backs=allow_flip_backs)
+        problems = result.problems()
+        if expect_failover is True and final.name == old.name:
+            problems.append(f"expected a failover, {old.name} is still the primary")
+        if expect_failover is False and final.name != old.name:
+            problems.append(f"expected no failover, the primary moved {old.name} -> {final.name}")
+        if ctx.get("problems"):
+            problems += ctx["problems"]
+        # fencing order in failovers: when did the old primary stop being writable, the new one start
+        if final.name != old.name:
+            t_new = first_writable_after(probe.samples, t_fault, final.name)
+            t_old = last_writable(probe.samples, old.name, before=t_new)
+            if t_new and t_old:
+                ctx["fence_margin_s"] = round(t_new - t_old, 2)
+        row.update(result.as_dict())
+        row["outcome"] = "pass" if not problems else "FAIL"
+    except Exception as e:  # noqa: BLE001 - recorded, then re-raised
+        problems.append(f"{type(e).__name__}: {str(e)[:2000]}")
+        row["outcome"] = "FAIL"
+        raise
+    finally:
+        w.stop()
+        probe.stop()
+        if result is None:
+            try:
+                partial = checker.evaluate(w.records(), set(), w.started_at, w.stopped_at,
+                                           probe.samples)
+                row.update({"longest_gap_s": partial.longest_gap_s, "acked": partial.acked,
+                            "writable_overlaps": partial.writable_overlaps})
+            except Exception:  # noqa: BLE001
+                pass
+        row.update({k: v for k, v in ctx.items() if not k.startswith("t_")})
+        row["problems"] = problems
+        record(row)
+        summary = result.summary() if result else "(no result)"
+        print(f"\n[{sid}] {title}: {row['outcome']} {summary} "
+              f"{ {k: v for k, v in ctx.items() if not k.startswith('t_') and k != 'problems'} }")
+    assert not problems, f"{sid}: " + "; ".join(problems)
+    return result

@@ -1,0 +1,265 @@
+"""The MISSION.md acceptance table on isolated hosts (S1-S4, P1-P4, N1-N2, M1), plus a flapping primary link
+(F1) and the monitor down while the primary crashes (M2). One formation (monitor + 3 nodes, each in its own
+network namespace) per module; each scenario starts from full health and must get back to it with no manual
+action; a formation that did not recover is replaced before the next scenario."""
+
+import os
+import signal
+import tempfile
+import time
+
+import pytest
+
+import cluster as clustermod
+import netns
+from scenarios import HOLD, run_scenario, wait_new_primary
+
+PG_BINDIR = clustermod.PG_BINDIR
+
+
+@pytest.fixture(scope="module")
+def net():
+    reason = netns.netns_unavailable()
+    if reason:
+        pytest.skip(reason)
+    if not os.path.exists(clustermod.AUTOCTL):
+        pytest.skip(f"autoctl not found at {clustermod.AUTOCTL} (set AUTOCTL)")
+    n = netns.Net()
+    try:
+        yield n
+    finally:
+        n.teardown()
+
+
+class Holder:
+    c = None
+
+
+@pytest.fixture(scope="module")
+def holder(net):
+    h = Holder()
+    yield h
+    if h.c is not None:
+        h.c.teardown()
+
+
+def _new_cluster(net, holder):
+    if holder.c is not None:
+        holder.c.teardown()
+        net.teardown()
+        net.__init__()            # fresh namespaces (same object: the fixture still tears it down)
+    workdir = tempfile.mkdtemp(prefix="autofailover-faults-")
+    holder.c = clustermod.Cluster(net, workdir)
+    took = holder.c.create(nodes=3)
+    print(f"\n[setup] monitor + 3 nodes in namespaces healthy after {took:.1f}s ({workdir})")
+    return holder.c
+
+
+@pytest.fixture
+def c(net, holder):
+    if holder.c is None:
+        return _new_cluster(net, holder)
+    net.heal_all()
+    try:
+        holder.c.wait_healthy(timeout=60)
+    except AssertionError as e:
+        print(f"\n[setup] previous scenario left the formation unhealthy; recreating it\n{str(e)[:1500]}")
+        return _new_cluster(net, holder)
+    return holder.c
+
+
+def _wait_restarted(c, node, old_pid, timeout=30):
+    c.wait_until(lambda s: node.postmaster_pid() not in (None, old_pid) and clustermod.alive(node.postmaster_pid()),
+                 f"the keeper of {node.name} to restart postgres", timeout)
+
+
+def _keeper_down_visible(c, node, ctx, t0, timeout=30):
+    c.wait_until(lambda s: s[node.name]["keeper_reporting"] is False, f"{node.name} shown as keeper-down", timeout)
+    ctx["keeper_down_visible_s"] = round(time.time() - t0, 2)
+
+
+# -- standby ----------------------------------------------------------------------------------------------------
+
+def test_S1_standby_postgres_killed(c):
+    def inject(c, ctx):
+        sb = c.standbys()[0]
+        ctx["node"] = sb.name
+        _wait_restarted(c, sb, sb.kill_postgres(signal.SIGKILL))
+    run_scenario(c, "S1", "standby: kill -9 Postgres", inject, expect_failover=False)
+
+
+def test_S2_standby_postgres_stopped(c):
+    def inject(c, ctx):
+        sb = c.standbys()[0]
+        ctx["node"] = sb.name
+        old = sb.postmaster_pid()
+        sb.stop_postgres()
+        _wait_restarted(c, sb, old)
+    run_scenario(c, "S2", "standby: stop Postgres cleanly", inject, expect_failover=False)
+
+
+def test_S3_standby_machine_reboot(c):
+    def inject(c, ctx):
+        sb = c.standbys()[0]
+        ctx["node"] = sb.name
+        sb.crash()
+        time.sleep(HOLD)
+        ctx["t_repaired"] = time.time()
+        sb.boot()
+    run_scenario(c, "S3", "standby: machine reboot", inject, expect_failover=False)
+
+
+def test_S4_standby_keeper_stopped(c):
+    def inject(c, ctx):
+        sb = c.standbys()[0]
+        ctx["node"] = sb.name
+        pg = sb.postmaster_pid()
+        t0 = time.time()
+        sb.kill_keeper(signal.SIGKILL)
+        _keeper_down_visible(c, sb, ctx, t0)
+        time.sleep(HOLD)
+        if sb.postmaster_pid() != pg or not clustermod.alive(pg):
+            ctx.setdefault("problems", []).append("postgres of the standby stopped with its keeper")
+        ctx["t_repaired"] = time.time()
+        sb.start_keeper()
+    run_scenario(c, "S4", "standby: stop the keeper only", inject, expect_failover=False)
+
+
+# -- primary ----------------------------------------------------------------------------------------------------
+
+def test_P1_primary_postgres_killed(c):
+    def inject(c, ctx):
+        p = c.primary()
+        _wait_restarted(c, p, p.kill_postgres(signal.SIGKILL))
+    run_scenario(c, "P1", "primary: kill -9 Postgres", inject, expect_failover=False)
+
+
+def test_P2_primary_postgres_stopped_until_probes_expired(c):
+    """Postgres stopped while its keeper is frozen, past the detection timeout (the monitor fails over);
+    then the keeper comes back and brings Postgres back: as a standby of the new primary, never a primary."""
+    def inject(c, ctx):
+        p = c.primary()
+        kpid = p.keeper_pid()
+        os.kill(kpid, signal.SIGSTOP)
+        try:
+            p.stop_postgres()
+            wait_new_primary(c, p.name)
+            ctx["failover_s"] = round(time.time() - ctx["t_fault"], 2)
+        finally:
+            ctx["t_repaired"] = time.time()
+            os.kill(kpid, signal.SIGCONT)
+    run_scenario(c, "P2", "primary: stop Postgres, back after probes expired", inject, expect_failover=True)
+
+
+def test_P3_primary_machine_reboot(c):
+    def inject(c, ctx):
+        p = c.primary()
+        p.crash()
+        wait_new_primary(c, p.name)
+        ctx["failover_s"] = round(time.time() - ctx["t_fault"], 2)
+        ctx["t_repaired"] = time.time()
+        p.boot()
+    run_scenario(c, "P3", "primary: machine reboot", inject, expect_failover=True)
+
+
+def test_P4_primary_keeper_killed(c):
+    def inject(c, ctx):
+        p = c.primary()
+        t0 = time.time()
+        p.kill_keeper(signal.SIGKILL)
+        _keeper_down_visible(c, p, ctx, t0)
+        time.sleep(HOLD)
+        writable = c.writable_now()
+        if writable != [p.name]:
+            ctx.setdefault("problems", []).append(f"writable nodes with the primary's keeper dead: {writable}")
+        ctx["t_repaired"] = time.time()
+        p.start_keeper()
+    run_scenario(c, "P4", "primary: kill the keeper only", inject, expect_failover=False)
+
+
+# -- network ----------------------------------------------------------------------------------------------------
+
+def test_N1_primary_isolated(c):
+    def inject(c, ctx):
+        p = c.primary()
+        c.net.isolate(p.host)
+        wait_new_primary(c, p.name)
+        ctx["failover_s"] = round(time.time() - ctx["t_fault"], 2)
+        time.sleep(2)
+        if p.name in c.writable_now():
+            ctx.setdefault("problems", []).append("the isolated old primary still accepts writes after failover")
+        ctx["t_repaired"] = time.time()
+        c.net.heal(p.host)
+    run_scenario(c, "N1", "network: isolate the primary", inject, expect_failover=True)
+
+
+def test_N2_standby_isolated(c):
+    def inject(c, ctx):
+        sb = c.standbys()[0]
+        ctx["node"] = sb.name
+        c.net.isolate(sb.host)
+        time.sleep(HOLD)
+        ctx["t_repaired"] = time.time()
+        c.net.heal(sb.host)
+    run_scenario(c, "N2", "network: isolate a standby", inject, expect_failover=False)
+
+
+def _monitor_stop(c):
+    c.monitor_host.run([f"{PG_BINDIR}/pg_ctl", "-D", c.monitor_pgdata, "-m", "fast", "-w", "stop"])
+
+
+def _monitor_start(c):
+    c.monitor_host.run([f"{PG_BINDIR}/pg_ctl", "-D", c.monitor_pgdata, "-l",
+                        os.path.join(c.workdir, "monitor.restart.log"), "-w", "start"])
+
+
+def test_M1_monitor_down(c):
+    def inject(c, ctx):
+        _monitor_stop(c)
+        try:
+            time.sleep(HOLD)
+            writable = c.writable_now()
+            if len(writable) != 1:
+                ctx.setdefault("problems", []).append(f"writable nodes while the monitor is down: {writable}")
+        finally:
+            ctx["t_repaired"] = time.time()
+            _monitor_start(c)
+    run_scenario(c, "M1", "monitor down", inject, expect_failover=False)
+
+
+# -- beyond the table --------------------------------------------------------------------------------------------
+
+def test_F1_flapping_primary_link(c):
+    """The primary's link goes down and up every FLAP_PERIOD seconds for FLAP_DURATION seconds."""
+    period = float(os.environ.get("AUTOFAILOVER_FAULTS_FLAP_PERIOD", "1.0"))
+    duration = float(os.environ.get("AUTOFAILOVER_FAULTS_FLAP_DURATION", "12"))
+
+    def inject(c, ctx):
+        p = c.primary()
+        ctx["flap_period_s"], ctx["flap_duration_s"] = period, duration
+        c.net.flap(p.host, period, duration).join(duration + 10)
+        ctx["t_repaired"] = time.time()
+    run_scenario(c, "F1", "network: flapping primary link", inject, expect_failover=None)
+
+
+def test_M2_monitor_down_while_primary_crashes(c):
+    """Documented outcome: with the monitor down nobody may promote, so writes stop (no split brain); when the
+    monitor returns it fails over; the old primary rejoins when its machine is back."""
+    def inject(c, ctx):
+        p = c.primary()
+        _monitor_stop(c)
+        try:
+            p.crash()
+            time.sleep(HOLD)
+            writable = c.writable_now()
+            ctx["writable_while_monitor_down"] = writable
+            if writable:
+                ctx.setdefault("problems", []).append(f"a node became writable without the monitor: {writable}")
+        finally:
+            t_back = time.time()
+            _monitor_start(c)
+        wait_new_primary(c, p.name)
+        ctx["failover_after_monitor_back_s"] = round(time.time() - t_back, 2)
+        ctx["t_repaired"] = time.time()
+        p.boot()
+    run_scenario(c, "M2", "monitor down while the primary crashes", inject, expect_failover=True)
