@@ -86,9 +86,16 @@ bool is_standby_goal(NodeState goal) {
            goal == NodeState::WaitMaintenance;
 }
 
+bool reports_streaming_standby(const NodeSnapshot& node) {
+    const NodeState s = node.reported_state;
+    return is_standby_goal(s) || in_promotion(s);
+}
+
 bool may_be_in_sync_list(const NodeSnapshot& node) {
     if (!node.replication_quorum) return false;
-    if (node.reported_state == NodeState::Init || node.reported_state == NodeState::WaitStandby) return false;
+    // A node that has not reported as a streaming standby since it was cloned,
+    // left maintenance or was demoted has not been listed since then.
+    if (!reports_streaming_standby(node)) return false;
     return is_standby_goal(node.goal_state) || in_promotion(node.goal_state);
 }
 

@@ -57,6 +57,8 @@ bool in_promotion(NodeState goal);  // report_lsn / fast_forward / prepare_promo
 // already have turned synchronous replication off before reporting it.
 bool ran_with_sync_replication(const NodeSnapshot& primary);
 bool is_standby_goal(NodeState goal);  // catchingup, secondary, join_secondary, wait_maintenance
+// Reports a standby state that streams (or froze its stream for an election).
+bool reports_streaming_standby(const NodeSnapshot& node);
 // Standbys that may be listed in the synchronous_standby_names in force (see docs/fsm.md).
 bool may_be_in_sync_list(const NodeSnapshot& node);
 bool lsn_precedes(const NodeSnapshot& a, const NodeSnapshot& b);  // (timeline, lsn) of a < b

@@ -56,7 +56,7 @@ void start_election(DecisionContext& ctx, const NodeSnapshot& old_primary, const
     ctx.assign(old_id, NodeState::Demoted, why + ": it is demoted and must stay stopped");
     for (const auto& node : ctx.group().nodes) {
         if (node.id == old_id) continue;
-        if (is_standby_goal(node.goal_state) || is_candidate_goal(node.goal_state))
+        if ((is_standby_goal(node.goal_state) || is_candidate_goal(node.goal_state)) && reports_streaming_standby(node))
             ctx.assign(node.id, NodeState::ReportLsn,
                        "the primary " + label(old_primary) +
                            " failed: stop replication and report the last received LSN for the election");
@@ -117,7 +117,7 @@ void election_without_primary(DecisionContext& ctx) {
     // Every standby freezes, including one that comes back during the election.
     bool any_standby = false;
     for (const auto& node : ctx.group().nodes) {
-        if (is_standby_goal(node.goal_state)) {
+        if (is_standby_goal(node.goal_state) && reports_streaming_standby(node)) {
             any_standby = true;
             ctx.assign(node.id, NodeState::ReportLsn,
                        "no primary: stop replication and report the last received LSN for the election");

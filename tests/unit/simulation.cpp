@@ -1,0 +1,580 @@
+#include "simulation.h"
+
+#include "libautofailover/lsn.h"
+#include "libautofailover/operator_commands.h"
+#include "libautofailover/partition.h"
+#include "libautofailover/replication_names.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace autofailover::sim {
+
+namespace {
+
+using S = NodeState;
+using std::chrono::milliseconds;
+
+constexpr std::size_t kTraceSteps = 80;
+
+bool is_prefix(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b) {
+    return a.size() <= b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+bool needs_running(S s) {
+    switch (s) {
+        case S::Single: case S::WaitPrimary: case S::Primary: case S::JoinPrimary: case S::ApplySettings:
+        case S::Catchingup: case S::Secondary: case S::PreparePromotion: case S::StopReplication:
+        case S::ReportLsn: case S::FastForward: case S::JoinSecondary: case S::WaitMaintenance:
+            return true;
+        default:
+            return false;
+    }
+}
+
+// "ANY n (autofailover_node_1, autofailover_node_3)" -> n and ids.
+std::pair<int, std::vector<NodeId>> parse_names(const std::string& names) {
+    if (names.empty()) return {0, {}};
+    std::pair<int, std::vector<NodeId>> out;
+    std::istringstream in(names.substr(4));
+    in >> out.first;
+    const std::string prefix = "autofailover_node_";
+    for (std::size_t at = names.find(prefix); at != std::string::npos; at = names.find(prefix, at + 1))
+        out.second.push_back(std::stoll(names.substr(at + prefix.size())));
+    return out;
+}
+
+}  // namespace
+
+Simulation::Simulation(const SimOptions& options) : options_(options), rng_(options.seed) {
+    settings_.number_sync_standbys = options.number_sync_standbys;
+    settings_.enable_sync_wal_threshold = 2;  // in commits: LSN = WAL length + 1
+    clock_.monitor_started = TimePoint{} + std::chrono::hours(1);
+    clock_.now = clock_.monitor_started;
+    monitor_.formation = "default";
+    for (int i = 1; i <= options.node_count; ++i) {
+        SimNode n;
+        n.id = i;
+        nodes_.push_back(n);
+        const Assignment a = initial_assignment(monitor_, i, 50);
+        NodeSnapshot r;
+        r.id = i;
+        r.name = "node_" + std::to_string(i);
+        r.goal_state = a.goal;
+        r.goal_assigned_at = clock_.now;
+        r.replication_quorum = !(options.last_node_async && i == options.node_count);
+        monitor_.nodes.push_back(r);
+        nodes_.back().goal = a.goal;
+    }
+}
+
+SimNode& Simulation::node(NodeId id) {
+    for (auto& n : nodes_)
+        if (n.id == id) return n;
+    throw std::logic_error("no node " + std::to_string(id));
+}
+
+NodeSnapshot& Simulation::row(NodeId id) {
+    for (auto& r : monitor_.nodes)
+        if (r.id == id) return r;
+    throw std::logic_error("no row " + std::to_string(id));
+}
+
+int Simulation::rand(int n) { return static_cast<int>(rng_() % static_cast<std::uint64_t>(n)); }
+
+bool Simulation::reach(const SimNode& a, const SimNode& b) const {
+    return a.machine_up && b.machine_up && !a.isolated && !b.isolated;
+}
+
+bool Simulation::reaches_monitor(const SimNode& n) const {
+    return !monitor_down_ && n.machine_up && !n.isolated && !n.monitor_cut;
+}
+
+bool Simulation::acting_primary(const SimNode& n) const {
+    return n.machine_up && n.pg_running && !n.in_recovery;
+}
+
+bool Simulation::streams_from(const SimNode& standby, const SimNode& primary) const {
+    return standby.pg_running && standby.in_recovery && standby.upstream == primary.id && !standby.lagging &&
+           reach(standby, primary) && is_prefix(standby.wal, primary.wal);
+}
+
+// A primary acknowledges a commit once ANY n of its list hold it ('' : at once).
+bool Simulation::can_acknowledge(const SimNode& p) const {
+    if (!acting_primary(p)) return false;
+    if (p.sync_n == 0) return true;
+    int streaming = 0;
+    for (NodeId id : p.sync_list)
+        for (const auto& s : nodes_)
+            if (s.id == id && streams_from(s, p)) ++streaming;
+    return streaming >= p.sync_n;
+}
+
+void Simulation::copy_wal(SimNode& to, const SimNode& from) {
+    to.wal = from.wal;
+    to.timeline = from.timeline;
+    to.has_data = true;
+}
+
+void Simulation::fail(const std::string& what) {
+    if (failure_.empty()) failure_ = "step " + std::to_string(step_) + ": " + what;
+}
+
+void Simulation::log(const std::string& line) { step_log_ += "  " + line + "\n"; }
+
+std::string Simulation::trace() const {
+    std::string out;
+    for (const auto& s : trace_) out += s;
+    return out;
+}
+
+bool Simulation::run_random(int steps) {
+    for (int i = 0; i < steps; ++i)
+        if (!step(true)) return false;
+    return true;
+}
+
+bool Simulation::heal_and_converge(int max_steps) {
+    step_log_.clear();
+    monitor_down_ = false;
+    for (auto& n : nodes_) {
+        n.isolated = n.monitor_cut = n.lagging = false;
+        n.machine_up = true;
+    }
+    for (auto& r : monitor_.nodes) {
+        if (r.goal_state == S::Maintenance || r.goal_state == S::WaitMaintenance) {
+            try {
+                apply_decision(plan_stop_maintenance(monitor_, settings_, clock_, r.id), "operator stop_maintenance");
+            } catch (const OperatorError&) {
+            }
+        }
+    }
+    for (auto& r : monitor_.nodes) r.candidate_priority = 50;
+    log("heal: every fault repaired, maintenance over, priorities 50");
+    for (int i = 0; i < max_steps; ++i) {
+        if (!step(false)) return false;
+        int primaries = 0;
+        int secondaries = 0;
+        const bool any_quorum_standby = std::any_of(monitor_.nodes.begin(), monitor_.nodes.end(),
+                                                    [](const NodeSnapshot& r) { return r.replication_quorum; });
+        for (const auto& r : monitor_.nodes) {
+            if (r.reported_state != r.goal_state) continue;
+            if (r.goal_state == S::Primary || (r.goal_state == S::WaitPrimary && !any_quorum_standby)) ++primaries;
+            if (r.goal_state == S::Secondary) ++secondaries;
+        }
+        if (primaries == 1 && primaries + secondaries == static_cast<int>(monitor_.nodes.size())) return true;
+    }
+    fail("with every fault healed the group did not converge to one primary and all secondaries within " +
+         std::to_string(max_steps) + " steps");
+    return false;
+}
+
+bool Simulation::step(bool faults) {
+    ++step_;
+    clock_.now += milliseconds(100 + rand(400));
+    std::ostringstream head;
+    head << "step " << step_ << " t=+"
+         << std::chrono::duration_cast<milliseconds>(clock_.now - clock_.monitor_started).count() << "ms\n";
+    std::string pre = std::move(step_log_);
+    step_log_ = head.str() + pre;
+    if (faults && rand(100) < 12) random_event();
+    client_writes();
+    for (auto& n : nodes_)
+        if (!n.dropped) keeper_step(n);
+    replicate();
+    acknowledge_pending();
+    monitor_step();
+    const bool ok = check_invariants();
+    std::string state;
+    for (const auto& r : monitor_.nodes) {
+        const SimNode& n = node(r.id);
+        state += " n" + std::to_string(r.id) + "=" + std::string(to_string(n.current)) + "/" +
+                 std::string(to_string(r.goal_state)) + (n.machine_up ? "" : ",down") + (n.isolated ? ",isolated" : "") +
+                 (n.monitor_cut ? ",cut" : "") + (n.pg_running ? "" : ",pgoff") + ",lsn" +
+                 std::to_string(n.wal.size() + 1) + ",tl" + std::to_string(n.timeline) + ",p" +
+                 std::to_string(r.candidate_priority);
+    }
+    step_log_ += "  =>" + state + "\n";
+    trace_.push_back(step_log_);
+    if (trace_.size() > kTraceSteps) trace_.pop_front();
+    step_log_.clear();
+    return ok;
+}
+
+void Simulation::random_event() {
+    SimNode& n = nodes_[static_cast<std::size_t>(rand(static_cast<int>(nodes_.size())))];
+    const std::string who = "node_" + std::to_string(n.id);
+    switch (rand(16)) {
+        case 0:
+            n.machine_up = false;
+            n.pg_running = false;
+            log("fault: " + who + " machine crashes");
+            break;
+        case 1: case 2:
+            if (!n.machine_up) {
+                n.machine_up = true;
+                log("fault: " + who + " machine is back (Postgres down, keeper starting)");
+            }
+            break;
+        case 3:
+            if (n.pg_running) {
+                n.pg_running = false;
+                log("fault: " + who + " Postgres killed");
+            }
+            break;
+        case 4:
+            n.isolated = true;
+            log("fault: " + who + " isolated from the network");
+            break;
+        case 5: case 6:
+            n.isolated = false;
+            n.monitor_cut = false;
+            log("fault: " + who + " network healed");
+            break;
+        case 7:
+            n.monitor_cut = true;
+            log("fault: " + who + " cannot reach the monitor");
+            break;
+        case 8:
+            n.lagging = !n.lagging;
+            log("fault: " + who + (n.lagging ? " falls behind" : " streams again"));
+            break;
+        case 9:
+            monitor_down_ = !monitor_down_;
+            log(monitor_down_ ? "fault: monitor down" : "fault: monitor back");
+            break;
+        case 10: case 11: {
+            std::optional<NodeId> target;
+            if (rand(2)) target = n.id;
+            try {
+                apply_decision(plan_switchover(monitor_, settings_, clock_, target), "operator switchover");
+                ++switchovers_;
+            } catch (const OperatorError& e) {
+                log(std::string("operator switchover refused: ") + e.what());
+            }
+            break;
+        }
+        case 12: {
+            static const int priorities[] = {0, 10, 50, 90};
+            NodeSnapshot& r = row(n.id);
+            const int old = r.candidate_priority;
+            r.candidate_priority = priorities[rand(4)];
+            log(who + " candidate_priority " + std::to_string(old) + " -> " + std::to_string(r.candidate_priority));
+            try {
+                apply_decision(plan_apply_settings(monitor_, settings_, clock_, "candidate_priority"), "operator set");
+            } catch (const OperatorError& e) {
+                r.candidate_priority = old;
+                log(std::string("refused: ") + e.what());
+            }
+            break;
+        }
+        case 13:
+            try {
+                apply_decision(plan_start_maintenance(monitor_, settings_, clock_, n.id), "operator start_maintenance");
+            } catch (const OperatorError& e) {
+                log(std::string("operator start_maintenance refused: ") + e.what());
+            }
+            break;
+        case 14:
+            try {
+                apply_decision(plan_stop_maintenance(monitor_, settings_, clock_, n.id), "operator stop_maintenance");
+            } catch (const OperatorError& e) {
+                log(std::string("operator stop_maintenance refused: ") + e.what());
+            }
+            break;
+        default:
+            break;  // a quiet step
+    }
+}
+
+void Simulation::client_writes() {
+    // Clients use a multi-host URI: they write to whichever node accepts writes.
+    for (auto& p : nodes_) {
+        if (!acting_primary(p) || p.isolated) continue;
+        const int writes = rand(3);
+        for (int i = 0; i < writes; ++i) {
+            p.wal.push_back(next_commit_++);
+            pending_.push_back(Pending{p.id, p.wal.size() - 1, p.wal.back()});
+        }
+    }
+    replicate();
+    acknowledge_pending();
+}
+
+void Simulation::replicate() {
+    // Twice, so cascading (a standby streaming from a standby) settles too.
+    for (int round = 0; round < 2; ++round)
+        for (auto& s : nodes_) {
+            if (!s.upstream || !s.pg_running || !s.in_recovery || s.lagging) continue;
+            SimNode& up = node(*s.upstream);
+            if (!up.pg_running || !reach(s, up)) continue;
+            if (is_prefix(s.wal, up.wal) && s.wal.size() < up.wal.size()) copy_wal(s, up);
+            else if (is_prefix(s.wal, up.wal)) s.timeline = up.timeline;
+        }
+}
+
+void Simulation::acknowledge_pending() {
+    std::vector<Pending> still;
+    for (const auto& c : pending_) {
+        SimNode& p = node(c.primary);
+        if (!acting_primary(p) || p.wal.size() <= c.position || p.wal[c.position] != c.commit) continue;  // client got an error
+        bool acked = p.sync_n == 0;
+        if (!acked) {
+            int holders = 0;
+            for (NodeId id : p.sync_list) {
+                const SimNode& s = node(id);
+                if (streams_from(s, p) && s.wal.size() > c.position) ++holders;
+            }
+            acked = holders >= p.sync_n;
+        }
+        if (acked)
+            acked_.push_back({c.position, c.commit});
+        else
+            still.push_back(c);
+    }
+    pending_ = std::move(still);
+}
+
+void Simulation::keeper_step(SimNode& n) {
+    if (!n.machine_up) return;
+    const bool contact = reaches_monitor(n);
+    // The keeper restarts a crashed Postgres before reporting (it masks a quick
+    // restart), but only once the monitor confirmed the goal: a rebooted old
+    // primary must not come back as a primary on its own.
+    if (contact && !n.pg_running && n.has_data && n.current == n.goal && needs_running(n.current) &&
+        row(n.id).goal_state == n.current && rand(4) != 0) {
+        n.pg_running = true;
+        log("keeper node_" + std::to_string(n.id) + ": restarted Postgres");
+    }
+    if (acting_primary(n))
+        for (const auto& s : nodes_)
+            if (streams_from(s, n)) n.last_standby_contact = clock_.now;
+    if (contact) {
+        NodeSnapshot& r = row(n.id);
+        r.reported_state = n.current;
+        r.pg_is_running = n.pg_running;
+        r.timeline = n.timeline;
+        r.lsn = n.wal.size() + 1;
+        r.last_report = clock_.now;
+        n.goal = r.goal_state;
+        n.sync_names_from_monitor = synchronous_standby_names(monitor_, settings_);
+        n.last_monitor_contact = clock_.now;
+    }
+    // Fencing: a primary that reaches neither the monitor nor a standby stops.
+    if (is_writable(n.current) && n.pg_running) {
+        PartitionView view;
+        view.now = clock_.now;
+        view.last_monitor_contact = n.last_monitor_contact;
+        view.last_standby_contact = n.last_standby_contact;
+        view.has_standbys = nodes_.size() > 1;
+        if (primary_is_partitioned(view, settings_.timeouts.network_partition_timeout)) {
+            n.pg_running = false;
+            log("keeper node_" + std::to_string(n.id) + ": partitioned, fences its primary (" +
+                std::string(to_string(n.current)) + " -> demote_timeout)");
+            n.current = S::DemoteTimeout;
+            return;
+        }
+    }
+    // Transitions only on the goal the monitor confirmed in this round: a keeper
+    // cut off from the monitor must not resume a fenced primary on a stale goal.
+    if (!contact || n.current == n.goal) return;
+    const auto path = keeper_path(n.current, n.goal);
+    if (!path) {
+        fail("keeper node_" + std::to_string(n.id) + " has no path from " + std::string(to_string(n.current)) + " to " +
+             std::string(to_string(n.goal)));
+        return;
+    }
+    const KeeperTransition edge = path->front();
+    if (run_action(n, edge)) {
+        log("keeper node_" + std::to_string(n.id) + ": " + std::string(to_string(edge.from)) + " -> " +
+            std::string(to_string(edge.to)) + " (" + std::string(to_string(edge.action)) + ")");
+        n.current = edge.to;
+        if (edge.to == S::Dropped) n.dropped = true;
+    }
+}
+
+bool Simulation::run_action(SimNode& n, const KeeperTransition& edge) {
+    const auto primary_id = find_primary(monitor_);
+    SimNode* primary = primary_id && *primary_id != n.id ? &node(*primary_id) : nullptr;
+    const auto start_standby_of = [&](SimNode& up) {
+        n.in_recovery = true;
+        n.pg_running = true;
+        n.upstream = up.id;
+        n.sync_n = 0;
+        n.sync_list.clear();
+    };
+    const auto set_sync = [&](const std::string& names) {
+        auto parsed = parse_names(names);
+        n.sync_n = parsed.first;
+        n.sync_list = parsed.second;
+    };
+    // Like the keeper's ensure_running(): primary-side actions start Postgres first.
+    const auto ensure_running_primary = [&] {
+        if (!n.pg_running && n.has_data && !n.in_recovery) n.pg_running = true;
+        return n.pg_running && !n.in_recovery;
+    };
+    const auto check_holds_everything = [&](const std::string& how) {
+        for (const auto& [pos, commit] : acked_)
+            if (n.wal.size() <= pos || n.wal[pos] != commit) {
+                fail("ACKNOWLEDGED COMMIT LOST: node_" + std::to_string(n.id) + " became primary (" + how +
+                     ") without commit " + std::to_string(commit) + " at position " + std::to_string(pos));
+                return;
+            }
+    };
+    switch (edge.action) {
+        case KeeperAction::None:
+            return true;
+        case KeeperAction::InitPrimary:
+            if (n.has_data && n.in_recovery) {
+                ++n.timeline;
+                ++promotions_;
+            }
+            n.has_data = true;
+            n.in_recovery = false;
+            n.pg_running = true;
+            n.upstream.reset();
+            set_sync("");
+            check_holds_everything("init_primary");
+            return true;
+        case KeeperAction::InitStandby:
+        case KeeperAction::RewindOrReinit:
+            if (!primary || !primary->pg_running || !reach(n, *primary)) return false;
+            copy_wal(n, *primary);
+            start_standby_of(*primary);
+            return true;
+        case KeeperAction::FollowPrimary:
+            if (!primary || !primary->pg_running || !reach(n, *primary) || !n.has_data) return false;
+            if (!n.in_recovery) return false;  // a former primary must be rewound
+            // A keeper that finds its WAL diverged from the new primary's rewinds.
+            if (!is_prefix(n.wal, primary->wal)) copy_wal(n, *primary);
+            start_standby_of(*primary);
+            return true;
+        case KeeperAction::StopReplication:
+            if (!n.has_data) return false;
+            n.upstream.reset();
+            n.pg_running = true;
+            return true;
+        case KeeperAction::FastForward: {
+            const auto source_id = choose_fast_forward_source(monitor_, n.id);
+            if (!source_id) return false;
+            SimNode& source = node(*source_id);
+            if (!source.pg_running || !reach(n, source) || !is_prefix(n.wal, source.wal)) return false;
+            copy_wal(n, source);
+            n.pg_running = true;
+            return true;
+        }
+        case KeeperAction::Promote:
+            if (!n.has_data) return false;
+            n.pg_running = true;
+            if (n.in_recovery) {
+                n.in_recovery = false;
+                ++n.timeline;
+                ++promotions_;
+                check_holds_everything("promote");
+            }
+            n.upstream.reset();
+            set_sync("");
+            return true;
+        case KeeperAction::DisableSyncRep:
+            if (!ensure_running_primary()) return false;
+            set_sync("");
+            return true;
+        case KeeperAction::ApplySettings:
+            if (!ensure_running_primary()) return false;
+            set_sync(n.sync_names_from_monitor);
+            return true;
+        case KeeperAction::EnableSyncRep: {
+            if (!ensure_running_primary()) return false;
+            set_sync(n.sync_names_from_monitor);
+            if (n.sync_n == 0) return true;
+            int caught_up = 0;
+            for (NodeId id : n.sync_list)
+                if (streams_from(node(id), n) && node(id).wal.size() == n.wal.size()) ++caught_up;
+            return caught_up >= n.sync_n;
+        }
+        case KeeperAction::StopPostgres:
+            if (n.pg_running && !n.in_recovery)
+                for (auto& s : nodes_)  // fast shutdown: connected walsenders send everything first
+                    if (s.upstream == n.id && s.pg_running && reach(s, n) && is_prefix(s.wal, n.wal)) copy_wal(s, n);
+            n.pg_running = false;
+            return true;
+        case KeeperAction::Fence:
+            n.pg_running = false;
+            return true;
+        case KeeperAction::ResumeAsPrimary:
+            if (!n.has_data || n.in_recovery) return false;
+            n.pg_running = true;
+            set_sync(n.sync_names_from_monitor);
+            check_holds_everything("resume");
+            return true;
+        case KeeperAction::ReleaseForMaintenance:
+            n.pg_running = false;  // the DBA stops it
+            n.upstream.reset();
+            return true;
+        case KeeperAction::DropNode:
+            n.pg_running = false;
+            return true;
+    }
+    return false;
+}
+
+void Simulation::monitor_step() {
+    if (monitor_down_) return;
+    for (auto& r : monitor_.nodes) {
+        const SimNode& n = node(r.id);
+        const bool answers = n.machine_up && !n.isolated && n.pg_running;
+        r.health = answers ? Health::Good : Health::Bad;
+        r.last_health_check = clock_.now;
+    }
+    // The monitor decides after each report; twice here stands for the reports
+    // that NOTIFY wake-ups bring within one step.
+    for (int round = 0; round < 2; ++round) apply_decision(decide(monitor_, settings_, clock_), "decide");
+}
+
+void Simulation::apply_decision(const Decision& decision, const std::string& origin) {
+    for (const auto& a : decision.assignments) {
+        NodeSnapshot& r = row(a.node_id);
+        // Promotion choices must respect the priorities and the quorum.
+        if ((a.goal == S::PreparePromotion || a.goal == S::FastForward) && r.goal_state != S::FastForward) {
+            if (r.candidate_priority <= 0) fail("node_" + std::to_string(r.id) + " with candidate_priority 0 was chosen");
+            if (!r.replication_quorum && origin == "decide")
+                for (const auto& other : monitor_.nodes)
+                    if (other.id != r.id && other.replication_quorum && other.candidate_priority > 0 &&
+                        other.reported_state == S::ReportLsn && other.goal_state == S::ReportLsn &&
+                        !node_is_unhealthy(other, settings_, clock_))
+                        fail("non-quorum node_" + std::to_string(r.id) + " chosen while quorum node_" +
+                             std::to_string(other.id) + " could be");
+        }
+        if (a.goal == S::Demoted && is_writable(r.goal_state)) ++failovers_;
+        assigned_pairs_.insert({r.reported_state, a.goal});
+        log(origin + ": node_" + std::to_string(a.node_id) + " " + std::string(to_string(r.reported_state)) + " -> goal " +
+            std::string(to_string(a.goal)) + ": " + a.reason);
+        r.goal_state = a.goal;
+        r.goal_assigned_at = clock_.now;
+    }
+    if (!decision.waiting_reason.empty() && origin == "decide" && rand(8) == 0)
+        log("waiting: " + decision.waiting_reason);
+}
+
+bool Simulation::check_invariants() {
+    int writable_goals = 0;
+    for (const auto& r : monitor_.nodes)
+        if (is_writable(r.goal_state)) ++writable_goals;
+    if (writable_goals > 1) fail(std::to_string(writable_goals) + " nodes assigned a writable goal");
+    int acknowledging = 0;
+    for (const auto& n : nodes_) {
+        if (can_acknowledge(n)) ++acknowledging;
+        if (!acting_primary(n)) continue;
+        // Every node running as a primary holds every acknowledged commit.
+        for (const auto& [pos, commit] : acked_)
+            if (n.wal.size() <= pos || n.wal[pos] != commit) {
+                fail("ACKNOWLEDGED COMMIT LOST: node_" + std::to_string(n.id) + " runs as a primary without commit " +
+                     std::to_string(commit));
+                break;
+            }
+    }
+    if (acknowledging > 1) fail(std::to_string(acknowledging) + " nodes can acknowledge writes at once (split brain)");
+    return failure_.empty();
+}
+
+}  // namespace autofailover::sim
