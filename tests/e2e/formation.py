@@ -275,6 +275,17 @@ class Formation:
         os.chown(tmp, uid, gid)
         os.replace(tmp, path)
 
+    def set_monitor_setting(self, name, value):
+        """Changes an autofailover.* GUC of the running monitor (they are all
+        reloadable); value None resets it to what autofailover.conf says."""
+        with psycopg.connect(self.monitor_conninfo(), autocommit=True) as conn:
+            if value is None:
+                conn.execute(f"ALTER SYSTEM RESET autofailover.{name}")
+            else:
+                conn.execute(f"ALTER SYSTEM SET autofailover.{name} = '{int(value)}'")
+            conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.2)  # the reload is asynchronous
+
     # -- monitor state ---------------------------------------------------------
     def monitor_conninfo(self):
         return f"host=127.0.0.1 port={self.port_base} user={TEST_USER} dbname=autofailover connect_timeout=2"
