@@ -260,7 +260,10 @@ void KeeperLoop::supervise(const Observation& obs) {
             else
                 write_standby_signal(config_.pgdata);
         }
-        pg_.start();
+        // Restarting can take seconds (crash recovery): keep reporting meanwhile, and
+        // give up at once if the monitor moves the goal away (it may be promoting
+        // another node), so this node never comes up as a second primary.
+        pg_.start([this] { heartbeat(); }, [this, s] { return state_.goal_state != s; });
         log_info("node={} state={} Postgres restarted", name(), to_string(s));
         return;
     }

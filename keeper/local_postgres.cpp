@@ -144,15 +144,20 @@ std::optional<ControlData> LocalPostgres::control_data() {
     return cd;
 }
 
-void LocalPostgres::start(const std::function<void()>& tick) {
+void LocalPostgres::start(const std::function<void()>& tick, const std::function<bool()>& cancel) {
     conn_.reset();
     ChildOptions options;
     options.timeout = config_.timeouts.postgres_start_timeout + std::chrono::seconds(5);
     options.tick = tick;
     options.tick_every = config_.timeouts.poll_period;
+    options.cancel = cancel;
     auto seconds = std::to_string(std::max<long long>(1, config_.timeouts.postgres_start_timeout.count() / 1000));
     auto r = run_child({tool("pg_ctl"), "-D", config_.pgdata, "-l", postgres_log_path(), "-w", "-t", seconds, "start"},
                        options);
+    if (r.cancelled) {
+        stop("immediate");
+        throw KeeperError(KeeperError::Kind::LocalPostgres, "start of Postgres cancelled and undone");
+    }
     if (!r.ok())
         throw KeeperError(KeeperError::Kind::LocalPostgres,
                           "pg_ctl start failed (see " + postgres_log_path() + "): " + tail_of(r.output));

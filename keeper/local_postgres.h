@@ -56,7 +56,8 @@ public:
     std::optional<ControlData> control_data();
 
     // pg_ctl wrappers; throw KeeperError(LocalPostgres) with the tool's output on failure.
-    void start(const std::function<void()>& tick = {});
+    // `cancel` is polled while pg_ctl waits: true kills pg_ctl and stops a postmaster that came up (immediate).
+    void start(const std::function<void()>& tick = {}, const std::function<bool()>& cancel = {});
     void stop(const std::string& mode, const std::function<void()>& tick = {});
     void promote(const std::function<void()>& tick = {});
     void reload();

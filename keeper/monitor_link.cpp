@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <poll.h>
 
 namespace autofailover::keeper {
@@ -222,8 +223,8 @@ bool MonitorLink::wait_for_group_event(const std::string& formation, int group, 
     if (!conn_ || !listening_) {
         auto left = deadline - SteadyClock::now();
         if (left > SteadyClock::duration::zero()) {
-            pollfd none{-1, 0, 0};
-            ::poll(&none, 0, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(left).count()));
+            // poll() with no fds: a sleep that a signal interrupts.
+            ::poll(nullptr, 0, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(left).count()));
         }
         return false;
     }
@@ -243,6 +244,7 @@ bool MonitorLink::wait_for_group_event(const std::string& formation, int group, 
         if (left <= 0) return false;
         pollfd p{PQsocket(conn_.get()), POLLIN, 0};
         int got = ::poll(&p, 1, static_cast<int>(left));
+        if (got < 0 && errno == EINTR) return false;  // a signal: let the loop look at it now
         if (got > 0 && !PQconsumeInput(conn_.get())) {
             disconnect();
             return false;
