@@ -116,6 +116,7 @@ std::vector<KeeperTransition> build_table() {
         {S::WaitPrimary, S::PrepareMaintenance, A::StopPostgres, "maintenance of the primary: switch over first"},
         {S::ApplySettings, S::PrepareMaintenance, A::StopPostgres, "maintenance of the primary: switch over first"},
         {S::PrepareMaintenance, S::Maintenance, A::ReleaseForMaintenance, "switchover done: the DBA owns Postgres now"},
+        {S::PrepareMaintenance, S::Demoted, A::StopPostgres, "declared failed while handing over: stay stopped"},
         {S::PrepareMaintenance, S::Primary, A::ResumeAsPrimary, "maintenance switchover aborted: start again"},
         {S::PrepareMaintenance, S::WaitPrimary, A::ResumeAsPrimary, "maintenance switchover aborted: start again"},
     };
@@ -150,6 +151,11 @@ std::optional<std::vector<KeeperTransition>> keeper_path(NodeState from, NodeSta
         if (here == to) break;
         for (const auto& edge : keeper_transitions()) {
             if (edge.from != here || reached_by.count(edge.to)) continue;
+            // On the way to a goal that is no primary's, never take writes: a detour
+            // through a primary state would acknowledge commits nobody else has.
+            // (A fenced primary told to drain does restart, so that a fast shutdown
+            // hands its standbys all WAL.)
+            if (is_writable(edge.to) && edge.to != to && !belongs_to_primary(to)) continue;
             reached_by[edge.to] = &edge;
             queue.push_back(edge.to);
         }

@@ -165,3 +165,16 @@ TEST_CASE("no standby reaches a writable state without promotion", "[transitions
             CHECK(t.action == KeeperAction::Promote);
         }
 }
+
+TEST_CASE("a keeper path to a goal outside the primary's states never passes through a writable state", "[transitions]") {
+    for (auto from : all_node_states())
+        for (auto to : all_node_states()) {
+            if (belongs_to_primary(to)) continue;
+            auto path = keeper_path(from, to);
+            if (!path) continue;
+            for (std::size_t i = 0; i + 1 < path->size(); ++i) {
+                INFO(to_string(from) << " -> " << to_string(to) << " via " << to_string((*path)[i].to));
+                CHECK_FALSE(is_writable((*path)[i].to));
+            }
+        }
+}
