@@ -16,7 +16,7 @@ sizes=("$@")
 
 work=$(mktemp -d /tmp/autofailover-bench.XXXXXX)
 chown "$user" "$work"
-cp "$here/node_active.sql" "$work/"
+cp "$here/node_active.sql" "$here/settle.sql" "$work/"
 as_user() { runuser -u "$user" -- "$@"; }
 cleanup() {
   [ -f "$work/data/postmaster.pid" ] && as_user "$bindir/pg_ctl" -D "$work/data" -m fast -w stop >/dev/null || true
@@ -40,24 +40,37 @@ CONF
 as_user "$bindir/pg_ctl" -D "$work/data" -l "$work/postgres.log" -w start >/dev/null
 psql_() { as_user psql -X -q -h 127.0.0.1 -p "$port" -v ON_ERROR_STOP=1 "$@"; }
 psql_ -d postgres -c "CREATE DATABASE autofailover"
-psql_ -d autofailover -c "CREATE EXTENSION autofailover" -c "SELECT autofailover.create_formation('bench')"
+psql_ -d autofailover -c "CREATE EXTENSION autofailover" -c "SELECT autofailover.create_formation('bench')" \
+  -f "$work/settle.sql" >/dev/null
 
 registered=0
 echo "nodes  calls/s  p50_ms  p99_ms  max_ms  p99_service_ms  failed  (clients=$clients, ${duration}s, rate=N/s)"
 for n in "${sizes[@]}"; do
-  # Register up to n nodes: groups of 3 (ports are closed, the worker probes them anyway).
+  # While registering and settling, keepers of the nodes not yet reached are
+  # silent and their probes fail (closed ports): hold the unhealthy timeout off
+  # so no group fails over before the measurement.
+  psql_ -d autofailover -c "ALTER SYSTEM SET autofailover.node_considered_unhealthy_timeout = '1h'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  # Register up to n nodes: groups of 3.
   psql_ -d autofailover -c "SELECT count(*) FROM generate_series($((registered + 1)), $n) i,
       autofailover.register_node('bench', '127.0.0.1', 10000 + i, 'b' || i, group_id => (i - 1) / 3)" >/dev/null
   registered=$n
   # Settle every group (primary + 2 secondaries) with perfect keepers before measuring.
-  for _ in 1 2 3 4 5 6; do
-    as_user "$bindir/pgbench" -n -h 127.0.0.1 -p "$port" -c "$clients" -j 2 -t $((n / clients + 1)) \
-      -D nodes="$n" -f "$work/node_active.sql" autofailover >/dev/null 2>&1 || true
-  done
+  psql_ -d autofailover -c "CALL bench_settle()"
+  psql_ -d autofailover -Atc "SELECT 'settled: ' || string_agg(goal_state || '=' || c, ', ') FROM
+      (SELECT goal_state, count(*) c FROM autofailover.nodes GROUP BY 1) s"
+  bench() {
+    as_user "$bindir/pgbench" -n -h 127.0.0.1 -p "$port" -c "$clients" -j 2 --rate="$n" \
+      -D nodes="$n" -D clients="$clients" -D i=0 -f "$work/node_active.sql" "$@" autofailover
+  }
+  # Warm-up at the target rate; once every node reported, the default timeout is back.
+  bench -T 4 >/dev/null 2>&1 &
+  sleep 2.5
+  psql_ -d autofailover -c "ALTER SYSTEM RESET autofailover.node_considered_unhealthy_timeout" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  wait
   rm -f "$work"/pgbench_log.*
-  (cd "$work" && as_user "$bindir/pgbench" -n -h 127.0.0.1 -p "$port" -c "$clients" -j 2 -T "$duration" \
-      --rate="$n" -D nodes="$n" -f "$work/node_active.sql" -l --log-prefix="$work/pgbench_log" autofailover \
-      > "$work/pgbench.out" 2>&1) || true
+  (cd "$work" && bench -T "$duration" -l --log-prefix="$work/pgbench_log" > "$work/pgbench.out" 2>&1) || true
   cat "$work"/pgbench_log.* | /usr/bin/python3 -c '
 import sys
 lat, svc, failed, first, last = [], [], 0, None, None
@@ -75,6 +88,8 @@ pct = lambda a, p: a[min(len(a) - 1, int(p * len(a)))] if a else float("nan")
 rate = len(lat) / (last - first) if lat and last > first else 0.0
 print(f"{sys.argv[1]:>5}  {rate:7.0f}  {pct(lat, .5):6.2f}  {pct(lat, .99):6.2f}  {lat[-1] if lat else 0:6.1f}  {pct(svc, .99):14.2f}  {failed:6d}")
 ' "$n"
-  grep -E "number of failed|aborted" "$work/pgbench.out" || true
+  grep -E "aborted|error" "$work/pgbench.out" || true
+  psql_ -d autofailover -Atc "SELECT 'after: ' || string_agg(goal_state || '=' || c, ', ') FROM
+      (SELECT goal_state, count(*) c FROM autofailover.nodes GROUP BY 1) s"
 done
 psql_ -d autofailover -Atc "SELECT 'groups deciding wait: ' || count(*) FROM autofailover.groups WHERE waiting_reason <> ''"
