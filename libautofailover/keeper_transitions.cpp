@@ -72,8 +72,11 @@ std::vector<KeeperTransition> build_table() {
         {S::ApplySettings, S::Draining, A::StopPostgres, "switchover: checkpoint and fast shutdown, standbys get all WAL"},
         {S::JoinPrimary, S::Draining, A::StopPostgres, "switchover: checkpoint and fast shutdown, standbys get all WAL"},
         {S::Draining, S::Demoted, A::StopPostgres, "switchover done: stay stopped until rejoining as a standby"},
-        {S::Draining, S::Primary, A::ResumeAsPrimary, "switchover aborted: start again as the primary"},
         {S::Draining, S::WaitPrimary, A::ResumeAsPrimary, "switchover aborted: start again as the primary"},
+
+        // (A resumed primary reaches primary only through wait_primary -> primary,
+        // whose EnableSyncRep waits until the sync standbys hold everything: commits
+        // it acknowledged alone before stopping must not count as synchronous.)
 
         // Failover of the old primary.
         {S::Single, S::Demoted, A::Fence, "declared failed: stop now, another node takes over"},
@@ -86,7 +89,6 @@ std::vector<KeeperTransition> build_table() {
         {S::ApplySettings, S::DemoteTimeout, A::Fence, "network partition: stop taking writes"},
         {S::JoinPrimary, S::DemoteTimeout, A::Fence, "network partition: stop taking writes"},
         {S::DemoteTimeout, S::Demoted, A::StopPostgres, "fenced primary was replaced: stay stopped"},
-        {S::DemoteTimeout, S::Primary, A::ResumeAsPrimary, "fenced, but nobody was promoted: start again"},
         {S::DemoteTimeout, S::WaitPrimary, A::ResumeAsPrimary, "fenced, but nobody was promoted: start again"},
         {S::DemoteTimeout, S::Single, A::ResumeAsPrimary, "fenced, but nobody was promoted: start again"},
 
@@ -117,7 +119,6 @@ std::vector<KeeperTransition> build_table() {
         {S::ApplySettings, S::PrepareMaintenance, A::StopPostgres, "maintenance of the primary: switch over first"},
         {S::PrepareMaintenance, S::Maintenance, A::ReleaseForMaintenance, "switchover done: the DBA owns Postgres now"},
         {S::PrepareMaintenance, S::Demoted, A::StopPostgres, "declared failed while handing over: stay stopped"},
-        {S::PrepareMaintenance, S::Primary, A::ResumeAsPrimary, "maintenance switchover aborted: start again"},
         {S::PrepareMaintenance, S::WaitPrimary, A::ResumeAsPrimary, "maintenance switchover aborted: start again"},
     };
     // Removal works from anywhere.

@@ -6,6 +6,7 @@
 #include "libautofailover/replication_names.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <sstream>
 
 namespace autofailover::sim {
@@ -15,7 +16,7 @@ namespace {
 using S = NodeState;
 using std::chrono::milliseconds;
 
-constexpr std::size_t kTraceSteps = 80;
+const std::size_t kTraceSteps = std::getenv("AUTOFAILOVER_SIM_TRACE") ? std::strtoul(std::getenv("AUTOFAILOVER_SIM_TRACE"), nullptr, 10) : 80;
 
 bool is_prefix(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b) {
     return a.size() <= b.size() && std::equal(a.begin(), a.end(), b.begin());

@@ -147,9 +147,10 @@ TEST_CASE("transition table has one action per edge and keeper_path walks it", "
     CHECK(keeper_path(S::Secondary, S::Secondary)->empty());
     auto path = keeper_path(S::DemoteTimeout, S::ApplySettings);
     REQUIRE(path);
-    REQUIRE(path->size() == 2);
+    REQUIRE(path->size() == 3);
     CHECK((*path)[0].action == KeeperAction::ResumeAsPrimary);
-    CHECK((*path)[1].action == KeeperAction::ApplySettings);
+    CHECK((*path)[1].action == KeeperAction::EnableSyncRep);
+    CHECK((*path)[2].action == KeeperAction::ApplySettings);
     CHECK(find_keeper_transition(S::WaitStandby, S::Catchingup)->action == KeeperAction::InitStandby);
     CHECK(find_keeper_transition(S::Demoted, S::Catchingup)->action == KeeperAction::RewindOrReinit);
     CHECK(find_keeper_transition(S::PreparePromotion, S::WaitPrimary)->action == KeeperAction::Promote);
@@ -177,4 +178,14 @@ TEST_CASE("a keeper path to a goal outside the primary's states never passes thr
                 CHECK_FALSE(is_writable((*path)[i].to));
             }
         }
+}
+
+TEST_CASE("a resumed primary reaches primary only through enable_sync_rep", "[transitions]") {
+    // Commits it acknowledged alone before stopping must reach the sync standbys
+    // before it reports a state in which a failover is considered safe.
+    for (auto from : {S::Draining, S::DemoteTimeout, S::PrepareMaintenance}) {
+        auto path = keeper_path(from, S::Primary);
+        REQUIRE(path);
+        CHECK(path->back().action == KeeperAction::EnableSyncRep);
+    }
 }
