@@ -2,6 +2,7 @@
 // situation it handles; decide() applies them in order, like a runbook.
 #include "libautofailover/decide.h"
 
+#include "libautofailover/replication_names.h"
 #include "libautofailover/rules.h"
 
 namespace autofailover {
@@ -16,6 +17,16 @@ bool has_healthy_quorum_secondary(const DecisionContext& ctx, const NodeSnapshot
         if (node.id != primary.id && node.replication_quorum && node.goal_state == S::Secondary && ctx.healthy(node))
             return true;
     return false;
+}
+
+// The synchronous_standby_names the primary would run with as `primary`. The
+// rules never let a primary report primary or apply_settings with '' in force:
+// the failover rules take those states as proof of synchronous replication.
+std::string sync_list_if_primary(const DecisionContext& ctx, const NodeSnapshot& primary) {
+    GroupSnapshot group = ctx.group();
+    for (auto& node : group.nodes)
+        if (node.id == primary.id) node.goal_state = S::Primary;
+    return synchronous_standby_names(group, ctx.settings());
 }
 
 bool promotion_in_progress(const DecisionContext& ctx) {
@@ -105,17 +116,30 @@ void standby_enters_maintenance(DecisionContext& ctx, const NodeSnapshot& primar
         const bool list_applied_without_it =
             converged(primary, S::WaitPrimary) || converged(primary, S::Single) ||
             (converged(primary, S::Primary) && primary.goal_assigned_at > node.goal_assigned_at);
-        if (list_applied_without_it)
+        if (list_applied_without_it) {
             ctx.assign(node.id, S::Maintenance, "the primary no longer counts on " + label(node) + ": maintenance starts");
-        else if (converged(primary, S::Primary))
-            ctx.assign(primary.id, S::ApplySettings,
-                       label(node) + " goes into maintenance: the primary removes it from synchronous_standby_names");
+        } else if (converged(primary, S::Primary)) {
+            if (!sync_list_if_primary(ctx, primary).empty())
+                ctx.assign(primary.id, S::ApplySettings,
+                           label(node) + " goes into maintenance: the primary removes it from synchronous_standby_names");
+            else if (ctx.settings().number_sync_standbys == 0)
+                ctx.assign(primary.id, S::WaitPrimary,
+                           label(node) + " goes into maintenance and no other standby can acknowledge commits: the "
+                                         "primary turns synchronous replication off first");
+            else
+                ctx.wait("maintenance of " + label(node) + " waits: no other standby can acknowledge commits and "
+                         "number_sync_standbys = " + std::to_string(ctx.settings().number_sync_standbys));
+        }
     }
 }
 
 void apply_settings_done(DecisionContext& ctx, const NodeSnapshot& primary) {
     if (!converged(primary, S::ApplySettings)) return;
-    if (has_healthy_quorum_secondary(ctx, primary) || ctx.settings().number_sync_standbys > 0)
+    if (sync_list_if_primary(ctx, primary).empty())
+        ctx.assign(primary.id, S::WaitPrimary,
+                   label(primary) + " applied the new settings; no standby can acknowledge commits: synchronous "
+                                    "replication off");
+    else if (has_healthy_quorum_secondary(ctx, primary) || ctx.settings().number_sync_standbys > 0)
         ctx.assign(primary.id, S::Primary, label(primary) + " applied the new synchronous_standby_names");
     else
         ctx.assign(primary.id, S::WaitPrimary,

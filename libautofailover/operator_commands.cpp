@@ -3,6 +3,7 @@
 #include "libautofailover/operator_commands.h"
 
 #include "libautofailover/decision_context.h"
+#include "libautofailover/replication_names.h"
 #include "libautofailover/rules.h"
 
 namespace autofailover {
@@ -216,9 +217,21 @@ Decision plan_apply_settings(const GroupSnapshot& group, const FormationSettings
         throw OperatorError(what_changed + " refused: number_sync_standbys = " +
                             std::to_string(settings.number_sync_standbys) + " needs that many quorum standbys, the group has " +
                             std::to_string(quorum_standbys) + "; add standbys or lower number_sync_standbys");
-    if (primary && detail::converged(*primary, S::Primary))
-        ctx.assign(primary->id, S::ApplySettings,
-                   what_changed + ": the primary " + label(*primary) + " applies the new synchronous_standby_names");
+    if (primary && detail::converged(*primary, S::Primary)) {
+        GroupSnapshot as_primary = group;
+        for (auto& node : as_primary.nodes)
+            if (node.id == primary->id) node.goal_state = S::Primary;
+        if (!synchronous_standby_names(as_primary, settings).empty())
+            ctx.assign(primary->id, S::ApplySettings,
+                       what_changed + ": the primary " + label(*primary) + " applies the new synchronous_standby_names");
+        else if (settings.number_sync_standbys == 0)
+            ctx.assign(primary->id, S::WaitPrimary,
+                       what_changed + ": no standby is left to acknowledge commits, synchronous replication off");
+        else
+            throw OperatorError(what_changed + " refused: no standby would be left in synchronous_standby_names while "
+                                "number_sync_standbys = " + std::to_string(settings.number_sync_standbys) +
+                                "; keep a quorum standby or lower number_sync_standbys");
+    }
     return ctx.take();
 }
 
