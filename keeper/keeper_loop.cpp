@@ -268,6 +268,10 @@ void KeeperLoop::supervise(const Observation& obs) {
         return;
     }
     if (obs.accepting && !obs.in_recovery && is_writable(s)) maintain_replication_slots(ctx);
+    if (obs.accepting && obs.in_recovery && (s == NodeState::Secondary || s == NodeState::Catchingup) &&
+        ensure_following_primary(ctx))
+        log_warn("node={} state={} primary_conninfo did not point at the primary {}:{}; re-pointed it", name(),
+                 to_string(s), assignment_.primary_host, assignment_.primary_port);
 }
 
 bool KeeperLoop::advance_towards_goal() {

@@ -86,6 +86,10 @@ void MonitorLink::connect(SteadyClock::time_point deadline) {
             wait_socket(status == PGRES_POLLING_WRITING, deadline);
         }
         PQsetnonblocking(conn_.get(), 1);
+        // Server notices (e.g. "terminating connection due to immediate shutdown") are
+        // not ours to print raw; the failure they precede is logged where handled.
+        PQsetNoticeProcessor(conn_.get(), [](void*, const char* message) { log_debug("monitor notice: {}", message); },
+                             nullptr);
     } catch (...) {
         conn_.reset();
         throw;

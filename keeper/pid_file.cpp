@@ -19,8 +19,13 @@ std::optional<long> live_pid_in(const std::string& pid_file) {
         return std::nullopt;
     }
     if (pid <= 0) return std::nullopt;
-    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) return pid;
-    return std::nullopt;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return std::nullopt;
+    // A zombie (killed, not yet reaped by its parent) holds nothing any more.
+    if (auto stat = read_file_if_exists("/proc/" + std::to_string(pid) + "/stat")) {
+        auto paren = stat->rfind(')');
+        if (paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] == 'Z') return std::nullopt;
+    }
+    return pid;
 }
 
 PidFile::PidFile(std::string path) : path_(std::move(path)) {

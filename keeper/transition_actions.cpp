@@ -413,6 +413,20 @@ void maintain_replication_slots(ActionContext& ctx) {
     }
 }
 
+bool ensure_following_primary(ActionContext& ctx) {
+    if (ctx.assignment.primary_host.empty() || ctx.assignment.primary_port == 0) return false;
+    const std::string slot = standby_name(ctx.state.node_id);
+    const std::string wanted = replication_conninfo(ctx.assignment.primary_host, ctx.assignment.primary_port, slot);
+    auto r = ctx.pg.sql("SELECT pg_is_in_recovery(), current_setting('primary_conninfo'), "
+                        "current_setting('primary_slot_name')");
+    if (!r[0][0].as<bool>()) return false;
+    if (wanted == r[0][1].c_str() && slot == r[0][2].c_str()) return false;
+    alter_system(ctx.pg, "primary_conninfo", wanted);
+    alter_system(ctx.pg, "primary_slot_name", slot);
+    ctx.pg.reload();
+    return true;
+}
+
 void write_standby_setup(ActionContext& ctx, const std::string& host, int port, bool with_slot) {
     const std::string name = standby_name(ctx.state.node_id);
     edit_auto_conf(ctx.config.pgdata, {{"primary_conninfo", replication_conninfo(host, port, name)},

@@ -34,6 +34,10 @@ void maintain_replication_slots(ActionContext& ctx);
 // Standby setup while stopped: standby.signal + primary_conninfo/slot in postgresql.auto.conf.
 void write_standby_setup(ActionContext& ctx, const std::string& host, int port, bool with_slot);
 
+// On a running standby that should stream from the primary: re-point primary_conninfo /
+// primary_slot_name when someone or something changed them. Returns true when it did.
+bool ensure_following_primary(ActionContext& ctx);
+
 // "ANY 2 (a, b, c)" → 2, {a, b, c}; "" → 0, {}.
 struct SyncStandbyNames {
     int count = 0;
