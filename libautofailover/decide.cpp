@@ -133,6 +133,17 @@ void standby_enters_maintenance(DecisionContext& ctx, const NodeSnapshot& primar
     }
 }
 
+// The list emptied between the assignment and the keeper's next report (the
+// keeper refuses to run primary or apply_settings with an empty list).
+void sync_list_vanished(DecisionContext& ctx, const NodeSnapshot& primary) {
+    if (primary.goal_state != S::Primary && primary.goal_state != S::ApplySettings) return;
+    if (primary.reported_state == primary.goal_state || !sync_list_if_primary(ctx, primary).empty()) return;
+    if (ctx.settings().number_sync_standbys == 0 && !promotion_in_progress(ctx))
+        ctx.assign(primary.id, S::WaitPrimary,
+                   "no standby is left to acknowledge commits: " + label(primary) +
+                       " keeps synchronous replication off");
+}
+
 void apply_settings_done(DecisionContext& ctx, const NodeSnapshot& primary) {
     if (!converged(primary, S::ApplySettings)) return;
     if (sync_list_if_primary(ctx, primary).empty())
@@ -207,7 +218,7 @@ Decision decide(const GroupSnapshot& group, const FormationSettings& settings, c
         detail::primary_alone_becomes_single, detail::single_primary_gets_a_standby, detail::legacy_join_primary,
         [](detail::DecisionContext& c, const NodeSnapshot&) { detail::unhealthy_secondary_stops_being_candidate(c); },
         detail::standby_allowed_to_join,      detail::standby_caught_up,             detail::standby_follows_new_primary,
-        detail::old_primary_rejoins,          detail::standby_enters_maintenance,    detail::apply_settings_done,
+        detail::old_primary_rejoins,          detail::standby_enters_maintenance,    detail::sync_list_vanished, detail::apply_settings_done,
         detail::relax_sync_replication,       detail::enable_sync_replication,
     };
     for (Rule rule : primary_rules) {

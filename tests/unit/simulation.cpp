@@ -388,7 +388,8 @@ void Simulation::keeper_step(SimNode& n) {
     const KeeperTransition edge = path->front();
     if (run_action(n, edge)) {
         log("keeper node_" + std::to_string(n.id) + ": " + std::string(to_string(edge.from)) + " -> " +
-            std::string(to_string(edge.to)) + " (" + std::string(to_string(edge.action)) + ")");
+            std::string(to_string(edge.to)) + " (" + std::string(to_string(edge.action)) + ")" +
+            (is_writable(edge.to) ? " synchronous_standby_names='" + n.sync_names_from_monitor + "'" : ""));
         n.current = edge.to;
         if (edge.to == S::Dropped) n.dropped = true;
     }
@@ -481,13 +482,15 @@ bool Simulation::run_action(SimNode& n, const KeeperTransition& edge) {
             set_sync("");
             return true;
         case KeeperAction::ApplySettings:
-            if (!ensure_running_primary()) return false;
+            // Contract: the keeper never applies an empty list on the way to a
+            // sync state; the monitor takes primary/apply_settings as proof of
+            // synchronous replication.
+            if (!ensure_running_primary() || n.sync_names_from_monitor.empty()) return false;
             set_sync(n.sync_names_from_monitor);
             return true;
         case KeeperAction::EnableSyncRep: {
-            if (!ensure_running_primary()) return false;
+            if (!ensure_running_primary() || n.sync_names_from_monitor.empty()) return false;
             set_sync(n.sync_names_from_monitor);
-            if (n.sync_n == 0) return true;
             int caught_up = 0;
             for (NodeId id : n.sync_list)
                 if (streams_from(node(id), n) && node(id).wal.size() == n.wal.size()) ++caught_up;
