@@ -57,7 +57,7 @@ def outcome_text(r):
     bits = [r.get("outcome", "?")]
     if r.get("old_primary") and r.get("final_primary"):
         bits.append("failover" if r["old_primary"] != r["final_primary"] else "no failover")
-    for key, label in (("failover_s", "failover after"), ("fence_margin_s", "old primary fenced before new took writes by"),
+    for key, label in (("postgres_back_after_s", "Postgres back after"), ("failover_s", "failover after"), ("fence_margin_s", "old primary fenced before new took writes by"),
                        ("keeper_down_visible_s", "keeper-down visible after"),
                        ("failover_after_monitor_back_s", "failover after the monitor returned"),
                        ("health_after_repair_s", "healthy after repair")):

@@ -28,6 +28,8 @@ COMMIT_TIMEOUT = 5.0           # writer: an in-flight commit is cancelled after 
 ACKS_BEFORE = 20               # commits acknowledged before the fault is injected
 ACKS_AFTER = 20                # ... and after the formation is healthy again
 FAILOVER_TIMEOUT = 60.0        # waiting for a new primary
+SETTLE = float(os.environ.get("AUTOFAILOVER_FAULTS_SETTLE", "5.0"))  # full health must hold this long (s):
+# right after a fault the monitor may still show the old, healthy picture before it notices anything
 
 
 def _machine():
@@ -69,6 +71,30 @@ def wait_new_primary(c, old_name, timeout=FAILOVER_TIMEOUT):
                         f"a primary other than {old_name}", timeout)
 
 
+def wait_stable_health(c, t_fault):
+    """Seconds from the fault to the start of a full-health period that lasted SETTLE seconds with the same
+    primary (time spent settling is not counted)."""
+    deadline = time.monotonic() + clustermod.HEALTHY_TIMEOUT
+    while True:
+        left = max(1.0, deadline - time.monotonic())
+        health_s = checker.wait_full_health(c.monitor_conninfo(), t_fault, left)
+        primary = c.primary().name
+        stable_until = time.monotonic() + SETTLE
+        while time.monotonic() < stable_until:
+            time.sleep(0.2)
+            try:
+                state = c.state()
+                ok = c.is_healthy(state) and state[primary]["goal_state"] == "primary"
+            except Exception:  # noqa: BLE001
+                ok = False
+            if not ok:
+                break
+        else:
+            return health_s
+        if time.monotonic() > deadline:
+            raise AssertionError(f"full health did not hold {SETTLE}s within {clustermod.HEALTHY_TIMEOUT}s")
+
+
 def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=False):
     """Returns the checker.Result; asserts the invariants. The row is recorded also when it fails."""
     c.wait_healthy()
@@ -89,7 +115,7 @@ def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=F
         ctx["t_fault"] = t_fault
         inject(c, ctx)
         t_repaired = ctx.get("t_repaired", time.time())
-        health_s = checker.wait_full_health(c.monitor_conninfo(), t_fault, clustermod.HEALTHY_TIMEOUT)
+        health_s = wait_stable_health(c, t_fault)
         ctx["health_after_repair_s"] = round(time.time() - t_repaired, 2)
         w.wait_for_acks(ACKS_AFTER)
         w.stop()

@@ -68,9 +68,12 @@ def c(net, holder):
     return holder.c
 
 
-def _wait_restarted(c, node, old_pid, timeout=30):
+def _wait_restarted(c, node, old_pid, timeout=30, ctx=None):
+    t0 = time.time()
     c.wait_until(lambda s: node.postmaster_pid() not in (None, old_pid) and clustermod.alive(node.postmaster_pid()),
                  f"the keeper of {node.name} to restart postgres", timeout)
+    if ctx is not None:
+        ctx["postgres_back_after_s"] = round(time.time() - t0, 2)
 
 
 def _keeper_down_visible(c, node, ctx, t0, timeout=30):
@@ -84,7 +87,7 @@ def test_S1_standby_postgres_killed(c):
     def inject(c, ctx):
         sb = c.standbys()[0]
         ctx["node"] = sb.name
-        _wait_restarted(c, sb, sb.kill_postgres(signal.SIGKILL))
+        _wait_restarted(c, sb, sb.kill_postgres(signal.SIGKILL), ctx=ctx)
     run_scenario(c, "S1", "standby: kill -9 Postgres", inject, expect_failover=False)
 
 
@@ -94,7 +97,7 @@ def test_S2_standby_postgres_stopped(c):
         ctx["node"] = sb.name
         old = sb.postmaster_pid()
         sb.stop_postgres()
-        _wait_restarted(c, sb, old)
+        _wait_restarted(c, sb, old, ctx=ctx)
     run_scenario(c, "S2", "standby: stop Postgres cleanly", inject, expect_failover=False)
 
 
@@ -130,7 +133,7 @@ def test_S4_standby_keeper_stopped(c):
 def test_P1_primary_postgres_killed(c):
     def inject(c, ctx):
         p = c.primary()
-        _wait_restarted(c, p, p.kill_postgres(signal.SIGKILL))
+        _wait_restarted(c, p, p.kill_postgres(signal.SIGKILL), ctx=ctx)
     run_scenario(c, "P1", "primary: kill -9 Postgres", inject, expect_failover=False)
 
 
