@@ -142,17 +142,17 @@ bool Simulation::heal_and_converge(int max_steps) {
         n.isolated = n.monitor_cut = n.lagging = false;
         n.machine_up = true;
     }
-    for (auto& r : monitor_.nodes) {
-        if (r.goal_state == S::Maintenance || r.goal_state == S::WaitMaintenance) {
-            try {
-                apply_decision(plan_stop_maintenance(monitor_, settings_, clock_, r.id), "operator stop_maintenance");
-            } catch (const OperatorError&) {
-            }
-        }
-    }
     for (auto& r : monitor_.nodes) r.candidate_priority = 50;
     log("heal: every fault repaired, maintenance over, priorities 50");
     for (int i = 0; i < max_steps; ++i) {
+        // The operator ends maintenance (also of a primary that handed over meanwhile).
+        for (auto& r : monitor_.nodes)
+            if (r.goal_state == S::Maintenance || r.goal_state == S::WaitMaintenance) {
+                try {
+                    apply_decision(plan_stop_maintenance(monitor_, settings_, clock_, r.id), "operator stop_maintenance");
+                } catch (const OperatorError&) {
+                }
+            }
         if (!step(false)) return false;
         int primaries = 0;
         int secondaries = 0;
