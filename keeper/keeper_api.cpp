@@ -89,6 +89,10 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
 
     KeeperConfig config;
     KeeperState state = load_state(dir);
+    if (state.dropped) {
+        log_info("node_{} state=dropped was removed from the formation; registering again", state.node_id);
+        state = KeeperState{};
+    }
     if (state.node_id != 0) {
         config = load_config(dir);
         if (config.monitor_uri != options.monitor_uri || config.formation != options.formation ||

@@ -149,7 +149,7 @@ bool KeeperLoop::contact_monitor(const Observation& obs) {
         state_.last_monitor_contact = Clock::now();
         state_.goal_state = assignment_.goal;
         if (assignment_.network_partition_timeout) state_.network_partition_timeout = *assignment_.network_partition_timeout;
-        try {
+        if (assignment_.goal != NodeState::Dropped) try {
             others_ = monitor_.get_other_nodes(state_.node_id);
             others_known_ = true;
         } catch (const MonitorRefused& e) {

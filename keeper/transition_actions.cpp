@@ -138,6 +138,8 @@ void set_sync_standby_names(ActionContext& ctx, const std::string& value) {
 
 // --- one function per KeeperAction ------------------------------------------------
 
+void rewind_or_reinit(ActionContext& ctx);
+
 void init_primary(ActionContext& ctx) {
     const std::string& pgdata = ctx.config.pgdata;
     if (!ctx.pg.data_dir_exists()) {
@@ -187,7 +189,13 @@ void init_standby(ActionContext& ctx) {
     const auto& host = require_primary(ctx);
     const int port = ctx.assignment.primary_port;
     if (ctx.pg.data_dir_exists() && ctx.pg.postmaster_alive()) return;  // re-run after a keeper crash
-    if (!ctx.pg.data_dir_exists()) base_backup(ctx, host, port);
+    if (ctx.pg.data_dir_exists()) {
+        // Data left from an earlier life of this node: reuse it only if pg_rewind can
+        // align it with the primary, else a fresh base backup.
+        rewind_or_reinit(ctx);
+        return;
+    }
+    base_backup(ctx, host, port);
     start_as_standby_of(ctx, host, port);
 }
 
@@ -297,6 +305,10 @@ void disable_sync_rep(ActionContext& ctx) {
 }
 
 void apply_settings(ActionContext& ctx) {
+    // The monitor takes apply_settings/primary as proof of synchronous replication:
+    // never reach them with an empty list (the monitor then moves the goal back).
+    if (ctx.assignment.synchronous_standby_names.empty())
+        fail("the monitor lists no synchronous standby: not applying an empty synchronous_standby_names");
     ensure_running(ctx);
     set_sync_standby_names(ctx, ctx.assignment.synchronous_standby_names);
 }
