@@ -60,7 +60,7 @@ for n in "${sizes[@]}"; do
   psql_ -d autofailover -Atc "SELECT 'settled: ' || string_agg(goal_state || '=' || c, ', ') FROM
       (SELECT goal_state, count(*) c FROM autofailover.nodes GROUP BY 1) s"
   bench() {
-    as_user "$bindir/pgbench" -n -h 127.0.0.1 -p "$port" -c "$clients" -j 2 --rate="$n" \
+    as_user "$bindir/pgbench" -n -M prepared -h 127.0.0.1 -p "$port" -c "$clients" -j 2 --rate="$n" \
       -D nodes="$n" -D clients="$clients" -D i=0 -f "$work/node_active.sql" "$@" autofailover
   }
   # Warm-up at the target rate; once every node reported, the default timeout is back.
