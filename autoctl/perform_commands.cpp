@@ -1,5 +1,6 @@
 // autoctl perform switchover | failover | promotion
 #include "autoctl/command_tree.h"
+#include "autoctl/exit_codes.h"
 #include "autoctl/monitor_client.h"
 #include "autoctl/monitor_target.h"
 #include "autoctl/wait_for_health.h"
@@ -15,6 +16,24 @@ namespace {
 
 // How long --wait follows an operation unless told otherwise.
 constexpr int kDefaultWaitSeconds = 60;
+
+// The monitor may abandon a role change (e.g. the candidate did not get all
+// WAL within switchover_timeout) and go back to the old primary: the formation
+// is healthy again, but the operation failed, and the exit code must say so.
+OutcomeCheck expect_new_primary(MonitorClient& monitor, const MonitorTarget& t, const std::string& what) {
+    std::string before = primary_of(monitor.current_state(t.formation), t.group);
+    return [&monitor, t, what, before](const std::vector<NodeRow>& nodes) {
+        std::string after = primary_of(nodes, t.group);
+        if (before.empty() || after != before) return;
+        std::string reason;
+        for (const EventRow& e : monitor.last_events(t.formation, 5))
+            if (e.group_id == t.group) reason = e.description;
+        throw CliError(ExitCode::MonitorError,
+                       fmt::format("the {} did not happen: {} is still the primary of group {}{}\n"
+                                   "See `autoctl show events` for why; fix that and retry.",
+                                   what, before, t.group, reason.empty() ? "" : " (last event: " + reason + ")"));
+    };
+}
 
 struct PerformOptions {
     MonitorTarget target;
@@ -37,6 +56,7 @@ void add_perform_commands(CLI::App& app) {
     add_wait_option(switchover, sw->wait_seconds, kDefaultWaitSeconds);
     switchover->callback([sw] {
         MonitorClient monitor(resolve_monitor_uri(sw->target));
+        auto check = expect_new_primary(monitor, sw->target, "switchover");
         run_and_follow(
             monitor, sw->target.formation, sw->wait_seconds,
             [&] {
@@ -44,7 +64,7 @@ void add_perform_commands(CLI::App& app) {
                 std::cout << fmt::format("switchover of formation {} group {} started\n", sw->target.formation,
                                          sw->target.group);
             },
-            std::cout);
+            std::cout, check);
     });
 
     auto fo = std::make_shared<PerformOptions>();
@@ -57,6 +77,7 @@ void add_perform_commands(CLI::App& app) {
     add_wait_option(failover, fo->wait_seconds, kDefaultWaitSeconds);
     failover->callback([fo] {
         MonitorClient monitor(resolve_monitor_uri(fo->target));
+        auto check = expect_new_primary(monitor, fo->target, "failover");
         run_and_follow(
             monitor, fo->target.formation, fo->wait_seconds,
             [&] {
@@ -64,7 +85,7 @@ void add_perform_commands(CLI::App& app) {
                 std::cout << fmt::format("failover of formation {} group {} started\n", fo->target.formation,
                                          fo->target.group);
             },
-            std::cout);
+            std::cout, check);
     });
 
     auto pr = std::make_shared<PerformOptions>();
@@ -83,7 +104,14 @@ void add_perform_commands(CLI::App& app) {
                 std::cout << (started ? fmt::format("promotion of {} requested\n", pr->name)
                                       : fmt::format("{} is already the primary; nothing to do\n", pr->name));
             },
-            std::cout);
+            std::cout, [&](const std::vector<NodeRow>& nodes) {
+                for (const NodeRow& n : nodes)
+                    if (n.name == pr->name && n.goal_state != "primary")
+                        throw CliError(ExitCode::MonitorError,
+                                       fmt::format("the promotion of {} did not happen: it is {}. See `autoctl show "
+                                                   "events` for why.",
+                                                   pr->name, n.goal_state));
+            });
     });
 }
 

@@ -63,13 +63,23 @@ std::vector<NodeRow> wait_until_healthy(MonitorClient& monitor, const std::strin
     }
 }
 
+std::string primary_of(const std::vector<NodeRow>& nodes, int group) {
+    for (const NodeRow& n : nodes)
+        if (n.group_id == group &&
+            (n.goal_state == "primary" || n.goal_state == "wait_primary" || n.goal_state == "single"))
+            return n.name;
+    return "";
+}
+
 void run_and_follow(MonitorClient& monitor, const std::string& formation, int wait_seconds,
-                    const std::function<void()>& operation, std::ostream& out) {
+                    const std::function<void()>& operation, std::ostream& out, const OutcomeCheck& check_outcome) {
     if (wait_seconds > 0) start_following(monitor);
     operation();
     if (wait_seconds > 0) {
         auto nodes = wait_until_healthy(monitor, formation, std::chrono::seconds(wait_seconds), out);
         out << "\n" << render_state_table(nodes);
+        out.flush();
+        if (check_outcome) check_outcome(nodes);
     } else {
         out << render_state_table(monitor.current_state(formation));
     }

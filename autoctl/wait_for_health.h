@@ -25,10 +25,18 @@ void start_following(MonitorClient& monitor);
 std::vector<NodeRow> wait_until_healthy(MonitorClient& monitor, const std::string& formation, std::chrono::seconds timeout,
                         std::ostream& progress);
 
+// Checks the healthy end state of an operation (e.g. "the primary changed");
+// throws CliError when the operation did not have its effect.
+using OutcomeCheck = std::function<void(const std::vector<NodeRow>&)>;
+
 // The shape of every operator command: LISTEN, run `operation` on the
-// monitor, then with wait_seconds > 0 follow it to health; with 0 print the
-// state right away.
+// monitor, then with wait_seconds > 0 follow it to health and check the
+// outcome; with 0 print the state right away.
 void run_and_follow(MonitorClient& monitor, const std::string& formation, int wait_seconds,
-                    const std::function<void()>& operation, std::ostream& out);
+                    const std::function<void()>& operation, std::ostream& out,
+                    const OutcomeCheck& check_outcome = nullptr);
+
+// The name of the node whose goal is a primary state in `group`, or "".
+std::string primary_of(const std::vector<NodeRow>& nodes, int group);
 
 }  // namespace autoctl
