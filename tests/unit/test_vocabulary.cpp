@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <iostream>
 #include <set>
 
 using namespace autofailover;
@@ -188,4 +189,15 @@ TEST_CASE("a resumed primary reaches primary only through enable_sync_rep", "[tr
         REQUIRE(path);
         CHECK(path->back().action == KeeperAction::EnableSyncRep);
     }
+}
+
+// Hidden: `autofailover_unit_tests "[fsm-doc]"` prints the transition table of docs/fsm.md.
+TEST_CASE("print the keeper transition table as markdown", "[.][fsm-doc]") {
+    std::cout << "| from | to | keeper action | why |\n|---|---|---|---|\n";
+    for (const auto& t : keeper_transitions())
+        if (t.to != S::Dropped)
+            std::cout << "| " << to_string(t.from) << " | " << to_string(t.to) << " | " << to_string(t.action) << " | "
+                      << t.description << " |\n";
+    std::cout << "| any state | dropped | drop_node | removed: stop Postgres and unregister |\n";
+    SUCCEED();
 }
