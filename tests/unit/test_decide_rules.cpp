@@ -467,3 +467,31 @@ TEST_CASE("nodes in maintenance are left alone by the rules", "[maintenance]") {
     b.node(1, S::Primary).node(2, S::Maintenance).dead(10s).node(3, S::Secondary);
     CHECK(run(b).assignments.empty());
 }
+
+TEST_CASE("a primary whose synchronous list vanished before it applied it goes back to wait_primary", "[sync]") {
+    GroupBuilder b;  // told primary while node_2 was secondary; node_2 has since gone into maintenance
+    b.node(1, S::WaitPrimary).goal(S::Primary).node(2, S::Maintenance);
+    CHECK(goal_for(run(b), 1) == S::WaitPrimary);
+}
+
+TEST_CASE("maintenance of the only standby that can acknowledge relaxes the primary first", "[maintenance][sync]") {
+    GroupBuilder b;
+    b.node(1, S::Primary).node(2, S::WaitMaintenance).node(3, S::Secondary, 0x3000000, 50, false);
+    auto d = run(b);
+    CHECK(goal_for(d, 1) == S::WaitPrimary);
+    CHECK_FALSE(goal_for(d, 2));
+    FormationSettings strict;
+    strict.number_sync_standbys = 1;
+    auto blocked = run(b, strict);
+    CHECK_FALSE(goal_for(blocked, 1));
+    CHECK_THAT(blocked.waiting_reason, Catch::Contains("no other standby can acknowledge"));
+}
+
+TEST_CASE("an old primary that left maintenance does not count in an election", "[election][maintenance]") {
+    // It reports maintenance (it has not streamed since), so it cannot hold acknowledged commits.
+    GroupBuilder b;
+    b.node(1, S::Demoted).dead(5s).node(2, S::ReportLsn).node(3, S::Maintenance).goal(S::Catchingup);
+    auto d = run(b);
+    CHECK(goal_for(d, 2) == S::PreparePromotion);
+    CHECK_FALSE(goal_for(d, 3));
+}

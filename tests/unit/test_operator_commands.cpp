@@ -124,7 +124,7 @@ TEST_CASE("changed replication settings make the primary apply them, or are refu
                       Catch::Contains("needs that many quorum standbys"));
 }
 
-TEST_CASE("removing a standby drops it; removing the sync primary starts an election", "[operator][remove]") {
+TEST_CASE("removing a standby drops it, removing the sync primary starts an election", "[operator][remove]") {
     GroupBuilder b;
     b.node(1, S::Primary).node(2, S::Secondary).node(3, S::Secondary);
     CHECK(goal_for(plan_remove_node(b.build(), FormationSettings{}, b.clock(), 3), 3) == S::Dropped);
