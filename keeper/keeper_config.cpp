@@ -59,6 +59,7 @@ std::string config_to_json(const KeeperConfig& c) {
         {"socket_dir", c.socket_dir},
         {"max_backup_rate", c.max_backup_rate},
         {"stop_postgres_on_exit", c.stop_postgres_on_exit},
+        {"sync_new_data_directories", c.sync_new_data_directories},
         {"timeouts", timeouts},
     };
     return j.dump(2) + "\n";
@@ -84,6 +85,7 @@ KeeperConfig config_from_json(const std::string& text) {
     read(j, "socket_dir", c.socket_dir);
     read(j, "max_backup_rate", c.max_backup_rate);
     read(j, "stop_postgres_on_exit", c.stop_postgres_on_exit);
+    read(j, "sync_new_data_directories", c.sync_new_data_directories);
     if (auto it = j.find("timeouts"); it != j.end()) {
         if (!it->is_object()) throw std::runtime_error("keeper.json: \"timeouts\" must be an object");
         auto& t = c.timeouts;

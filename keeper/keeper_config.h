@@ -47,6 +47,9 @@ struct KeeperConfig {
     std::string socket_dir = "/tmp";    // unix_socket_directories of the local Postgres
     std::string max_backup_rate;        // pg_basebackup --max-rate, empty = unlimited
     bool stop_postgres_on_exit = true;  // SIGTERM/SIGINT also stop Postgres (autoctl stop)
+    // initdb / pg_basebackup fsync the new data directory (seconds on a slow disk).
+    // false only for throw-away test and demo clusters: a power loss could corrupt them.
+    bool sync_new_data_directories = true;
     KeeperTimeouts timeouts;
 };
 

@@ -96,6 +96,7 @@ void base_backup(ActionContext& ctx, const std::string& host, int port) {
     fs::remove_all(temp);
     std::vector<std::string> argv = {ctx.pg.tool("pg_basebackup"), "-D", temp, "-h", host, "-p", std::to_string(port),
                                      "-U", "autofailover_replicator", "-S", slot, "-X", "stream", "-c", "fast", "-w"};
+    if (!ctx.config.sync_new_data_directories) argv.push_back("--no-sync");
     if (!ctx.config.max_backup_rate.empty()) {
         argv.push_back("-r");
         argv.push_back(ctx.config.max_backup_rate);
@@ -150,9 +151,10 @@ void init_primary(ActionContext& ctx) {
         options.tick = ctx.tick;
         options.tick_every = ctx.config.timeouts.poll_period;
         options.extra_env = {"LC_ALL=C.UTF-8"};
-        auto r = run_child({ctx.pg.tool("initdb"), "-D", pgdata, "--auth-local=peer",
-                            "--auth-host=" + ctx.config.auth_method, "-E", "UTF8", "--no-instructions"},
-                           options);
+        std::vector<std::string> argv = {ctx.pg.tool("initdb"), "-D", pgdata, "--auth-local=peer",
+                                         "--auth-host=" + ctx.config.auth_method, "-E", "UTF8", "--no-instructions"};
+        if (!ctx.config.sync_new_data_directories) argv.push_back("--no-sync");
+        auto r = run_child(argv, options);
         if (!r.ok()) fail("initdb failed: " + tail_of(r.output));
         log_info("node={} initdb done in {}", ctx.config.name, pgdata);
     }

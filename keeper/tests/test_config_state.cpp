@@ -16,6 +16,7 @@ TEST_CASE("config survives a round trip with every timeout changed", "[config]")
     c.port = 6010;
     c.pgdata = "/tmp/x/node7";
     c.stop_postgres_on_exit = false;
+    c.sync_new_data_directories = false;
     c.timeouts.poll_period = milliseconds(250);
     c.timeouts.monitor_call_timeout = milliseconds(400);
     c.timeouts.postgres_restart_max_retries = 7;
@@ -25,6 +26,7 @@ TEST_CASE("config survives a round trip with every timeout changed", "[config]")
     CHECK(back.name == "node_7");
     CHECK(back.port == 6010);
     CHECK(back.stop_postgres_on_exit == false);
+    CHECK(back.sync_new_data_directories == false);
     CHECK(back.timeouts.poll_period == milliseconds(250));
     CHECK(back.timeouts.monitor_call_timeout == milliseconds(400));
     CHECK(back.timeouts.postgres_restart_max_retries == 7);
@@ -36,6 +38,8 @@ TEST_CASE("config keeps documented defaults for absent keys", "[config]") {
     auto c = config_from_json(R"({"monitor_uri":"postgres://m/autofailover","pgdata":"/d","hostname":"h",
                                   "timeouts":{"poll_period_ms":200}})");
     CHECK(c.port == 5432);
+    CHECK(c.sync_new_data_directories == true);
+    CHECK(c.stop_postgres_on_exit == true);
     CHECK(c.formation == "default");
     CHECK(c.pg_bindir == "/usr/lib/postgresql/15/bin");
     CHECK(c.timeouts.poll_period == milliseconds(200));
