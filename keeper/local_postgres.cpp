@@ -82,7 +82,7 @@ Observation LocalPostgres::observe() {
             auto r = sql(
                 "SELECT pg_is_in_recovery(), "
                 " CASE WHEN pg_is_in_recovery() "
-                "  THEN coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text "
+                "  THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text "
                 "  ELSE pg_current_wal_flush_lsn()::text END, "
                 " coalesce((SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'), "
                 "          (SELECT nullif(min_recovery_end_timeline, 0) FROM pg_control_recovery()), "
@@ -95,7 +95,11 @@ Observation LocalPostgres::observe() {
             o.wal_receiver_streaming = r[0][3].as<bool>();
             if (!o.in_recovery) {
                 auto rows = sql(
-                    "SELECT application_name, coalesce(state, ''), coalesce(sync_state, ''), "
+                    // A walsender stays 'streaming' until wal_sender_timeout after its standby vanished;
+                    // a standby that sent no reply for two status intervals counts as gone ('silent').
+                    "SELECT application_name, CASE WHEN reply_time >= now() - 2 * "
+                    " current_setting('wal_receiver_status_interval')::interval THEN coalesce(state, '') "
+                    " ELSE 'silent' END, coalesce(sync_state, ''), "
                     " coalesce(flush_lsn, '0/0')::text FROM pg_stat_replication "
                     "WHERE usename = 'autofailover_replicator'");
                 for (const auto& row : rows) {
