@@ -38,7 +38,9 @@ struct Observation {
     bool in_recovery = false;
     bool standby_signal = false;
     int timeline = 0;
-    Lsn lsn = 0;                   // see node_active's lsn in docs/architecture.md
+    // node_active's lsn: primary flush LSN; standby max(receive, replay), because right
+    // after a restart the receive LSN starts at a segment boundary, behind what was replayed.
+    Lsn lsn = 0;
     bool wal_receiver_streaming = false;
     std::vector<StandbyRow> standbys;
 };
