@@ -28,6 +28,27 @@ std::string why_missing(const DecisionContext& ctx, const NodeSnapshot& node) {
     return label(node) + " (not yet in report_lsn, reports " + std::string(to_string(node.reported_state)) + ")";
 }
 
+// An old primary that was cut from the monitor but not from its standbys kept
+// its fencing clock running only from the moment the standbys froze (at the
+// latest when the candidate was chosen). Unless it is known to be stopped, the
+// promotion waits network_partition_timeout + fencing_margin from then, so two
+// primaries never run at once. Empty when the promotion may go ahead.
+std::string old_primary_not_yet_fenced(const DecisionContext& ctx, const NodeSnapshot& candidate) {
+    const auto& t = ctx.settings().timeouts;
+    const auto fence_wait = t.network_partition_timeout + t.fencing_margin;
+    const auto since_chosen = ctx.clock().now - candidate.goal_assigned_at;
+    for (const auto& node : ctx.group().nodes) {
+        if (node.id == candidate.id) continue;
+        if (node.goal_state != NodeState::Demoted && node.goal_state != NodeState::Dropped) continue;
+        if (!is_writable(node.reported_state)) continue;  // it reported being stopped
+        const bool known_stopped = ctx.reporting(node) && !node.pg_is_running;
+        if (known_stopped || since_chosen >= fence_wait) continue;
+        return "promotion of " + label(candidate) + " waits " + ms_text(fence_wait - since_chosen) +
+               " more: the old primary " + label(node) + " may still run until it fences itself";
+    }
+    return "";
+}
+
 }  // namespace
 
 const NodeSnapshot* choose_candidate(const std::vector<const NodeSnapshot*>& eligible,
@@ -138,9 +159,14 @@ void election_without_primary(DecisionContext& ctx) {
         if (converged(node, NodeState::FastForward))
             ctx.assign(node.id, NodeState::PreparePromotion,
                        label(node) + " fetched the missing WAL: it gets ready for promotion");
-        else if (converged(node, NodeState::PreparePromotion) || converged(node, NodeState::StopReplication))
-            ctx.assign(node.id, NodeState::WaitPrimary,
-                       label(node) + " holds every acknowledged commit: it is promoted");
+        else if (converged(node, NodeState::PreparePromotion) || converged(node, NodeState::StopReplication)) {
+            const std::string unfenced = old_primary_not_yet_fenced(ctx, node);
+            if (unfenced.empty())
+                ctx.assign(node.id, NodeState::WaitPrimary,
+                           label(node) + " holds every acknowledged commit: it is promoted");
+            else
+                ctx.wait(unfenced);
+        }
         else
             ctx.wait("election: waiting for " + label(node) + " to reach " + std::string(to_string(node.goal_state)));
         return;

@@ -495,3 +495,21 @@ TEST_CASE("an old primary that left maintenance does not count in an election", 
     CHECK(goal_for(d, 2) == S::PreparePromotion);
     CHECK_FALSE(goal_for(d, 3));
 }
+
+TEST_CASE("a candidate is promoted only once a silent old primary has surely fenced itself", "[election][fencing]") {
+    // The old primary may have kept its standbys (and so its fencing clock) until
+    // they froze for the election, which was at the latest when the candidate was chosen.
+    GroupBuilder early;
+    early.node(1, S::Primary).goal(S::Demoted).dead(9s).node(2, S::PreparePromotion).goal_assigned(test_clock().now - 1s)
+        .node(3, S::ReportLsn);
+    auto w = run(early);
+    CHECK_FALSE(goal_for(w, 2));
+    CHECK_THAT(w.waiting_reason, Catch::Contains("fences itself"));
+    GroupBuilder late;
+    late.node(1, S::Primary).goal(S::Demoted).dead(9s).node(2, S::PreparePromotion).goal_assigned(test_clock().now - 2600ms)
+        .node(3, S::ReportLsn);
+    CHECK(goal_for(run(late), 2) == S::WaitPrimary);
+    GroupBuilder stopped;  // its keeper says Postgres is down: no need to wait
+    stopped.node(1, S::Primary).goal(S::Demoted).pg_down().node(2, S::PreparePromotion).node(3, S::ReportLsn);
+    CHECK(goal_for(run(stopped), 2) == S::WaitPrimary);
+}
