@@ -15,13 +15,15 @@ Pure functions on records (no PostgreSQL needed; unit-tested in test_checker.py)
     flip_backs(attempts) -> list[(server, t)]: a server acknowledging again after another server took over.
         Legitimate only after a switchover back; a failure test expects none.
     writable_overlaps(samples) -> list[Overlap]
-        from SplitBrainProbe samples: time ranges in which two servers both answered as writable primaries.
+        from SplitBrainProbe samples (each node's latest answer per round): coarse, a stale answer may count.
+    proven_writable_overlaps({name: [(t, writable)]}, max_gap) -> list[Overlap]
+        from each node's own answers: two nodes known writable at the same instant (what check() uses).
     is_full_health(rows) -> bool  (rows of autofailover.current_state(): one primary, all others secondary,
         every node at its goal; nodes in maintenance count as healthy)
 
 Helpers that talk to PostgreSQL (psycopg 3):
     fetch_present_ids(conninfo, ids, table=...) -> set of those ids present on that server
-    SplitBrainProbe({name: conninfo}, interval=0.1).start() / .stop() / .samples
+    SplitBrainProbe({name: conninfo}, interval=0.1).start() / .stop() / .samples / .answers / .proven_overlaps()
         polls every node: writable = pg_is_in_recovery() = false AND default_transaction_read_only = off
         (Unix-socket conninfos reach a node even while its network is partitioned).
     monitor_state(monitor_conninfo, formation="default") -> list of dict rows of current_state()
@@ -180,6 +182,38 @@ def writable_overlaps(samples):
     return out
 
 
+def writable_intervals(answers, max_gap):
+    """answers: [(t, writable_or_None)] of one node, in time order. A node is known writable over [t1, t2]
+    when two consecutive answers t1, t2 (at most max_gap apart) both said writable; a lone writable answer is
+    the point [t, t]. Nothing is assumed about a node that did not answer."""
+    out = []
+    prev = None
+    for t, value in answers:
+        if value:
+            if prev is not None and prev[1] and t - prev[0] <= max_gap:
+                out[-1] = (out[-1][0], t)
+            else:
+                out.append((t, t))
+        prev = (t, value)
+    return out
+
+
+def proven_writable_overlaps(answers_by_node, max_gap):
+    """Two nodes known writable at the same instant (from each node's own answers; a stale or missing answer
+    never counts): list[Overlap]."""
+    names = sorted(answers_by_node)
+    spans = {n: writable_intervals(answers_by_node[n], max_gap) for n in names}
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            for a0, a1 in spans[a]:
+                for b0, b1 in spans[b]:
+                    lo, hi = max(a0, b0), min(a1, b1)
+                    if hi >= lo:
+                        out.append(Overlap(a, b, lo, hi))
+    return sorted(out, key=lambda o: o.start)
+
+
 def is_full_health(rows):
     """rows: dicts with reported_state, goal_state (and optionally keeper_reporting) per node."""
     if not rows:
@@ -240,6 +274,7 @@ class SplitBrainProbe:
         self.interval = interval
         self.connect_timeout = connect_timeout
         self.samples = []
+        self.answers = {n: [] for n in self.conninfos}   # name -> [(t_answer, True|False|None)]
         self._stop = threading.Event()
         self._threads = []
         self._latest = {n: None for n in self.conninfos}
@@ -288,7 +323,9 @@ class SplitBrainProbe:
                         pass
                 conn = None
             with self._lock:
-                self._latest[name] = (time.time(), value)
+                now = time.time()
+                self._latest[name] = (now, value)
+                self.answers[name].append((now, value))
             self._stop.wait(self.interval)
         if conn is not None:
             conn.close()
@@ -302,6 +339,12 @@ class SplitBrainProbe:
                              else None) for n, v in self._latest.items()}
             self.samples.append((now, flags))
             self._stop.wait(self.interval)
+
+    def proven_overlaps(self):
+        """Moments where two nodes were writable according to their own consecutive answers."""
+        with self._lock:
+            answers = {n: list(a) for n, a in self.answers.items()}
+        return proven_writable_overlaps(answers, 2 * self.interval + self.connect_timeout)
 
     def writable_now(self):
         with self._lock:
@@ -353,8 +396,9 @@ class Result:
 
 
 def evaluate(records, present_ids, start=None, end=None, samples=None, time_to_health_s=None,
-             manual_actions=0, threshold=DEFAULT_GAP_THRESHOLD, allow_flip_backs=False):
-    """Pure: everything except fetching the ids from the final primary."""
+             manual_actions=0, threshold=DEFAULT_GAP_THRESHOLD, allow_flip_backs=False, overlaps=None):
+    """Pure: everything except fetching the ids from the final primary. `overlaps` (from
+    SplitBrainProbe.proven_overlaps) replaces the coarser overlaps computed from `samples`."""
     ins = _inserts(records)
     dt = downtime(ins, start, end, threshold)
     return Result(
@@ -366,7 +410,7 @@ def evaluate(records, present_ids, start=None, end=None, samples=None, time_to_h
         lost_ids=lost_commits(ins, present_ids),
         ack_overlaps=ack_overlaps(ins),
         flip_backs=flip_backs(ins),
-        writable_overlaps=writable_overlaps(samples or []),
+        writable_overlaps=overlaps if overlaps is not None else writable_overlaps(samples or []),
         time_to_health_s=time_to_health_s, manual_actions=manual_actions, allow_flip_backs=allow_flip_backs)
 
 
@@ -381,7 +425,8 @@ def check(writers, final_primary_conninfo, probe=None, time_to_health_s=None, ma
     start = min(w.started_at for w in writers)
     end = max(w.stopped_at for w in writers)
     return evaluate(records, present, start, end, probe.samples if probe else None, time_to_health_s,
-                    manual_actions, threshold, allow_flip_backs)
+                    manual_actions, threshold, allow_flip_backs,
+                    overlaps=probe.proven_overlaps() if probe else None)
 
 
 def load_records(path):

@@ -149,3 +149,26 @@ def test_uri_defaults_added_once():
     assert "connect_timeout=5" in u
     k = _with_defaults("host=h1,h2 port=1,2 target_session_attrs=any", 2)
     assert k.count("target_session_attrs") == 1 and "connect_timeout=2" in k
+
+
+def test_proven_overlaps_need_each_nodes_own_answers():
+    # n1 answered writable at 1.0 and 1.1, then stopped answering (paused): a stale answer proves nothing
+    answers = {"n1": [(1.0, True), (1.1, True), (2.5, None)],
+               "n2": [(1.0, False), (1.5, True), (1.6, True)]}
+    assert checker.proven_writable_overlaps(answers, max_gap=0.3) == []
+    # n1 kept answering writable while n2 became writable: proven
+    answers["n1"] = [(1.0, True), (1.2, True), (1.4, True), (1.6, True), (1.8, False)]
+    ov = checker.proven_writable_overlaps(answers, max_gap=0.3)
+    assert [(o.a, o.b, o.start, o.end) for o in ov] == [("n1", "n2", 1.5, 1.6)]
+
+
+def test_writable_intervals_break_on_gaps_and_false():
+    ans = [(0.0, True), (0.1, True), (1.0, True), (1.1, False), (1.2, True)]
+    assert checker.writable_intervals(ans, max_gap=0.3) == [(0.0, 0.1), (1.0, 1.0), (1.2, 1.2)]
+
+
+def test_evaluate_prefers_proven_overlaps():
+    recs = acks("A", [1.0, 2.0])
+    coarse = [(1.0, {"n1": True, "n2": True})]
+    assert len(checker.evaluate(recs, {0, 1}, samples=coarse).writable_overlaps) == 1
+    assert checker.evaluate(recs, {0, 1}, samples=coarse, overlaps=[]).writable_overlaps == []

@@ -66,7 +66,7 @@ def outcome_text(r):
     if r.get("writable_while_monitor_down") is not None:
         bits.append(f"writable while monitor down: {r['writable_while_monitor_down'] or 'none'}")
     if r.get("problems"):
-        bits.append("problems: " + "; ".join(p[:200] for p in r["problems"]))
+        bits.append("problems: " + "; ".join(" ".join(p[:240].split()).replace("|", "/") for p in r["problems"]))
     return "; ".join(bits)
 
 
@@ -115,7 +115,22 @@ def main(argv):
     missing = [i for i in ORDER if i not in latest]
     if missing:
         out += ["", f"Not run in this pass: {', '.join(missing)}."]
-    out += ["", "Peers' columns: outcomes reported by the seed comparison of PAF, repmgr and Patroni (a",
+    out += ["", "## How it runs", "",
+            "- `make faults` (root; builds and installs first) or `scripts/faults.sh BUILD_DIR`: harness self-test,",
+            "  the table above (tests/faults/test_scenarios.py) and the seeded nemesis (tests/faults/test_nemesis.py;",
+            "  `AUTOFAILOVER_NEMESIS_SEED`, `AUTOFAILOVER_NEMESIS_ROUNDS`), then this page. `make check` runs the",
+            "  harness self-test and P3, P4, N1 through ctest (label `faults`).",
+            "- Hosts: `ip netns` + veth pairs to a bridge holding 10.200.0.1/24 (the application's address);",
+            "  monitor 10.200.0.10:5430, nodes 10.200.0.11-13:5431-5433. Isolation = the host's veth down (packets",
+            "  silently dropped); pairwise cuts = blackhole routes; machine crash = link down + SIGKILL of every",
+            "  process in the namespace, reboot = link up + keeper started; pause = SIGSTOP of every process.",
+            "  `tc netem` is not available in this kernel, so the flapping link (F1) is the link going down and up",
+            "  every second. Teardown kills by PID and deletes the namespaces even on failure; leftovers:",
+            "  `/usr/bin/python3 tests/faults/netns.py cleanup`.",
+            "- The test adds one pg_hba line per node for the application subnet and one for the probe's Unix",
+            "  socket, and one line on the monitor for keepers on 10.200.0.0/24: `autoctl create monitor` only",
+            "  admits keepers from loopback and its own address.",
+            "", "Peers' columns: outcomes reported by the seed comparison of PAF, repmgr and Patroni (a",
             "Japanese write-up, shared/seeds/000_7de85b9c82bab06e.txt), not measured here. M1, F1, M2 and the",
             "nemesis rounds (R*) have no counterpart there.", ""]
     with open(dst, "w") as f:

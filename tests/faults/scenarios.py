@@ -48,19 +48,20 @@ def record(row):
         f.write(json.dumps(row, default=str) + "\n")
 
 
-def first_writable_after(samples, t, name):
-    for ts, flags in samples:
-        if ts >= t and flags.get(name):
+def first_writable_after(answers, t):
+    """answers: one node's [(t, writable)] from the probe."""
+    for ts, value in answers:
+        if ts >= t and value:
             return ts
     return None
 
 
-def last_writable(samples, name, before=None):
+def last_writable(answers, before=None):
     last = None
-    for ts, flags in samples:
+    for ts, value in answers:
         if before is not None and ts > before:
             break
-        if flags.get(name):
+        if value:
             last = ts
     return last
 
@@ -133,8 +134,8 @@ def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=F
             problems += ctx["problems"]
         # fencing order in failovers: when did the old primary stop being writable, the new one start
         if final.name != old.name:
-            t_new = first_writable_after(probe.samples, t_fault, final.name)
-            t_old = last_writable(probe.samples, old.name, before=t_new)
+            t_new = first_writable_after(probe.answers[final.name], t_fault)
+            t_old = last_writable(probe.answers[old.name], before=t_new)
             if t_new and t_old:
                 ctx["fence_margin_s"] = round(t_new - t_old, 2)
         row.update(result.as_dict())
