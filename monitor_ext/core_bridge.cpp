@@ -233,10 +233,21 @@ std::size_t node_state_count() { return af::kNodeStateCount; }
 
 bool node_state_name(std::size_t index, char* out) {
     if (index >= af::kNodeStateCount) return false;
-    copy_text(af::to_string(af::all_node_states()[index]), out, kStateLen);
-    return true;
+    try {
+        copy_text(af::to_string(af::all_node_states()[index]), out, kStateLen);
+        return true;
+    } catch (...) {  // never let an exception reach PostgreSQL frames
+        out[0] = '\0';
+        return false;
+    }
 }
 
-bool is_known_node_state(const char* name) { return name != nullptr && af::parse_node_state(name).has_value(); }
+bool is_known_node_state(const char* name) {
+    try {
+        return name != nullptr && af::parse_node_state(name).has_value();
+    } catch (...) {
+        return false;
+    }
+}
 
 }  // namespace autofailover_bridge

@@ -225,7 +225,8 @@ PGDLLEXPORT Datum autofailover_core_node_states(PG_FUNCTION_ARGS) {
     Datum* names = static_cast<Datum*>(palloc(sizeof(Datum) * count));
     for (std::size_t i = 0; i < count; ++i) {
         char name[autofailover_bridge::kStateLen];
-        autofailover_bridge::node_state_name(i, name);
+        if (!autofailover_bridge::node_state_name(i, name))
+            elog(ERROR, "autofailover: the core has no name for node state %zu", i);
         names[i] = CStringGetTextDatum(name);
     }
     PG_RETURN_ARRAYTYPE_P(construct_array(names, static_cast<int>(count), TEXTOID, -1, false, TYPALIGN_INT));

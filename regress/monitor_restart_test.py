@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""A monitor restarted mid-run keeps all its state and its health-check worker
+"""The extension refuses to load without shared_preload_libraries; a monitor
+restarted mid-run keeps all its state and its health-check worker
 resumes probing. Runs a real PostgreSQL 15 (as the unprivileged test user)
 with the INSTALLED autofailover extension; registered nodes point at closed
 ports on 127.0.0.1, so their probes fail and are stored as 'bad'."""
@@ -64,18 +65,30 @@ def main():
     pgdata = os.path.join(work, "data")
     try:
         as_user(f"{BINDIR}/initdb", "-D", pgdata, "-A", "trust", "-U", USER)
+        log = os.path.join(work, "postgres.log")
         with open(os.path.join(pgdata, "postgresql.conf"), "a") as conf:
             conf.write(f"""
 port = {PORT}
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '{work}'
+""")
+        # Without shared_preload_libraries the extension refuses to load, with a hint.
+        as_user(f"{BINDIR}/pg_ctl", "-D", pgdata, "-l", log, "-w", "start")
+        with connect(work, "postgres") as conn:
+            try:
+                conn.execute("CREATE EXTENSION autofailover")
+                raise AssertionError("CREATE EXTENSION worked without shared_preload_libraries")
+            except psycopg.errors.ObjectNotInPrerequisiteState as error:
+                assert "shared_preload_libraries" in str(error), error
+        as_user(f"{BINDIR}/pg_ctl", "-D", pgdata, "-m", "fast", "-w", "stop")
+        with open(os.path.join(pgdata, "postgresql.conf"), "a") as conf:
+            conf.write(f"""
 shared_preload_libraries = 'autofailover'
 autofailover.health_check_period = 200ms
 autofailover.health_check_timeout = 200ms
 autofailover.health_check_max_retries = 0
 autofailover.node_considered_unhealthy_timeout = 1h
 """)
-        log = os.path.join(work, "postgres.log")
         as_user(f"{BINDIR}/pg_ctl", "-D", pgdata, "-l", log, "-w", "start")
         with connect(work, "postgres") as conn:
             conn.execute("CREATE DATABASE autofailover")
