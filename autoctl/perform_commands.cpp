@@ -16,6 +16,8 @@ namespace {
 
 // How long --wait follows an operation unless told otherwise.
 constexpr int kDefaultWaitSeconds = 60;
+// How far back in the event log to look for why a role change was abandoned.
+constexpr int kEventsToSearch = 50;
 
 // The monitor may abandon a role change (e.g. the candidate did not get all
 // WAL within switchover_timeout) and go back to the old primary: the formation
@@ -25,13 +27,15 @@ OutcomeCheck expect_new_primary(MonitorClient& monitor, const MonitorTarget& t, 
     return [&monitor, t, what, before](const std::vector<NodeRow>& nodes) {
         std::string after = primary_of(nodes, t.group);
         if (before.empty() || after != before) return;
+        // The newest assignment given to the old primary says why it kept its role.
         std::string reason;
-        for (const EventRow& e : monitor.last_events(t.formation, 5))
-            if (e.group_id == t.group) reason = e.description;
+        for (const EventRow& e : monitor.last_events(t.formation, kEventsToSearch))
+            if (e.group_id == t.group && e.node_name == before && e.reported_state != e.goal_state)
+                reason = e.description;
         throw CliError(ExitCode::MonitorError,
                        fmt::format("the {} did not happen: {} is still the primary of group {}{}\n"
                                    "See `autoctl show events` for why; fix that and retry.",
-                                   what, before, t.group, reason.empty() ? "" : " (last event: " + reason + ")"));
+                                   what, before, t.group, reason.empty() ? "" : " (" + reason + ")"));
     };
 }
 
