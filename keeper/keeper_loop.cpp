@@ -10,6 +10,8 @@
 #include "libautofailover/settings.h"  // replication_names.h needs FormationSettings
 #include "libautofailover/replication_names.h"
 
+#include <algorithm>
+#include <limits>
 #include <thread>
 
 namespace autofailover::keeper {
@@ -143,7 +145,20 @@ NodeReport KeeperLoop::make_report(const Observation& obs) {
     return r;
 }
 
+std::chrono::milliseconds KeeperLoop::time_to_fencing_deadline() const {
+    constexpr auto never = milliseconds(std::numeric_limits<int>::max());
+    const bool has_standbys = others_known_ ? !others_.empty() : state_.current_state != NodeState::Single;
+    if (!is_writable(state_.current_state) || !state_.last_monitor_contact || !has_standbys) return never;
+    TimePoint latest = *state_.last_monitor_contact;
+    if (state_.last_standby_contact && *state_.last_standby_contact > latest) latest = *state_.last_standby_contact;
+    auto left = std::chrono::duration_cast<milliseconds>(latest + state_.network_partition_timeout - Clock::now());
+    return std::max(left, milliseconds(0));
+}
+
 bool KeeperLoop::contact_monitor(const Observation& obs) {
+    // A monitor behind a dead network must not keep a primary from fencing on time.
+    const auto bounded = std::min(config_.timeouts.monitor_call_timeout, time_to_fencing_deadline() + milliseconds(20));
+    monitor_.set_call_timeout(std::max(bounded, milliseconds(100)));
     try {
         assignment_ = monitor_.node_active(config_.formation, state_.node_id, make_report(obs));
         state_.last_monitor_contact = Clock::now();
@@ -211,6 +226,9 @@ void KeeperLoop::heartbeat() {
         Observation obs = observe_and_track();
         NodeReport report = make_report(obs);
         try {
+            const auto bounded =
+                std::min(config_.timeouts.monitor_call_timeout, time_to_fencing_deadline() + milliseconds(20));
+            monitor_.set_call_timeout(std::max(bounded, milliseconds(100)));
             auto a = monitor_.node_active(config_.formation, state_.node_id, report);
             state_.last_monitor_contact = Clock::now();
             if (a.goal != state_.goal_state)
@@ -335,7 +353,11 @@ bool KeeperLoop::step() {
 }
 
 void KeeperLoop::wait_for_next_period() {
-    monitor_.wait_for_group_event(config_.formation, state_.group_id, config_.timeouts.poll_period);
+    const auto to_deadline = time_to_fencing_deadline();
+    // Past the deadline this step already checked (and fenced if it had to): do not spin.
+    const auto wait = to_deadline.count() == 0 ? std::min(config_.timeouts.poll_period, milliseconds(100))
+                                               : std::min(config_.timeouts.poll_period, to_deadline + milliseconds(10));
+    monitor_.wait_for_group_event(config_.formation, state_.group_id, wait);
 }
 
 void KeeperLoop::shutdown() {

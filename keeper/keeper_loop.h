@@ -51,6 +51,9 @@ private:
     bool contact_monitor(const Observation& obs);
     void heartbeat();  // called from inside long actions
     bool check_partition(const Observation& obs);
+    // How long until a writable primary would have to fence (max when it never would):
+    // monitor calls and sleeps are cut to it, so fencing is never late.
+    std::chrono::milliseconds time_to_fencing_deadline() const;
     void supervise(const Observation& obs);
     bool advance_towards_goal();
     void persist();
