@@ -513,3 +513,11 @@ TEST_CASE("a candidate is promoted only once a silent old primary has surely fen
     stopped.node(1, S::Primary).goal(S::Demoted).pg_down().node(2, S::PreparePromotion).node(3, S::ReportLsn);
     CHECK(goal_for(run(stopped), 2) == S::WaitPrimary);
 }
+
+TEST_CASE("standbys follow the writable node, or the draining primary during a switchover", "[primary]") {
+    CHECK(find_primary(GroupBuilder().node(1, S::Secondary).node(2, S::Primary).build()) == NodeId{2});
+    CHECK(find_primary(GroupBuilder().node(1, S::Draining).node(2, S::PreparePromotion).build()) == NodeId{1});
+    CHECK(find_primary(GroupBuilder().node(1, S::Demoted).node(2, S::PreparePromotion).goal(S::WaitPrimary).build()) ==
+          NodeId{2});
+    CHECK_FALSE(find_primary(GroupBuilder().node(1, S::Demoted).node(2, S::ReportLsn).build()));
+}
