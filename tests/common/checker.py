@@ -111,6 +111,9 @@ class Overlap:
     def seconds(self):
         return self.end - self.start
 
+    def __str__(self):
+        return f"{self.a}+{self.b} for {self.seconds:.2f}s"
+
 
 def _runs(acks):
     """Uninterrupted runs of acks by the same server: [(server, first_t, last_t)]."""
@@ -372,9 +375,11 @@ class Result:
         if self.lost_ids:
             out.append(f"{len(self.lost_ids)} acknowledged commits lost (first ids {self.lost_ids[:5]})")
         if self.ack_overlaps:
-            out.append(f"two servers acknowledged commits at the same time: {self.ack_overlaps[:3]}")
+            out.append("two servers acknowledged commits at the same time: "
+                       + ", ".join(str(o) for o in self.ack_overlaps[:3]))
         if self.writable_overlaps:
-            out.append(f"two writable primaries at once: {self.writable_overlaps[:3]}")
+            out.append("two writable primaries at once (probe): "
+                       + ", ".join(str(o) for o in self.writable_overlaps[:3]))
         if self.flip_backs and not self.allow_flip_backs:
             out.append(f"an old primary acknowledged again after another took over: {self.flip_backs[:3]}")
         if self.acked == 0:
