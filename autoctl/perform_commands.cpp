@@ -24,14 +24,20 @@ constexpr int kEventsToSearch = 50;
 // is healthy again, but the operation failed, and the exit code must say so.
 OutcomeCheck expect_new_primary(MonitorClient& monitor, const MonitorTarget& t, const std::string& what) {
     std::string before = primary_of(monitor.current_state(t.formation), t.group);
-    return [&monitor, t, what, before](const std::vector<NodeRow>& nodes) {
+    auto latest = monitor.last_events(t.formation, 1);
+    long long last_event_before = latest.empty() ? 0 : latest.back().event_id;
+    return [&monitor, t, what, before, last_event_before](const std::vector<NodeRow>& nodes) {
         std::string after = primary_of(nodes, t.group);
         if (before.empty() || after != before) return;
-        // The newest assignment given to the old primary says why it kept its role.
+        // The first assignment that gave the old primary its role back says why.
         std::string reason;
-        for (const EventRow& e : monitor.last_events(t.formation, kEventsToSearch))
-            if (e.group_id == t.group && e.node_name == before && e.reported_state != e.goal_state)
+        for (const EventRow& e : monitor.last_events(t.formation, kEventsToSearch)) {
+            if (e.event_id > last_event_before && e.group_id == t.group && e.node_name == before &&
+                e.reported_state != e.goal_state && (e.goal_state == "primary" || e.goal_state == "wait_primary")) {
                 reason = e.description;
+                break;
+            }
+        }
         throw CliError(ExitCode::MonitorError,
                        fmt::format("the {} did not happen: {} is still the primary of group {}{}\n"
                                    "See `autoctl show events` for why; fix that and retry.",
