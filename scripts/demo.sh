@@ -58,7 +58,7 @@ cd "$demo_dir"
 start_ns=$(date +%s%N)
 elapsed() { echo "$(( ($(date +%s%N) - start_ns) / 1000000 ))" | awk '{printf "%.1f", $1/1000}'; }
 
-echo "demo: creating the monitor on 127.0.0.1:$monitor_port"
+echo "demo: [$(elapsed)s] creating the monitor on 127.0.0.1:$monitor_port"
 monitor_uri=$(as_user "$autoctl" create monitor --pgdata "$demo_dir/monitor" --pgport "$monitor_port" \
     --hostname 127.0.0.1 --auth trust --no-ssl)
 export AUTOFAILOVER_MONITOR="postgres://$demo_user@127.0.0.1:$monitor_port/autofailover"
@@ -68,15 +68,16 @@ start_keeper() {  # name
     as_user setsid "$autoctl" run --pgdata "$demo_dir/$1" </dev/null >>"$demo_dir/$1.keeper.log" 2>&1 &
 }
 
-echo "demo: creating node1 (primary) on 127.0.0.1:$node1_port"
+echo "demo: [$(elapsed)s] creating node1 (primary) on 127.0.0.1:$node1_port"
 as_user "$autoctl" create postgres --pgdata "$demo_dir/node1" --pgport "$node1_port" --hostname 127.0.0.1 \
     --name node1 --monitor "$monitor_uri"
 start_keeper node1
-echo "demo: creating node2 (standby) on 127.0.0.1:$node2_port"
+echo "demo: [$(elapsed)s] creating node2 (standby) on 127.0.0.1:$node2_port"
 as_user "$autoctl" create postgres --pgdata "$demo_dir/node2" --pgport "$node2_port" --hostname 127.0.0.1 \
     --name node2 --monitor "$monitor_uri"
 start_keeper node2
 
+echo "demo: [$(elapsed)s] waiting for one primary and one secondary"
 as_user "$autoctl" show state --wait "$healthy_timeout" >/dev/null
 echo "demo: formation healthy (one primary, one secondary) $(elapsed)s after start"
 echo
