@@ -211,12 +211,12 @@ class Formation:
         os.chmod(workdir, 0o755)
 
     # -- autoctl ---------------------------------------------------------------
-    def autoctl(self, *args, check=True, timeout=COMMAND_TIMEOUT):
+    def autoctl(self, *args, check=True, timeout=COMMAND_TIMEOUT, env=None):
         """Runs autoctl as the test user; returns the CompletedProcess."""
         argv = ["runuser", "-u", TEST_USER, "--", AUTOCTL] + [str(a) for a in args] if os.geteuid() == 0 \
             else [AUTOCTL] + [str(a) for a in args]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=self.workdir,
-                                env=self.env)
+                                env=env if env is not None else self.env)
         if check and result.returncode != 0:
             raise AssertionError(f"autoctl {' '.join(map(str, args))} exited {result.returncode}\n"
                                  f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")

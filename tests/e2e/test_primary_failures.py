@@ -47,6 +47,19 @@ def test_three_node_creation(formation):
         assert f":{node.port}" in uri
     names = formation.autoctl("show", "standby-names").stdout
     assert "autofailover_node_" in names
+    events = json.loads(formation.autoctl("show", "events", "--count", "50", "--json").stdout)
+    assert any(e["node_name"] == "node2" and e["goal_state"] == "secondary" for e in events)
+
+    node1 = formation.nodes["node1"]
+    status = json.loads(formation.autoctl("status", "--pgdata", node1.pgdata, "--json").stdout)
+    assert status["keeper_running"] and status["postgres_running"] and status["name"] == "node1"
+    assert status["keeper_pid"] == node1.keeper_pid()
+    unit = formation.autoctl("show", "systemd", "--pgdata", node1.pgdata).stdout
+    assert f"run --pgdata {node1.pgdata}" in unit
+    # Operator commands find the monitor through the node's keeper config.
+    env = {k: v for k, v in formation.env.items() if k != "AUTOFAILOVER_MONITOR"}
+    via_pgdata = formation.autoctl("show", "state", "--pgdata", node1.pgdata, "--json", env=env)
+    assert len(json.loads(via_pgdata.stdout)) == 3
 
     with Workload(formation, "creation") as w:
         w.wait_for_commits(50)
