@@ -268,6 +268,11 @@ void KeeperLoop::supervise(const Observation& obs) {
             }
             return;
         }
+        if (pg_.postmaster_unreaped()) {
+            // Postgres would refuse to start now; this is no failed attempt.
+            log_debug("node={} postmaster died, waiting until its process is reaped", name());
+            return;
+        }
         ++restart_attempts_;
         log_warn("node={} state={} Postgres is not running; restart attempt {}/{}", name(), to_string(s),
                  restart_attempts_, config_.timeouts.postgres_restart_max_retries);

@@ -3,6 +3,7 @@
 #include "keeper/atomic_file.h"
 #include "keeper/conninfo.h"
 #include "keeper/keeper.h"
+#include "keeper/pid_file.h"
 
 #include <cerrno>
 #include <csignal>
@@ -33,7 +34,19 @@ bool LocalPostgres::postmaster_alive() const {
     } catch (const std::exception&) {
         return false;
     }
-    return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+    return process_alive(pid);
+}
+
+bool LocalPostgres::postmaster_unreaped() const {
+    auto pidfile = read_file_if_exists(config_.pgdata + "/postmaster.pid");
+    if (!pidfile) return false;
+    long pid = 0;
+    try {
+        pid = std::stol(*pidfile);
+    } catch (const std::exception&) {
+        return false;
+    }
+    return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0 && !process_alive(pid);
 }
 
 std::string LocalPostgres::postgres_log_path() const {

@@ -55,6 +55,9 @@ public:
     Observation observe();
     bool data_dir_exists() const;
     bool postmaster_alive() const;
+    // The postmaster died but its process is not reaped yet (a zombie): Postgres
+    // refuses to start until then ("lock file already exists").
+    bool postmaster_unreaped() const;
     std::optional<ControlData> control_data();
 
     // pg_ctl wrappers; throw KeeperError(LocalPostgres) with the tool's output on failure.

@@ -9,6 +9,21 @@
 
 namespace autofailover::keeper {
 
+bool process_alive(long pid) {
+    if (pid <= 0) return false;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return false;
+    try {
+        if (auto stat = read_file_if_exists("/proc/" + std::to_string(pid) + "/stat")) {
+            auto paren = stat->rfind(')');
+            if (paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] == 'Z') return false;
+        }
+    } catch (const std::exception&) {
+        // vanished between kill() and the read: dead
+        return false;
+    }
+    return true;
+}
+
 std::optional<long> live_pid_in(const std::string& pid_file) {
     auto content = read_file_if_exists(pid_file);
     if (!content) return std::nullopt;
@@ -18,13 +33,7 @@ std::optional<long> live_pid_in(const std::string& pid_file) {
     } catch (const std::exception&) {
         return std::nullopt;
     }
-    if (pid <= 0) return std::nullopt;
-    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return std::nullopt;
-    // A zombie (killed, not yet reaped by its parent) holds nothing any more.
-    if (auto stat = read_file_if_exists("/proc/" + std::to_string(pid) + "/stat")) {
-        auto paren = stat->rfind(')');
-        if (paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] == 'Z') return std::nullopt;
-    }
+    if (!process_alive(pid)) return std::nullopt;
     return pid;
 }
 

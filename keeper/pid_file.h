@@ -6,6 +6,10 @@
 
 namespace autofailover::keeper {
 
+// True when the process exists and is not a zombie (killed, not yet reaped: in a
+// container whose init reaps slowly, a killed postmaster stays a zombie for seconds).
+bool process_alive(long pid);
+
 // The pid in the file when that process is alive, else nullopt.
 std::optional<long> live_pid_in(const std::string& pid_file);
 
