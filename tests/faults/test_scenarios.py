@@ -4,6 +4,7 @@ network namespace) per module; each scenario starts from full health and must ge
 action; a formation that did not recover is replaced before the next scenario."""
 
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -34,13 +35,23 @@ def net():
 class Holder:
     c = None
 
+    def __init__(self):
+        self.workdirs = []
+
 
 @pytest.fixture(scope="module")
-def holder(net):
+def holder(net, request):
     h = Holder()
     yield h
     if h.c is not None:
         h.c.teardown()
+    # work directories (logs, data: hundreds of MB) are kept only when something failed
+    keep = request.module.__dict__.get("_faults_failed") or os.environ.get("AUTOFAILOVER_FAULTS_KEEP")
+    for wd in h.workdirs:
+        if keep:
+            print(f"\nkept {wd}")
+        else:
+            shutil.rmtree(wd, ignore_errors=True)
 
 
 def _new_cluster(net, holder):
@@ -49,6 +60,7 @@ def _new_cluster(net, holder):
         net.teardown()
         net.__init__()            # fresh namespaces (same object: the fixture still tears it down)
     workdir = tempfile.mkdtemp(prefix="autofailover-faults-")
+    holder.workdirs.append(workdir)
     holder.c = clustermod.Cluster(net, workdir)
     took = holder.c.create(nodes=3)
     print(f"\n[setup] monitor + 3 nodes in namespaces healthy after {took:.1f}s ({workdir})")
