@@ -38,7 +38,18 @@ def _machine():
             model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
     except OSError:
         model = ""
-    return f"{platform.node()} {os.cpu_count()} cpu {model}".strip()
+    try:
+        with open("/proc/meminfo") as f:
+            kb = next(int(l.split()[1]) for l in f if l.startswith("MemTotal:"))
+        ram = f", {kb / 1024 / 1024:.1f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        ram = ""
+    return f"{platform.node()}: {os.cpu_count()} cpu {model}{ram}".strip()
+
+
+def _load():
+    """1-minute load average: the machine is shared, timings are only comparable with it."""
+    return round(os.getloadavg()[0], 2)
 
 
 def record(row):
@@ -114,10 +125,13 @@ def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=F
         w.wait_for_acks(ACKS_BEFORE)
         t_fault = time.time()
         ctx["t_fault"] = t_fault
+        row["load_at_fault"] = _load()
         inject(c, ctx)
         t_repaired = ctx.get("t_repaired", time.time())
         health_s = wait_stable_health(c, t_fault)
-        ctx["health_after_repair_s"] = round(time.time() - t_repaired, 2)
+        # from the repair to the start of the full-health period (the SETTLE seconds spent checking that it
+        # holds are not counted); 0 when health was back before the repair step finished
+        ctx["health_after_repair_s"] = round(max(0.0, t_fault + health_s - t_repaired), 2)
         w.wait_for_acks(ACKS_AFTER)
         w.stop()
         probe.stop()
@@ -156,6 +170,7 @@ def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=F
             except Exception:  # noqa: BLE001
                 pass
         row.update({k: v for k, v in ctx.items() if not k.startswith("t_")})
+        row["load_at_end"] = _load()
         row["problems"] = problems
         record(row)
         summary = result.summary() if result else "(no result)"
