@@ -95,6 +95,12 @@ void primary_failed(DecisionContext& ctx) {
                                   (primary->reported_state == NodeState::PreparePromotion ||
                                    primary->reported_state == NodeState::StopReplication));
     if (!acts_as_primary) return;
+    // Told to drain, its keeper reports Postgres stopped before it reports the
+    // finished edge (a heartbeat during pg_ctl stop): stopped on purpose, the
+    // handover rules wait for it. Should its keeper go silent, it is failed over.
+    const bool handing_over = primary->goal_state == NodeState::Draining ||
+                              primary->goal_state == NodeState::PrepareMaintenance;
+    if (handing_over && ctx.reporting(*primary) && !primary->pg_is_running) return;
 
     const auto& t = ctx.settings().timeouts;
     if (!ctx.unhealthy(*primary)) {

@@ -435,6 +435,30 @@ TEST_CASE("a primary that dies while draining, before reporting it, is failed ov
     CHECK(goal_for(d, 3) == S::ReportLsn);
 }
 
+TEST_CASE("a draining primary whose keeper reports Postgres stopped, before it reports draining, is no failure",
+          "[switchover][failover]") {
+    // The keeper reports (heartbeat) while pg_ctl stop runs: the postmaster is
+    // gone, the edge primary -> draining is not finished yet. It stopped on purpose.
+    for (S goal : {S::Draining, S::PrepareMaintenance}) {
+        GroupBuilder b;
+        b.node(1, S::Primary, 0x900).goal(goal).pg_down().node(2, S::PreparePromotion, 0x900).node(3, S::Secondary);
+        auto d = run(b);
+        CHECK_FALSE(goal_for(d, 1));
+        CHECK_FALSE(goal_for(d, 2));
+        CHECK_FALSE(goal_for(d, 3));
+        CHECK_THAT(d.waiting_reason, Catch::Contains("to drain"));
+    }
+}
+
+TEST_CASE("a draining primary whose keeper then dies is failed over", "[switchover][failover]") {
+    GroupBuilder b;
+    b.node(1, S::Primary, 0x900).goal(S::Draining).pg_down().dead(3s).node(2, S::PreparePromotion, 0x900)
+        .node(3, S::Secondary);
+    auto d = run(b);
+    CHECK(goal_for(d, 1) == S::Demoted);
+    CHECK(goal_for(d, 2) == S::ReportLsn);
+}
+
 // ---- maintenance ------------------------------------------------------------------
 
 TEST_CASE("a standby enters maintenance only after the primary dropped it from the list", "[maintenance]") {
