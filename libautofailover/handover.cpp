@@ -41,8 +41,11 @@ void primary_handing_over(DecisionContext& ctx) {
         return;
     }
     if (!converged(*candidate, NodeState::PreparePromotion) || lsn_precedes(*candidate, *old_primary)) {
+        // Timelines too: a candidate reporting an older timeline waits even with the same LSN.
         ctx.wait("switchover: waiting for " + label(*candidate) + " to receive WAL up to " +
-                 format_lsn(old_primary->lsn) + " (it has " + format_lsn(candidate->lsn) + ")");
+                 format_lsn(old_primary->lsn) + " on timeline " + std::to_string(old_primary->timeline) +
+                 " (it has " + format_lsn(candidate->lsn) + " on timeline " + std::to_string(candidate->timeline) +
+                 ")");
         return;
     }
     const bool maintenance = old_primary->goal_state == NodeState::PrepareMaintenance;

@@ -396,6 +396,15 @@ TEST_CASE("the switchover candidate is promoted only once it holds the old prima
     CHECK(goal_for(d, 4) == S::JoinSecondary);
 }
 
+TEST_CASE("a switchover candidate reporting an older timeline waits, and the reason names both timelines",
+          "[switchover]") {
+    GroupBuilder b;
+    b.node(1, S::Draining, 0x900).timeline(2).node(2, S::PreparePromotion, 0x900).timeline(1);
+    auto d = run(b);
+    CHECK(d.assignments.empty());
+    CHECK_THAT(d.waiting_reason, Catch::Contains("0/900 on timeline 2 (it has 0/900 on timeline 1)"));
+}
+
 TEST_CASE("the switchover waits while the old primary is still draining", "[switchover]") {
     GroupBuilder b;
     b.node(1, S::Primary, 0x900).goal(S::Draining).node(2, S::PreparePromotion, 0x900);
