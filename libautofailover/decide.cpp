@@ -157,6 +157,23 @@ void apply_settings_done(DecisionContext& ctx, const NodeSnapshot& primary) {
                    label(primary) + " applied the new settings; no healthy quorum standby: synchronous replication off");
 }
 
+// standby_caught_up asks a converged primary to add a new quorum secondary to its
+// list; a primary that was still on its way to primary then (e.g. wait_primary ->
+// primary with the list of that moment) kept running without it. The list it
+// applied was computed when its goal was assigned, so a quorum secondary whose
+// goal is newer may be missing: apply the list again (at worst once too often).
+void secondary_missing_from_list(DecisionContext& ctx, const NodeSnapshot& primary) {
+    if (!converged(primary, S::Primary)) return;
+    for (const auto& node : ctx.group().nodes)
+        if (node.id != primary.id && node.replication_quorum && node.goal_state == S::Secondary &&
+            node.goal_assigned_at > primary.goal_assigned_at) {
+            ctx.assign(primary.id, S::ApplySettings,
+                       label(node) + " became a secondary after " + label(primary) +
+                           " applied its synchronous_standby_names: the primary adds it");
+            return;
+        }
+}
+
 // With number_sync_standbys = 0 the formation prefers availability: when no
 // healthy quorum standby is left, commits would block, so the primary runs
 // without synchronous replication. Never while a node is being promoted or the
@@ -219,6 +236,7 @@ Decision decide(const GroupSnapshot& group, const FormationSettings& settings, c
         [](detail::DecisionContext& c, const NodeSnapshot&) { detail::unhealthy_secondary_stops_being_candidate(c); },
         detail::standby_allowed_to_join,      detail::standby_caught_up,             detail::standby_follows_new_primary,
         detail::old_primary_rejoins,          detail::standby_enters_maintenance,    detail::sync_list_vanished, detail::apply_settings_done,
+        detail::secondary_missing_from_list,
         detail::relax_sync_replication,       detail::enable_sync_replication,
     };
     for (Rule rule : primary_rules) {

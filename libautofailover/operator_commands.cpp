@@ -255,6 +255,21 @@ Decision plan_remove_node(const GroupSnapshot& group, const FormationSettings& s
         return ctx.take();
     }
     ctx.assign(node.id, S::Dropped, "the operator removes " + label(node));
+    // A converged primary still lists the removed standby (with ANY n it may even
+    // need it): it applies the list without it now, not whenever it next changes.
+    if (primary && detail::converged(*primary, S::Primary) && node.replication_quorum) {
+        GroupSnapshot after = group;
+        for (auto& other : after.nodes)
+            if (other.id == node.id) other.goal_state = S::Dropped;
+        if (!synchronous_standby_names(after, settings).empty())
+            ctx.assign(primary->id, S::ApplySettings,
+                       label(node) + " is removed: the primary " + label(*primary) +
+                           " applies synchronous_standby_names without it");
+        else if (settings.number_sync_standbys == 0)
+            ctx.assign(primary->id, S::WaitPrimary,
+                       label(node) + " is removed and no standby is left to acknowledge commits: synchronous "
+                                     "replication off");
+    }
     return ctx.take();
 }
 

@@ -377,6 +377,22 @@ TEST_CASE("a standby coming back during an election is frozen too", "[election]"
     CHECK(goal_for(run(b), 3) == S::ReportLsn);
 }
 
+TEST_CASE("a quorum secondary that caught up while the primary was on its way to primary is added to the list",
+          "[sync]") {
+    // node 3 became secondary after the primary's goal primary was assigned (the
+    // primary was not converged then, so standby_caught_up could not ask it).
+    GroupBuilder b;
+    b.node(1, S::Primary).goal_assigned(test_clock().now - 5s).node(2, S::Secondary).goal_assigned(test_clock().now - 6s)
+        .node(3, S::Secondary).goal_assigned(test_clock().now - 2s);
+    auto d = run(b);
+    CHECK(goal_for(d, 1) == S::ApplySettings);
+    // Once the primary applied a list after that, nothing more to do.
+    GroupBuilder done;
+    done.node(1, S::Primary).goal_assigned(test_clock().now - 1s).node(2, S::Secondary).goal_assigned(test_clock().now - 6s)
+        .node(3, S::Secondary).goal_assigned(test_clock().now - 2s);
+    CHECK_FALSE(goal_for(run(done), 1));
+}
+
 // ---- switchover -------------------------------------------------------------------
 
 TEST_CASE("the switchover candidate is promoted only once it holds the old primary's final LSN", "[switchover]") {

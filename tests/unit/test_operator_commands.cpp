@@ -124,6 +124,22 @@ TEST_CASE("changed replication settings make the primary apply them, or are refu
                       Catch::Contains("needs that many quorum standbys"));
 }
 
+TEST_CASE("removing a quorum standby makes the converged primary apply a list without it", "[operator][remove]") {
+    GroupBuilder b;
+    b.node(1, S::Primary).node(2, S::Secondary).node(3, S::Secondary);
+    auto d = plan_remove_node(b.build(), FormationSettings{}, b.clock(), 3);
+    CHECK(goal_for(d, 3) == S::Dropped);
+    CHECK(goal_for(d, 1) == S::ApplySettings);
+    // The last standby: nothing left to list, synchronous replication off (number_sync_standbys 0).
+    GroupBuilder last;
+    last.node(1, S::Primary).node(2, S::Secondary);
+    CHECK(goal_for(plan_remove_node(last.build(), FormationSettings{}, last.clock(), 2), 1) == S::WaitPrimary);
+    // A standby outside the quorum is never listed: the primary has nothing to change.
+    GroupBuilder async;
+    async.node(1, S::Primary).node(2, S::Secondary).node(3, S::Secondary, 0x3000000, 50, false);
+    CHECK_FALSE(goal_for(plan_remove_node(async.build(), FormationSettings{}, async.clock(), 3), 1));
+}
+
 TEST_CASE("removing a standby drops it, removing the sync primary starts an election", "[operator][remove]") {
     GroupBuilder b;
     b.node(1, S::Primary).node(2, S::Secondary).node(3, S::Secondary);
