@@ -19,6 +19,27 @@ bool file_exists(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0;
 }
 
+// The timeline a node is on. A primary: the one it writes (in its WAL file
+// names; pg_control_checkpoint() lags until the checkpoint after a promotion).
+// A standby: the WAL receiver's while it streams; otherwise the newest timeline
+// of the WAL segment that holds its latest received/replayed byte. pg_control's
+// min recovery / checkpoint timelines lag: a standby restarted from a cleanly
+// stopped primary ("no rewind required") keeps its old timeline there until a
+// restartpoint or buffer write, so once the primary stopped (switchover) it
+// looked behind the primary and the switchover timed out.
+constexpr const char* kTimelineSql =
+    "CASE WHEN NOT pg_is_in_recovery() "
+    " THEN ('x' || substr(pg_walfile_name(pg_current_wal_flush_lsn()), 1, 8))::bit(32)::int "
+    " ELSE coalesce((SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'), "
+    "  greatest((SELECT max(('x' || substr(w.name, 1, 8))::bit(32)::int) FROM pg_ls_waldir() w, "
+    "             (SELECT greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) - '0/1'::pg_lsn AS n, "
+    "                     (SELECT setting::numeric FROM pg_settings WHERE name = 'wal_segment_size') AS seg) p "
+    "            WHERE w.name ~ '^[0-9A-F]{24}$' AND p.n >= 0 AND substr(w.name, 9) = "
+    "             upper(lpad(to_hex(trunc(p.n / 4294967296)::bigint), 8, '0') || "
+    "                   lpad(to_hex(trunc((p.n - trunc(p.n / 4294967296) * 4294967296) / p.seg)::bigint), 8, '0'))), "
+    "           (SELECT nullif(min_recovery_end_timeline, 0) FROM pg_control_recovery()), "
+    "           (SELECT timeline_id FROM pg_control_checkpoint()))) END";
+
 }  // namespace
 
 LocalPostgres::LocalPostgres(const KeeperConfig& config) : config_(config) {}
@@ -92,15 +113,12 @@ Observation LocalPostgres::observe() {
     o.running = o.data_dir_exists && postmaster_alive();
     if (o.running) {
         try {
-            auto r = sql(
-                "SELECT pg_is_in_recovery(), "
-                " CASE WHEN pg_is_in_recovery() "
-                "  THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text "
-                "  ELSE pg_current_wal_flush_lsn()::text END, "
-                " coalesce((SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'), "
-                "          (SELECT nullif(min_recovery_end_timeline, 0) FROM pg_control_recovery()), "
-                "          (SELECT timeline_id FROM pg_control_checkpoint())), "
-                " EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')");
+            auto r = sql(std::string("SELECT pg_is_in_recovery(), "
+                                     " CASE WHEN pg_is_in_recovery() "
+                                     "  THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text "
+                                     "  ELSE pg_current_wal_flush_lsn()::text END, ") +
+                         kTimelineSql +
+                         ", EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')");
             o.accepting = true;
             o.in_recovery = r[0][0].as<bool>();
             o.lsn = parse_lsn(r[0][1].c_str()).value_or(0);
