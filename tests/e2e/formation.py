@@ -294,7 +294,7 @@ class Formation:
         with psycopg.connect(self.monitor_conninfo(), autocommit=True) as conn:
             cur = conn.execute(
                 "SELECT node_name, node_id, reported_state::text, goal_state::text, keeper_reporting, health, "
-                "candidate_priority, replication_quorum, sync_state, lsn::text "
+                "candidate_priority, replication_quorum, sync_state, lsn::text, timeline "
                 "FROM autofailover.current_state('default') ORDER BY node_id")
             cols = [d.name for d in cur.description]
             return {row[0]: dict(zip(cols, row)) for row in cur.fetchall()}

@@ -97,3 +97,44 @@ def test_replication_quorum_false_is_never_synchronous(formation):
     assert replication.get(quorum_name) in ("sync", "quorum"), replication
     formation.autoctl("set", "node", "replication-quorum", "true", "--name", async_node.name, "--wait", "60")
     formation.wait_healthy()
+
+
+def test_rejoined_old_primary_reports_the_new_timeline_when_not_streaming(formation):
+    """Regression: the second switchover of a row, aimed at the node that had just
+    rejoined after the first one ("no rewind required"), timed out. That node's
+    pg_control keeps the old timeline until a restartpoint or a buffer write;
+    once the draining primary stopped, its WAL receiver stopped streaming and its
+    keeper reported that stale timeline, so it looked behind the primary and the
+    switchover was abandoned after switchover_timeout. Here the rejoined node's
+    receiver is stopped on purpose (maintenance: Postgres is the DBA's) and its
+    keeper must still report the primary's timeline."""
+    old = formation.primary()
+    with Workload(formation, "switchover, then the rejoined node stops streaming") as w:
+        w.wait_for_commits(20)
+        formation.autoctl("perform", "switchover", "--wait", "60")
+        w.wait_for_commits(20)
+        new = formation.primary()
+        assert new.name != old.name
+        formation.wait_healthy()
+        # The timeline the primary writes (pg_control's lags until its first checkpoint).
+        timeline = new.sql("SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")[0][0]
+        control = old.sql("SELECT min_recovery_end_timeline, (SELECT timeline_id FROM pg_control_checkpoint()) "
+                          "FROM pg_control_recovery()")[0]
+        print(f"\n[rejoined {old.name}] primary timeline {timeline}; its pg_control min recovery / checkpoint "
+              f"timelines {control[0]} / {control[1]} ({'stale' if max(control) < timeline else 'up to date'})")
+        formation.autoctl("enable", "maintenance", "--name", old.name, "--wait", "60")
+        old.sql("ALTER SYSTEM SET primary_conninfo = ''")
+        old.sql("SELECT pg_reload_conf()")
+        formation.wait_until(lambda s: not old.sql("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'"),
+                             f"the WAL receiver of {old.name} to stop", timeout=30)
+        time.sleep(1.0)  # a few keeper reports
+        state = formation.state()
+        reported, primary_reported = state[old.name]["timeline"], state[new.name]["timeline"]
+        w.wait_for_commits(20)
+        formation.autoctl("disable", "maintenance", "--name", old.name, "--wait", "60")
+        formation.wait_healthy()
+        w.wait_for_commits(20)
+    w.assert_clean()
+    assert reported == timeline, \
+        f"{old.name} (not streaming) reports timeline {reported}, the primary {new.name} is on {timeline}"
+    assert primary_reported == timeline, f"the primary {new.name} reports timeline {primary_reported}, not {timeline}"
