@@ -20,7 +20,7 @@ status=${PIPESTATUS[0]}            # pytest's, not tee's: a failing scenario fai
 /usr/bin/python3 tests/faults/netns.py cleanup >/dev/null
 # the page is written also when scenarios failed (their rows say so)
 /usr/bin/python3 tests/faults/report.py "$RESULTS" docs/failure-tests.md --wall-s "$(( $(date +%s) - started ))" \
-    --commit "$(git describe --always --dirty 2>/dev/null || echo unknown)" || status=1
+    --commit "$(git describe --always --dirty 2>/dev/null || echo unknown)" --pytest-status "$status" || status=1
 grep -E '^\[(S|P|N|M|F|R)[0-9]' "$LOG" || true
 echo "faults: pytest exit status $status; wall time $(( $(date +%s) - started )) s; page docs/failure-tests.md"
 exit "$status"
