@@ -3,6 +3,7 @@
 #include "autoctl/exit_codes.h"
 #include "autoctl/monitor_client.h"
 #include "autoctl/monitor_target.h"
+#include "autoctl/state_view.h"
 #include "autoctl/wait_for_health.h"
 
 #include <fmt/format.h>
@@ -106,6 +107,16 @@ void add_perform_commands(CLI::App& app) {
     add_wait_option(promotion, pr->wait_seconds, kDefaultWaitSeconds);
     promotion->callback([pr] {
         MonitorClient monitor(resolve_monitor_uri(pr->target));
+        // The monitor refuses to hand the role to the node that holds it; for the
+        // operator that request is already fulfilled (scripts may repeat it).
+        auto nodes = monitor.current_state(pr->target.formation);
+        for (const NodeRow& n : nodes)
+            if (n.name == pr->name && n.reported_state == n.goal_state &&
+                (n.goal_state == "primary" || n.goal_state == "wait_primary" || n.goal_state == "single")) {
+                std::cout << fmt::format("{} is already the primary; nothing to do\n", pr->name)
+                          << render_state_table(nodes);
+                return;
+            }
         bool started = false;
         run_and_follow(
             monitor, pr->target.formation, pr->wait_seconds,
