@@ -25,6 +25,7 @@ struct CreateMonitorOptions {
 
 struct CreatePostgresOptions {
     keeper::CreateNodeOptions node;
+    bool no_ssl = false;
     int group = -1;
     std::string replication_quorum = "true";
     int init_timeout_seconds = 300;
@@ -47,6 +48,10 @@ void add_create_monitor(CLI::App* create) {
     cmd->add_flag("--ssl-self-signed", o->setup.ssl_self_signed,
                   "Create a self-signed certificate; the printed URI then says sslmode=require")
         ->excludes(no_ssl);
+    cmd->add_option("--allow", o->setup.allow,
+                    "CIDR network keepers and operators may connect from, besides loopback and --hostname; "
+                    "repeatable")
+        ->take_all();
     cmd->add_option("--setting", o->setup.settings,
                     "name=value: an autofailover.<name> GUC (a timeout in ms, ...); repeatable")
         ->take_all();
@@ -93,6 +98,14 @@ void add_create_postgres(CLI::App* create) {
     cmd->add_option("--auth", o->node.auth_method, "Method of the pg_hba lines the keeper writes")
         ->capture_default_str()
         ->check(CLI::IsMember({"trust", "scram-sha-256"}));
+    cmd->add_option("--replication-password-file", o->node.replication_password_file,
+                    "File (mode 0600) whose first line is the replication password, the same on every node; "
+                    "required with --auth scram-sha-256")
+        ->envname("AUTOFAILOVER_REPLICATION_PASSWORD_FILE");
+    auto* no_ssl = cmd->add_flag("--no-ssl", o->no_ssl, "Plain connections (the default)");
+    cmd->add_flag("--ssl-self-signed", o->node.ssl_self_signed,
+                  "Create a self-signed certificate for this node; ssl=on, replication and probes over TLS")
+        ->excludes(no_ssl);
     cmd->add_option("--state-dir", o->node.state_dir, "Keeper state directory (default: <pgdata>.keeper)");
     cmd->add_option("--init-timeout", o->init_timeout_seconds,
                     "Seconds to wait for the node's first stable state (single, catchingup, secondary)")

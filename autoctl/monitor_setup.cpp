@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -82,6 +83,19 @@ std::set<std::string> addresses_of(const std::string& hostname) {
     return out;
 }
 
+void create_self_signed_certificate(const MonitorSetup& s) {
+    const fs::path pgdata(s.pgdata);
+    if (fs::exists(pgdata / "server.crt") && fs::exists(pgdata / "server.key")) return;
+    // A common name is at most 64 characters; "/" would start another RDN.
+    std::string cn = s.hostname.substr(0, 64);
+    for (auto& c : cn)
+        if (c == '/') c = '_';
+    run_child_or_throw({"openssl", "req", "-new", "-x509", "-days", "365", "-nodes", "-subj", "/CN=" + cn, "-keyout",
+                        (pgdata / "server.key").string(), "-out", (pgdata / "server.crt").string()},
+                       "Is openssl installed (Debian package openssl)?");
+    fs::permissions(pgdata / "server.key", fs::perms::owner_read | fs::perms::owner_write);
+}
+
 std::string quote_conf_value(const std::string& value) {
     std::string out = "'";
     for (char c : value) out += (c == '\'') ? std::string("''") : std::string(1, c);
@@ -115,15 +129,19 @@ std::string autofailover_conf(const MonitorSetup& s) {
 
 std::string pg_hba_conf(const MonitorSetup& s, const std::string& os_user) {
     std::string hba = "# Written by autoctl create monitor: keepers and operators reach database autofailover\n"
-                      "# from loopback and from the monitor's --hostname only.\n";
-    hba += fmt::format("local  all           {:<24} peer\n", os_user);
-    hba += fmt::format("local  {:<12}  {:<24} peer\n", kMonitorDatabase, "+autofailover_operator");
+                      "# from loopback, the monitor's --hostname and the --allow networks only.\n";
+    hba += fmt::format("local   all           {:<24} peer\n", os_user);
+    hba += fmt::format("local   {:<12}  {:<24} peer\n", kMonitorDatabase, "+autofailover_operator");
     std::set<std::string> sources{"127.0.0.1/32", "::1/128"};
     for (const auto& a : addresses_of(s.hostname)) sources.insert(a);
+    for (const auto& network : s.allow) sources.insert(parse_allowed_network(network));
+    // With SSL on, plain TCP connections find no line and are refused.
+    const char* type = s.ssl_self_signed ? "hostssl" : "host";
     for (const auto& src : sources) {
-        hba += fmt::format("host   {:<12}  {:<24} {:<20} {}\n", kMonitorDatabase, "autofailover_keeper", src, s.auth);
-        hba += fmt::format("host   {:<12}  {:<24} {:<20} {}\n", kMonitorDatabase, "+autofailover_operator", src,
+        hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, kMonitorDatabase, "autofailover_keeper", src,
                            s.auth);
+        hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, kMonitorDatabase, "+autofailover_operator",
+                           src, s.auth);
     }
     return hba;
 }
@@ -201,6 +219,44 @@ std::string uri_host(const std::string& host) {
 
 }  // namespace
 
+std::string parse_allowed_network(const std::string& text) {
+    const auto slash = text.find('/');
+    const std::string address = text.substr(0, slash);
+    unsigned char raw[sizeof(in6_addr)] = {0};
+    int family = AF_INET;
+    if (::inet_pton(AF_INET, address.c_str(), raw) != 1) {
+        family = AF_INET6;
+        if (::inet_pton(AF_INET6, address.c_str(), raw) != 1)
+            throw CliError(ExitCode::BadArguments,
+                           fmt::format("--allow {}: expected a network in CIDR notation, e.g. 10.0.0.0/24 or "
+                                       "fd00::/64",
+                                       text));
+    }
+    const int max_bits = family == AF_INET ? 32 : 128;
+    int bits = max_bits;
+    if (slash != std::string::npos) {
+        const std::string suffix = text.substr(slash + 1);
+        if (suffix.empty() || suffix.size() > 3 || suffix.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(suffix) > max_bits)
+            throw CliError(ExitCode::BadArguments,
+                           fmt::format("--allow {}: the prefix length must be 0..{}", text, max_bits));
+        bits = std::stoi(suffix);
+    }
+    // Host bits set (10.0.0.7/24) usually mean a typo for a narrower rule: refuse rather than widen.
+    const int bytes = max_bits / 8;
+    for (int i = 0; i < bytes; ++i) {
+        const int keep = std::min(8, std::max(0, bits - 8 * i));
+        const unsigned char mask = static_cast<unsigned char>(keep == 0 ? 0 : 0xff << (8 - keep));
+        if ((raw[i] & ~mask) != 0)
+            throw CliError(ExitCode::BadArguments,
+                           fmt::format("--allow {}: host bits are set after /{}; give the network address", text,
+                                       bits));
+    }
+    char canonical[INET6_ADDRSTRLEN] = {0};
+    ::inet_ntop(family, raw, canonical, sizeof canonical);
+    return fmt::format("{}/{}", canonical, bits);
+}
+
 std::string monitor_log_path(const std::string& pgdata) {
     fs::path p = fs::path(pgdata).lexically_normal();
     if (p.filename().empty()) p = p.parent_path();
@@ -217,6 +273,7 @@ MonitorUris create_monitor(const MonitorSetup& input) {
     if (!s.pgdata.empty() && s.pgdata.size() > 1 && s.pgdata.back() == '/') s.pgdata.pop_back();
     const std::string os_user = os_user_name();
     const fs::path pgdata(s.pgdata);
+    for (const auto& network : s.allow) parse_allowed_network(network);  // refuse typos before initdb
 
     if (!fs::exists(pgdata / "PG_VERSION")) {
         if (fs::exists(pgdata) && !fs::is_empty(pgdata))
@@ -228,14 +285,9 @@ MonitorUris create_monitor(const MonitorSetup& input) {
         run_child_or_throw({bin(s, "initdb"), "-D", s.pgdata, "--encoding=UTF8", "--locale=C",
                             "--auth-local=peer", "--auth-host=reject", "--no-instructions"},
                            "Check that the parent directory exists and belongs to the current OS user.");
-        if (s.ssl_self_signed) {
-            run_child_or_throw({"openssl", "req", "-new", "-x509", "-days", "365", "-nodes", "-subj",
-                                "/CN=" + s.hostname, "-keyout", (pgdata / "server.key").string(), "-out",
-                                (pgdata / "server.crt").string()},
-                               "Is openssl installed?");
-            fs::permissions(pgdata / "server.key", fs::perms::owner_read | fs::perms::owner_write);
-        }
     }
+    // Also when a monitor created without SSL is re-run with --ssl-self-signed.
+    if (s.ssl_self_signed) create_self_signed_certificate(s);
 
     write_file(pgdata / "autofailover.conf", autofailover_conf(s));
     const fs::path postgresql_conf = pgdata / "postgresql.conf";

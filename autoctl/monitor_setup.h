@@ -1,5 +1,6 @@
 // `autoctl create monitor`: a PostgreSQL 15 instance that runs the autofailover
-// extension, reachable by keepers and operators from loopback and the given host.
+// extension, reachable by keepers and operators from loopback, the given host
+// and the --allow networks, with the chosen authentication (and TLS).
 #pragma once
 
 #include <chrono>
@@ -8,12 +9,19 @@
 
 namespace autoctl {
 
+// "10.0.0.0/24" or "fd00::/64" in canonical form; a bare address gets /32 or
+// /128. Throws CliError(BadArguments) for anything else.
+std::string parse_allowed_network(const std::string& text);
+
 struct MonitorSetup {
     std::string pgdata;
     int pgport = 5432;
     std::string hostname;
     std::string auth = "trust";        // trust | scram-sha-256
     bool ssl_self_signed = false;      // false: --no-ssl
+    // --allow: networks (CIDR) keepers and operators may come from, besides
+    // loopback and the addresses of `hostname`, which are always allowed.
+    std::vector<std::string> allow;
     std::vector<std::string> settings; // "name=value": autofailover.<name> GUC overrides
     std::string pg_bindir;             // initdb, pg_ctl, postgres
     // How long pg_ctl may wait for the server to accept connections.

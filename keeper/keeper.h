@@ -40,6 +40,10 @@ struct CreateNodeOptions {
     int candidate_priority = 50;
     bool replication_quorum = true;
     std::string auth_method = "trust";  // method of the pg_hba lines the keeper writes
+    // First line: autofailover_replicator's password, the same for every node of the
+    // formation; required unless auth_method is trust. Copied to <state dir>/replication.pgpass.
+    std::string replication_password_file;
+    bool ssl_self_signed = false;       // certificate in the state dir, ssl=on, hostssl lines
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
     // Run the first transition now (initdb + start for the first node, pg_basebackup
     // for a later one once the primary allows it), waiting at most init_timeout.

@@ -6,6 +6,7 @@
 #include "keeper/local_postgres.h"
 #include "keeper/monitor_link.h"
 #include "keeper/pid_file.h"
+#include "keeper/replication_auth.h"
 
 #include <csignal>
 #include <filesystem>
@@ -69,6 +70,26 @@ CreatedNode created_from(const KeeperConfig& config, const KeeperState& state, c
     return node;
 }
 
+// Before registering, so that a bad password file or a failing openssl leaves nothing behind.
+void set_up_credentials(const CreateNodeOptions& options, const std::string& dir, KeeperConfig& config) {
+    if (options.replication_password_file.empty()) {
+        if (options.auth_method != "trust")
+            throw KeeperError(KeeperError::Kind::BadArguments,
+                              "--auth " + options.auth_method +
+                                  " needs --replication-password-file FILE (or $AUTOFAILOVER_REPLICATION_PASSWORD_FILE):"
+                                  " the password of autofailover_replicator on its first line, the same file on "
+                                  "every node of the formation, mode 0600");
+    } else {
+        config.replication_passfile = dir + "/replication.pgpass";
+        write_replication_pgpass(config.replication_passfile, read_password_file(options.replication_password_file));
+    }
+    if (options.ssl_self_signed) {
+        config.ssl_cert_file = dir + "/server.crt";
+        config.ssl_key_file = dir + "/server.key";
+        create_self_signed_certificate(config.ssl_cert_file, config.ssl_key_file, options.hostname);
+    }
+}
+
 }  // namespace
 
 std::string default_state_dir(const std::string& pgdata) {
@@ -110,6 +131,7 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         config.pgdata = pgdata;
         config.pg_bindir = options.pg_bindir;
         config.auth_method = options.auth_method;
+        set_up_credentials(options, dir, config);
         MonitorLink monitor(config.monitor_uri, std::chrono::seconds(10));
         Registration reg;
         try {
@@ -151,6 +173,7 @@ int run_keeper(const std::string& pgdata, const std::string& state_dir) {
     try {
         refuse_root();
         const std::string dir = resolve_state_dir(pgdata, state_dir);
+        check_node_credentials(load_config(dir));
         PidFile pid(pid_path(dir));
         g_stop_signal = 0;
         g_reload_signal = 0;

@@ -56,6 +56,9 @@ std::string config_to_json(const KeeperConfig& c) {
         {"pgdata", c.pgdata},
         {"pg_bindir", c.pg_bindir},
         {"auth_method", c.auth_method},
+        {"replication_passfile", c.replication_passfile},
+        {"ssl_cert_file", c.ssl_cert_file},
+        {"ssl_key_file", c.ssl_key_file},
         {"socket_dir", c.socket_dir},
         {"max_backup_rate", c.max_backup_rate},
         {"stop_postgres_on_exit", c.stop_postgres_on_exit},
@@ -82,6 +85,9 @@ KeeperConfig config_from_json(const std::string& text) {
     read(j, "pgdata", c.pgdata);
     read(j, "pg_bindir", c.pg_bindir);
     read(j, "auth_method", c.auth_method);
+    read(j, "replication_passfile", c.replication_passfile);
+    read(j, "ssl_cert_file", c.ssl_cert_file);
+    read(j, "ssl_key_file", c.ssl_key_file);
     read(j, "socket_dir", c.socket_dir);
     read(j, "max_backup_rate", c.max_backup_rate);
     read(j, "stop_postgres_on_exit", c.stop_postgres_on_exit);
@@ -107,6 +113,12 @@ KeeperConfig config_from_json(const std::string& text) {
     if (c.pgdata.empty()) throw std::runtime_error("keeper.json: \"pgdata\" is required");
     if (c.hostname.empty()) throw std::runtime_error("keeper.json: \"hostname\" is required");
     if (c.port <= 0 || c.port > 65535) throw std::runtime_error("keeper.json: \"port\" must be 1..65535");
+    if (c.auth_method != "trust" && c.replication_passfile.empty())
+        throw std::runtime_error("keeper.json: \"auth_method\" " + c.auth_method +
+                                 " needs \"replication_passfile\" (autoctl create postgres "
+                                 "--replication-password-file writes it)");
+    if (c.ssl_cert_file.empty() != c.ssl_key_file.empty())
+        throw std::runtime_error("keeper.json: \"ssl_cert_file\" and \"ssl_key_file\" go together");
     if (c.timeouts.poll_period.count() == 0) throw std::runtime_error("keeper.json: \"poll_period_ms\" must be > 0");
     return c;
 }

@@ -43,7 +43,14 @@ struct KeeperConfig {
     int port = 5432;
     std::string pgdata;
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
-    std::string auth_method = "trust";  // pg_hba method for replication lines
+    std::string auth_method = "trust";  // pg_hba method of the keeper's lines (replication, probe)
+    // pgpass file (0600) holding autofailover_replicator's password, used through
+    // passfile= by primary_conninfo, pg_basebackup and pg_rewind; "" = no password.
+    std::string replication_passfile;
+    // This node's certificate and key (--ssl-self-signed); "" = SSL off. Outside
+    // PGDATA so a base backup never replaces them with the primary's.
+    std::string ssl_cert_file;
+    std::string ssl_key_file;
     std::string socket_dir = "/tmp";    // unix_socket_directories of the local Postgres
     std::string max_backup_rate;        // pg_basebackup --max-rate, empty = unlimited
     bool stop_postgres_on_exit = true;  // SIGTERM/SIGINT also stop Postgres (autoctl stop)
@@ -52,6 +59,8 @@ struct KeeperConfig {
     bool sync_new_data_directories = true;
     KeeperTimeouts timeouts;
 };
+
+inline bool ssl_enabled(const KeeperConfig& config) { return !config.ssl_key_file.empty(); }
 
 // Both throw std::runtime_error naming the offending key.
 std::string config_to_json(const KeeperConfig& config);

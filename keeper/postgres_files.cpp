@@ -34,6 +34,20 @@ std::vector<std::string> hba_addresses(const std::string& host) {
     return {host};
 }
 
+std::string ssl_settings(const KeeperConfig& c) {
+    if (!ssl_enabled(c)) return "";
+    return fmt::format("ssl = on\nssl_cert_file = {}\nssl_key_file = {}\n", quote_guc(c.ssl_cert_file),
+                       quote_guc(c.ssl_key_file));
+}
+
+// libpq options shared by every connection as the replication role.
+std::string replication_credentials(const KeeperConfig& c) {
+    std::string out;
+    if (!c.replication_passfile.empty()) out += " passfile=" + conninfo_quote(c.replication_passfile);
+    if (ssl_enabled(c)) out += " sslmode=require";
+    return out;
+}
+
 }  // namespace
 
 std::string autofailover_conf_text(const KeeperConfig& c) {
@@ -56,8 +70,9 @@ std::string autofailover_conf_text(const KeeperConfig& c) {
         // syncfs does it in one call per file system (seconds saved on a slow disk).
         "recovery_init_sync_method = syncfs\n"
         "wal_sender_timeout = 30s\n"
-        "synchronous_commit = on\n",
-        quote_guc(c.hostname), c.port, quote_guc(c.socket_dir));
+        "synchronous_commit = on\n"
+        "{}",
+        quote_guc(c.hostname), c.port, quote_guc(c.socket_dir), ssl_settings(c));
 }
 
 void write_autofailover_conf(const KeeperConfig& config) {
@@ -74,21 +89,24 @@ void write_autofailover_conf(const KeeperConfig& config) {
 }
 
 std::vector<std::string> hba_lines(const std::vector<std::string>& group_hosts, const std::string& monitor_host,
-                                   const std::string& auth_method) {
+                                   const std::string& auth_method, bool ssl) {
+    const char* type = ssl ? "hostssl" : "host";
     std::vector<std::string> lines;
     std::set<std::string> seen;
     for (const auto& host : group_hosts) {
         for (const auto& address : hba_addresses(host)) {
             if (!seen.insert(address).second) continue;
-            lines.push_back(fmt::format("host replication autofailover_replicator {} {}", address, auth_method));
+            lines.push_back(fmt::format("{} replication autofailover_replicator {} {}", type, address, auth_method));
             // pg_rewind --source-server and the slot check use a plain connection.
-            lines.push_back(fmt::format("host postgres autofailover_replicator {} {}", address, auth_method));
+            lines.push_back(fmt::format("{} postgres autofailover_replicator {} {}", type, address, auth_method));
         }
     }
     if (!monitor_host.empty()) {
-        // The probe role can do nothing but connect; the monitor has no secret for it.
+        // The probe role can do nothing but connect, and the monitor has no secret for it: with a
+        // password method the server's authentication request is the probe's proof of life (a
+        // client that hangs up there leaves no line in the server log, a missing pg_hba line would).
         for (const auto& address : hba_addresses(monitor_host))
-            lines.push_back(fmt::format("host postgres autofailover_monitor {} trust", address));
+            lines.push_back(fmt::format("{} postgres autofailover_monitor {} {}", type, address, auth_method));
     }
     return lines;
 }
@@ -160,6 +178,23 @@ std::string replication_conninfo(const std::string& host, int port, const std::s
     return "host=" + conninfo_quote(host) + " port=" + std::to_string(port) +
            " user=autofailover_replicator application_name=" + conninfo_quote(application_name) +
            " connect_timeout=2 keepalives_idle=2 keepalives_interval=1 keepalives_count=3";
+}
+
+std::string replication_conninfo(const KeeperConfig& config, const std::string& host, int port,
+                                 const std::string& application_name) {
+    return replication_conninfo(host, port, application_name) + replication_credentials(config);
+}
+
+std::string source_conninfo(const KeeperConfig& config, const std::string& host, int port) {
+    return "host=" + conninfo_quote(host) + " port=" + std::to_string(port) +
+           " user=autofailover_replicator dbname=postgres connect_timeout=2" + replication_credentials(config);
+}
+
+std::vector<std::string> replication_client_env(const KeeperConfig& config) {
+    std::vector<std::string> env;
+    if (!config.replication_passfile.empty()) env.push_back("PGPASSFILE=" + config.replication_passfile);
+    if (ssl_enabled(config)) env.push_back("PGSSLMODE=require");
+    return env;
 }
 
 }  // namespace autofailover::keeper

@@ -18,9 +18,10 @@ std::string autofailover_conf_text(const KeeperConfig& config);
 void write_autofailover_conf(const KeeperConfig& config);
 
 // pg_hba.conf lines for the replication role from every group host and for
-// the monitor's probe role from the monitor host; nothing else.
+// the monitor's probe role from the monitor host; nothing else. All use
+// auth_method; with ssl they are hostssl lines (plain TCP is refused).
 std::vector<std::string> hba_lines(const std::vector<std::string>& group_hosts, const std::string& monitor_host,
-                                   const std::string& auth_method);
+                                   const std::string& auth_method, bool ssl = false);
 // Replaces the keeper's block at the top of pg_hba.conf. Returns true when the file changed.
 bool write_hba_block(const std::string& pgdata, const std::vector<std::string>& lines);
 
@@ -38,5 +39,13 @@ void remove_standby_signal(const std::string& pgdata);
 
 // primary_conninfo for streaming from host:port as application_name.
 std::string replication_conninfo(const std::string& host, int port, const std::string& application_name);
+// The same with this node's credentials and TLS: passfile= (never the password
+// itself) and sslmode=require when the node runs with SSL.
+std::string replication_conninfo(const KeeperConfig& config, const std::string& host, int port,
+                                 const std::string& application_name);
+// A plain connection as the replication role to host:port (pg_rewind --source-server, slot check).
+std::string source_conninfo(const KeeperConfig& config, const std::string& host, int port);
+// PGPASSFILE / PGSSLMODE for tools that take -h -p -U (pg_basebackup).
+std::vector<std::string> replication_client_env(const KeeperConfig& config);
 
 }  // namespace autofailover::keeper

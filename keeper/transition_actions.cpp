@@ -5,6 +5,7 @@
 #include "keeper/keeper.h"
 #include "keeper/keeper_log.h"
 #include "keeper/postgres_files.h"
+#include "keeper/replication_auth.h"
 #include "libautofailover/settings.h"  // replication_names.h needs FormationSettings
 #include "libautofailover/replication_names.h"
 
@@ -72,13 +73,8 @@ const std::string& require_primary(ActionContext& ctx) {
     return ctx.assignment.primary_host;
 }
 
-std::string source_conninfo(const std::string& host, int port) {
-    return "host=" + conninfo_quote(host) + " port=" + std::to_string(port) +
-           " user=autofailover_replicator dbname=postgres connect_timeout=2";
-}
-
-bool slot_exists_on(const std::string& host, int port, const std::string& slot) {
-    pqxx::connection conn(source_conninfo(host, port));
+bool slot_exists_on(const KeeperConfig& config, const std::string& host, int port, const std::string& slot) {
+    pqxx::connection conn(source_conninfo(config, host, port));
     pqxx::nontransaction tx(conn);
     auto r = tx.exec_params("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", slot);
     return !r.empty();
@@ -88,7 +84,7 @@ bool slot_exists_on(const std::string& host, int port, const std::string& slot) 
 // old directory or a complete copy, never a half-written one.
 void base_backup(ActionContext& ctx, const std::string& host, int port) {
     const std::string slot = standby_name(ctx.state.node_id);
-    if (!slot_exists_on(host, port, slot))
+    if (!slot_exists_on(ctx.config, host, port, slot))
         throw KeeperError(KeeperError::Kind::MonitorError,
                           "the primary " + host + ":" + std::to_string(port) + " has no slot " + slot + " yet");
     const std::string& pgdata = ctx.config.pgdata;
@@ -106,6 +102,7 @@ void base_backup(ActionContext& ctx, const std::string& host, int port) {
     options.tick = ctx.tick;
     options.tick_every = ctx.config.timeouts.poll_period;
     options.extra_env = {"PGAPPNAME=" + slot, "PGCONNECT_TIMEOUT=2"};
+    for (auto& e : replication_client_env(ctx.config)) options.extra_env.push_back(e);
     options.cancel = ctx.cancelled;
     log_info("node={} pg_basebackup from {}:{} through slot {}", ctx.config.name, host, port, slot);
     auto r = run_child(argv, options);
@@ -174,6 +171,7 @@ void init_primary(ActionContext& ctx) {
         "IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'autofailover_monitor') THEN "
         "  CREATE ROLE autofailover_monitor LOGIN CONNECTION LIMIT 2; END IF; "
         "END $$");
+    set_replication_password(ctx.config);  // --auth scram-sha-256: standbys log in with it
     // What pg_rewind --source-server needs, instead of SUPERUSER.
     ctx.pg.sql(
         "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO autofailover_replicator;"
@@ -217,7 +215,7 @@ void rewind_or_reinit(ActionContext& ctx) {
         options.extra_env = {"LC_ALL=C"};
         options.cancel = ctx.cancelled;
         auto r = run_child({ctx.pg.tool("pg_rewind"), "--target-pgdata", ctx.config.pgdata, "--source-server",
-                            source_conninfo(host, port)},
+                            source_conninfo(ctx.config, host, port)},
                            options);
         if (r.ok()) {
             rewound = true;
@@ -250,7 +248,7 @@ void follow_primary(ActionContext& ctx) {
     // PG 15 re-reads primary_conninfo on reload and restarts the walreceiver;
     // recovery_target_timeline defaults to latest, so it follows the promotion.
     alter_system(ctx.pg, "primary_conninfo",
-                 replication_conninfo(host, port, standby_name(ctx.state.node_id)));
+                 replication_conninfo(ctx.config, host, port, standby_name(ctx.state.node_id)));
     alter_system(ctx.pg, "primary_slot_name", standby_name(ctx.state.node_id));
     ctx.pg.reload();
 }
@@ -274,7 +272,7 @@ void fast_forward(ActionContext& ctx) {
     if (!in_recovery(ctx.pg)) fail("fast_forward needs a standby, but Postgres is not in recovery");
     const std::string target = format_lsn(*a.upstream_lsn);
     alter_system(ctx.pg, "primary_conninfo",
-                 replication_conninfo(a.upstream_host, a.upstream_port, standby_name(ctx.state.node_id)));
+                 replication_conninfo(ctx.config, a.upstream_host, a.upstream_port, standby_name(ctx.state.node_id)));
     alter_system(ctx.pg, "primary_slot_name", std::nullopt);  // the upstream standby keeps no slot for us
     ctx.pg.reload();
     bool reached = wait_until(ctx, ctx.config.timeouts.fast_forward_timeout, [&] {
@@ -400,7 +398,7 @@ SyncStandbyNames parse_synchronous_standby_names(const std::string& value) {
 void ensure_replication_access(ActionContext& ctx, bool reload_if_changed) {
     std::vector<std::string> hosts = {ctx.config.hostname};
     for (const auto& o : ctx.others) hosts.push_back(o.host);
-    auto lines = hba_lines(hosts, conninfo_host(ctx.config.monitor_uri), ctx.config.auth_method);
+    auto lines = hba_lines(hosts, conninfo_host(ctx.config.monitor_uri), ctx.config.auth_method, ssl_enabled(ctx.config));
     if (write_hba_block(ctx.config.pgdata, lines) && reload_if_changed && ctx.pg.postmaster_alive()) {
         log_info("node={} pg_hba.conf updated for {} group hosts", ctx.config.name, hosts.size());
         ctx.pg.reload();
@@ -430,7 +428,7 @@ void maintain_replication_slots(ActionContext& ctx) {
 bool ensure_following_primary(ActionContext& ctx) {
     if (ctx.assignment.primary_host.empty() || ctx.assignment.primary_port == 0) return false;
     const std::string slot = standby_name(ctx.state.node_id);
-    const std::string wanted = replication_conninfo(ctx.assignment.primary_host, ctx.assignment.primary_port, slot);
+    const std::string wanted = replication_conninfo(ctx.config, ctx.assignment.primary_host, ctx.assignment.primary_port, slot);
     auto r = ctx.pg.sql("SELECT pg_is_in_recovery(), current_setting('primary_conninfo'), "
                         "current_setting('primary_slot_name')");
     if (!r[0][0].as<bool>()) return false;
@@ -443,7 +441,7 @@ bool ensure_following_primary(ActionContext& ctx) {
 
 void write_standby_setup(ActionContext& ctx, const std::string& host, int port, bool with_slot) {
     const std::string name = standby_name(ctx.state.node_id);
-    edit_auto_conf(ctx.config.pgdata, {{"primary_conninfo", replication_conninfo(host, port, name)},
+    edit_auto_conf(ctx.config.pgdata, {{"primary_conninfo", replication_conninfo(ctx.config, host, port, name)},
                                        {"primary_slot_name", with_slot ? std::optional<std::string>(name) : std::nullopt},
                                        {"synchronous_standby_names", std::nullopt},
                                        {"recovery_target_timeline", std::nullopt}});

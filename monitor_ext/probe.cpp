@@ -42,8 +42,10 @@ void start_attempt(ProbeSlot* slot, const ProbeSettings& settings, TimestampTz n
     char port[16];
     pg_snprintf(port, sizeof port, "%d", slot->target->port);
     const char* keywords[] = {"host", "port", "dbname", "user", "application_name", "sslmode", nullptr};
+    // prefer: TLS with nodes created with --ssl-self-signed (their pg_hba lines are hostssl),
+    // plain with the others at the cost of one SSLRequest round trip on the same socket.
     const char* values[] = {slot->target->host, port, "postgres", "autofailover_monitor", "autofailover_health_check",
-                            "disable", nullptr};
+                            "prefer", nullptr};
     slot->conn = PQconnectStartParams(keywords, values, 0);
     slot->poll = PGRES_POLLING_WRITING;
     slot->deadline = TimestampTzPlusMilliseconds(now, settings.timeout_ms);

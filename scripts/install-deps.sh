@@ -10,6 +10,7 @@ packages=(
   libpq-dev libpqxx-dev libcli11-dev libfmt-dev catch2 nlohmann-json3-dev
   python3 python3-pytest python3-psycopg
   iproute2 util-linux procps
+  openssl
 )
 
 missing=()

@@ -3,11 +3,13 @@
 #include "keeper/conninfo.h"
 #include "keeper/keeper.h"
 #include "keeper/postgres_files.h"
+#include "keeper/replication_auth.h"
 #include "keeper/transition_actions.h"
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,10 +66,65 @@ TEST_CASE("pg_hba block opens only the replication and probe roles to group and 
     CHECK(lines[0] == "host replication autofailover_replicator 10.0.0.1/32 scram-sha-256");
     CHECK(lines[1] == "host postgres autofailover_replicator 10.0.0.1/32 scram-sha-256");
     CHECK(lines[2] == "host replication autofailover_replicator 10.0.0.2/32 scram-sha-256");
-    CHECK(lines[4] == "host postgres autofailover_monitor 10.0.0.9/32 trust");
+    // The probe gets the same method: its authentication request proves the server runs.
+    CHECK(lines[4] == "host postgres autofailover_monitor 10.0.0.9/32 scram-sha-256");
     for (const auto& l : lines) CHECK(l.find(" all ") == std::string::npos);
+    for (const auto& l : lines) CHECK(l.find("trust") == std::string::npos);
     auto local = hba_lines({"localhost"}, "", "trust");
     CHECK(local.size() == 4);
+}
+
+TEST_CASE("with SSL every keeper pg_hba line is hostssl", "[hba][ssl]") {
+    auto lines = hba_lines({"10.0.0.1"}, "10.0.0.9", "scram-sha-256", true);
+    REQUIRE(lines.size() == 3);
+    for (const auto& l : lines) CHECK(l.rfind("hostssl ", 0) == 0);
+}
+
+TEST_CASE("replication connections carry a passfile and sslmode, never a password", "[conninfo][auth]") {
+    KeeperConfig config;
+    CHECK(replication_conninfo(config, "10.0.0.1", 5432, "autofailover_node_2") ==
+          replication_conninfo("10.0.0.1", 5432, "autofailover_node_2"));
+    CHECK(replication_client_env(config).empty());
+    config.replication_passfile = "/var/lib/pg/node.keeper/replication.pgpass";
+    config.ssl_cert_file = "/var/lib/pg/node.keeper/server.crt";
+    config.ssl_key_file = "/var/lib/pg/node.keeper/server.key";
+    auto conninfo = replication_conninfo(config, "10.0.0.1", 5432, "autofailover_node_2");
+    CHECK(conninfo.find("passfile='/var/lib/pg/node.keeper/replication.pgpass'") != std::string::npos);
+    CHECK(conninfo.find("sslmode=require") != std::string::npos);
+    CHECK(conninfo.find("password") == std::string::npos);
+    auto source = source_conninfo(config, "10.0.0.1", 5432);
+    CHECK(source.find("user=autofailover_replicator dbname=postgres") != std::string::npos);
+    CHECK(source.find("passfile=") != std::string::npos);
+    CHECK(replication_client_env(config) ==
+          std::vector<std::string>{"PGPASSFILE=/var/lib/pg/node.keeper/replication.pgpass", "PGSSLMODE=require"});
+    auto conf = autofailover_conf_text(config);
+    CHECK(conf.find("ssl = on\nssl_cert_file = '/var/lib/pg/node.keeper/server.crt'\n") != std::string::npos);
+}
+
+TEST_CASE("the replication password goes through a 0600 pgpass file, escaped", "[auth]") {
+    TempDir dir;
+    const std::string given = dir.path + "/password";
+    {
+        std::ofstream out(given);
+        out << "s3:cr\\et\n";
+    }
+    ::chmod(given.c_str(), 0644);
+    CHECK_THROWS_WITH(read_password_file(given), Catch::Contains("chmod 600"));
+    ::chmod(given.c_str(), 0600);
+    const std::string password = read_password_file(given);
+    CHECK(password == "s3:cr\\et");
+    CHECK(replication_pgpass_text(password).find("*:*:*:autofailover_replicator:s3\\:cr\\\\et\n") !=
+          std::string::npos);
+    const std::string pgpass = dir.path + "/replication.pgpass";
+    write_replication_pgpass(pgpass, password);
+    struct stat st {};
+    REQUIRE(::stat(pgpass.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    CHECK(read_replication_pgpass(pgpass) == password);
+    CHECK_THROWS_WITH(read_password_file(dir.path + "/missing"), Catch::Contains("does not exist"));
+    std::ofstream(dir.path + "/empty") << "\n";
+    ::chmod((dir.path + "/empty").c_str(), 0600);
+    CHECK_THROWS_WITH(read_password_file(dir.path + "/empty"), Catch::Contains("is empty"));
 }
 
 TEST_CASE("pg_hba block is placed first, replaced in place, and keeps the DBA's lines", "[hba]") {
@@ -153,4 +210,14 @@ TEST_CASE("pid file of another live process is refused", "[pidfile]") {
     const std::string path = dir.path + "/keeper.pid";
     write_file_atomically(path, std::to_string(::getppid()) + "\n");
     CHECK_THROWS_WITH(PidFile(path), Catch::Contains("another keeper"));
+}
+
+TEST_CASE("keeper.json refuses a password method without a replication passfile", "[config][auth]") {
+    const std::string base = R"({"monitor_uri":"postgres://m/autofailover","pgdata":"/d","hostname":"h",)";
+    CHECK_THROWS_WITH(config_from_json(base + R"("auth_method":"scram-sha-256"})"),
+                      Catch::Contains("replication_passfile"));
+    auto c = config_from_json(base + R"("auth_method":"scram-sha-256","replication_passfile":"/k/replication.pgpass",
+                                        "ssl_cert_file":"/k/server.crt","ssl_key_file":"/k/server.key"})");
+    CHECK(ssl_enabled(c));
+    CHECK(c.replication_passfile == "/k/replication.pgpass");
 }

@@ -1,0 +1,146 @@
+#include "keeper/replication_auth.h"
+
+#include "keeper/atomic_file.h"
+#include "keeper/child_process.h"
+#include "keeper/conninfo.h"
+#include "keeper/keeper.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace autofailover::keeper {
+namespace {
+
+const char* const kReplicationRole = "autofailover_replicator";
+
+[[noreturn]] void bad(const std::string& message) { throw KeeperError(KeeperError::Kind::BadArguments, message); }
+
+std::string pgpass_escape(const std::string& value) {
+    std::string out;
+    for (char c : value) {
+        if (c == ':' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out;
+}
+
+std::string pgpass_unescape(const std::string& value) {
+    std::string out;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        if (value[i] == '\\' && i + 1 < value.size()) ++i;
+        out += value[i];
+    }
+    return out;
+}
+
+// The openssl program on PATH (run_child wants an absolute path).
+std::string find_openssl() {
+    const char* path = std::getenv("PATH");
+    std::istringstream dirs(path ? path : "/usr/bin:/bin");
+    std::string dir;
+    while (std::getline(dirs, dir, ':')) {
+        std::string candidate = (dir.empty() ? "." : dir) + "/openssl";
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    bad("--ssl-self-signed needs the openssl command (Debian package openssl)");
+}
+
+bool exists(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+std::string read_password_file(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        bad("replication password file " + path + " does not exist or is not readable");
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+        bad("replication password file " + path + " is readable by group or others: chmod 600 it");
+    auto text = read_file_if_exists(path);
+    if (!text) bad("replication password file " + path + " does not exist");
+    std::string password = text->substr(0, text->find('\n'));
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    if (password.empty())
+        bad("replication password file " + path + " is empty: its first line is the password of " +
+            kReplicationRole + ", the same on every node of the formation");
+    return password;
+}
+
+std::string replication_pgpass_text(const std::string& password) {
+    return std::string("# autofailover: password of ") + kReplicationRole + " (written by autoctl create postgres)\n" +
+           "*:*:*:" + kReplicationRole + ":" + pgpass_escape(password) + "\n";
+}
+
+void write_replication_pgpass(const std::string& path, const std::string& password) {
+    write_file_atomically(path, replication_pgpass_text(password), 0600);
+}
+
+std::string read_replication_pgpass(const std::string& path) {
+    auto text = read_file_if_exists(path);
+    if (!text)
+        bad("replication pgpass file " + path + " (keeper.json replication_passfile) is missing; re-create it "
+            "with the formation's password: one line *:*:*:" + kReplicationRole + ":<password>, mode 0600");
+    std::istringstream in(*text);
+    std::string line;
+    const std::string prefix = std::string("*:*:*:") + kReplicationRole + ":";
+    while (std::getline(in, line))
+        if (line.rfind(prefix, 0) == 0) return pgpass_unescape(line.substr(prefix.size()));
+    bad("replication pgpass file " + path + " has no line for " + kReplicationRole);
+}
+
+void check_node_credentials(const KeeperConfig& config) {
+    if (!config.replication_passfile.empty()) read_replication_pgpass(config.replication_passfile);
+    for (const auto& file : {config.ssl_cert_file, config.ssl_key_file})
+        if (!file.empty() && !exists(file))
+            bad("keeper.json names " + file + " for SSL but it is missing; restore it or create a new one with "
+                "openssl req -new -x509 -nodes (key mode 0600)");
+}
+
+void set_replication_password(const KeeperConfig& config) {
+    if (config.replication_passfile.empty()) return;
+    const std::string password = read_replication_pgpass(config.replication_passfile);
+    const long connect_seconds = std::max<long>(1, config.timeouts.postgres_start_timeout.count() / 1000);
+    const std::string conninfo = "host=" + conninfo_quote(config.socket_dir) + " port=" + std::to_string(config.port) +
+                                 " dbname=postgres application_name=autofailover_keeper connect_timeout=" +
+                                 std::to_string(connect_seconds);
+    std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdb(conninfo.c_str()), &PQfinish);
+    auto error = [&](const std::string& what) {
+        std::string message = conn ? PQerrorMessage(conn.get()) : "out of memory";
+        while (!message.empty() && message.back() == '\n') message.pop_back();
+        throw KeeperError(KeeperError::Kind::LocalPostgres, what + ": " + message);
+    };
+    if (!conn || PQstatus(conn.get()) != CONNECTION_OK) error("cannot connect to the local Postgres");
+    std::unique_ptr<char, decltype(&PQfreemem)> verifier(
+        PQencryptPasswordConn(conn.get(), password.c_str(), kReplicationRole, "scram-sha-256"), &PQfreemem);
+    if (!verifier) error("cannot compute the SCRAM verifier of the replication password");
+    // A SCRAM verifier holds only base64 characters, '$' and ':': it needs no escaping.
+    const std::string sql =
+        std::string("ALTER ROLE ") + kReplicationRole + " PASSWORD '" + verifier.get() + "'";
+    std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(conn.get(), sql.c_str()), &PQclear);
+    if (!result || PQresultStatus(result.get()) != PGRES_COMMAND_OK)
+        error(std::string("cannot set the password of ") + kReplicationRole);
+}
+
+void create_self_signed_certificate(const std::string& cert_file, const std::string& key_file,
+                                    const std::string& common_name) {
+    if (exists(cert_file) && exists(key_file)) return;
+    // A common name is at most 64 characters; "/" would start another RDN.
+    std::string cn = common_name.substr(0, 64);
+    for (auto& c : cn)
+        if (c == '/') c = '_';
+    auto r = run_child({find_openssl(), "req", "-new", "-x509", "-days", "365", "-nodes", "-subj", "/CN=" + cn,
+                        "-keyout", key_file, "-out", cert_file});
+    if (!r.ok()) throw KeeperError(KeeperError::Kind::LocalPostgres, "openssl req failed: " + tail_of(r.output));
+    if (::chmod(key_file.c_str(), 0600) != 0)
+        throw KeeperError(KeeperError::Kind::LocalPostgres, "cannot chmod 600 " + key_file);
+}
+
+}  // namespace autofailover::keeper

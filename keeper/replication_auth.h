@@ -1,0 +1,37 @@
+// Credentials and TLS of a data node (--auth scram-sha-256, --ssl-self-signed):
+// the replication password in a pgpass file, the replication role's password,
+// the node's self-signed certificate. The password is never logged.
+#pragma once
+
+#include "keeper/keeper_config.h"
+
+#include <string>
+
+namespace autofailover::keeper {
+
+// The operator's password file (first line, trailing newline dropped). Throws
+// KeeperError(BadArguments) when it is missing, empty, or readable by group/others.
+std::string read_password_file(const std::string& path);
+
+// pgpass text for autofailover_replicator on any host, port and database (pure).
+std::string replication_pgpass_text(const std::string& password);
+// Writes that text to path, mode 0600.
+void write_replication_pgpass(const std::string& path, const std::string& password);
+// The password stored by write_replication_pgpass (throws KeeperError when unreadable).
+std::string read_replication_pgpass(const std::string& path);
+
+// Throws KeeperError(BadArguments) with what to do when keeper.json names
+// credentials or certificate files that are missing.
+void check_node_credentials(const KeeperConfig& config);
+
+// Sets autofailover_replicator's password from config.replication_passfile, on
+// the local Postgres over its socket. The SCRAM verifier is computed here, so the
+// plain password never reaches the server (nor its log). No-op without a passfile.
+void set_replication_password(const KeeperConfig& config);
+
+// openssl req: a self-signed certificate (CN=common_name) and its key (0600);
+// keeps existing files.
+void create_self_signed_certificate(const std::string& cert_file, const std::string& key_file,
+                                    const std::string& common_name);
+
+}  // namespace autofailover::keeper
