@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <regex>
 #include <stdexcept>
 
 namespace autofailover::keeper {
@@ -46,6 +47,7 @@ std::string config_to_json(const KeeperConfig& c) {
         {"stop_replication_timeout_ms", t.stop_replication_timeout.count()},
         {"base_backup_timeout_ms", t.base_backup_timeout.count()},
         {"rewind_timeout_ms", t.rewind_timeout.count()},
+        {"rejoin_stream_timeout_ms", t.rejoin_stream_timeout.count()},
     };
     Json j = {
         {"monitor_uri", c.monitor_uri},
@@ -63,6 +65,7 @@ std::string config_to_json(const KeeperConfig& c) {
         {"max_backup_rate", c.max_backup_rate},
         {"stop_postgres_on_exit", c.stop_postgres_on_exit},
         {"sync_new_data_directories", c.sync_new_data_directories},
+        {"wal_keep_size", c.wal_keep_size},
         {"timeouts", timeouts},
     };
     return j.dump(2) + "\n";
@@ -92,6 +95,7 @@ KeeperConfig config_from_json(const std::string& text) {
     read(j, "max_backup_rate", c.max_backup_rate);
     read(j, "stop_postgres_on_exit", c.stop_postgres_on_exit);
     read(j, "sync_new_data_directories", c.sync_new_data_directories);
+    read(j, "wal_keep_size", c.wal_keep_size);
     if (auto it = j.find("timeouts"); it != j.end()) {
         if (!it->is_object()) throw std::runtime_error("keeper.json: \"timeouts\" must be an object");
         auto& t = c.timeouts;
@@ -108,6 +112,7 @@ KeeperConfig config_from_json(const std::string& text) {
         read_ms(*it, "stop_replication_timeout_ms", t.stop_replication_timeout);
         read_ms(*it, "base_backup_timeout_ms", t.base_backup_timeout);
         read_ms(*it, "rewind_timeout_ms", t.rewind_timeout);
+        read_ms(*it, "rejoin_stream_timeout_ms", t.rejoin_stream_timeout);
     }
     if (c.monitor_uri.empty()) throw std::runtime_error("keeper.json: \"monitor_uri\" is required");
     if (c.pgdata.empty()) throw std::runtime_error("keeper.json: \"pgdata\" is required");
@@ -119,6 +124,9 @@ KeeperConfig config_from_json(const std::string& text) {
                                  "--replication-password-file writes it)");
     if (c.ssl_cert_file.empty() != c.ssl_key_file.empty())
         throw std::runtime_error("keeper.json: \"ssl_cert_file\" and \"ssl_key_file\" go together");
+    // Written into autofailover.conf: a bad value would keep Postgres from starting.
+    if (!std::regex_match(c.wal_keep_size, std::regex(R"(\d+ ?(kB|MB|GB|TB)?)")))
+        throw std::runtime_error("keeper.json: \"wal_keep_size\" must be a size such as 512MB or 0");
     if (c.timeouts.poll_period.count() == 0) throw std::runtime_error("keeper.json: \"poll_period_ms\" must be > 0");
     return c;
 }

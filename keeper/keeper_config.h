@@ -33,6 +33,9 @@ struct KeeperTimeouts {
     // pg_basebackup and pg_rewind run at most this long.
     std::chrono::milliseconds base_backup_timeout{3600000};
     std::chrono::milliseconds rewind_timeout{600000};
+    // After pg_rewind, the standby must stream from the primary within this long,
+    // else it is re-initialized from a fresh base backup (docs/keeper.md).
+    std::chrono::milliseconds rejoin_stream_timeout{30000};
 };
 
 struct KeeperConfig {
@@ -57,6 +60,9 @@ struct KeeperConfig {
     // initdb / pg_basebackup fsync the new data directory (seconds on a slow disk).
     // false only for throw-away test and demo clusters: a power loss could corrupt them.
     bool sync_new_data_directories = true;
+    // wal_keep_size of the local Postgres (all nodes): WAL kept for a node that
+    // rejoins without a slot holding it (docs/keeper.md, "WAL retention").
+    std::string wal_keep_size = "512MB";
     KeeperTimeouts timeouts;
 };
 

@@ -110,6 +110,14 @@ void KeeperLoop::reload_config() {
         monitor_.set_call_timeout(config_.timeouts.monitor_call_timeout);
         log_info("node={} state={} reloaded keeper.json (poll_period={})", name(), to_string(state_.current_state),
                  ms(config_.timeouts.poll_period));
+        // Settings of autofailover.conf that a reload applies (wal_keep_size) take effect now.
+        if (pg_.data_dir_exists() && read_file_if_exists(config_.pgdata + "/autofailover.conf") !=
+                                         autofailover_conf_text(config_)) {
+            write_autofailover_conf(config_);
+            if (pg_.postmaster_alive()) pg_.reload();
+            log_info("node={} state={} autofailover.conf rewritten from keeper.json", name(),
+                     to_string(state_.current_state));
+        }
     } catch (const std::exception& e) {
         log_error("node={} state={} keeper.json not reloaded, keeping the old settings: {}", name(),
                   to_string(state_.current_state), e.what());
@@ -249,7 +257,8 @@ void KeeperLoop::heartbeat() {
 
 void KeeperLoop::supervise(const Observation& obs) {
     const NodeState s = state_.current_state;
-    ActionContext ctx{config_, state_, pg_, assignment_, others_, [this] { heartbeat(); }, stop_requested_};
+    ActionContext ctx{config_, state_, pg_, assignment_, others_, [this] { heartbeat(); }, stop_requested_,
+                      [this] { persist(); }};
     if (obs.data_dir_exists && s != NodeState::Maintenance) ensure_replication_access(ctx, true);
 
     if (postgres_must_be_stopped(s) && obs.running) {
@@ -291,6 +300,8 @@ void KeeperLoop::supervise(const Observation& obs) {
         return;
     }
     if (obs.accepting && !obs.in_recovery && is_writable(s)) maintain_replication_slots(ctx);
+    if (obs.accepting && obs.in_recovery && (s == NodeState::Secondary || s == NodeState::Catchingup))
+        drop_standby_slots(ctx);
     if (obs.accepting && obs.in_recovery && (s == NodeState::Secondary || s == NodeState::Catchingup) &&
         ensure_following_primary(ctx))
         log_warn("node={} state={} primary_conninfo did not point at the primary {}:{}; re-pointed it", name(),
@@ -311,7 +322,8 @@ bool KeeperLoop::advance_towards_goal() {
     if (path->empty()) return false;
     const KeeperTransition edge = path->front();
     const int generation = fence_generation_;
-    ActionContext ctx{config_, state_, pg_, assignment_, others_, [this] { heartbeat(); }, stop_requested_};
+    ActionContext ctx{config_, state_, pg_, assignment_, others_, [this] { heartbeat(); }, stop_requested_,
+                      [this] { persist(); }};
     const auto started = SteadyClock::now();
     run_action(edge.action, ctx);
     if (generation != fence_generation_) return true;  // fenced meanwhile: that transition wins

@@ -42,6 +42,7 @@ std::string state_to_json(const KeeperState& s) {
         {"network_partition_timeout_ms", s.network_partition_timeout.count()},
         {"fenced_at_ms", time_to_json(s.fenced_at)},
         {"dropped", s.dropped},
+        {"rejoin_needs_base_backup", s.rejoin_needs_base_backup},
     };
     return j.dump(2) + "\n";
 }
@@ -61,6 +62,7 @@ KeeperState state_from_json(const std::string& text) {
             std::chrono::milliseconds(j.value("network_partition_timeout_ms", s.network_partition_timeout.count()));
         s.fenced_at = time_from_json(j, "fenced_at_ms");
         s.dropped = j.value("dropped", false);
+        s.rejoin_needs_base_backup = j.value("rejoin_needs_base_backup", false);
     } catch (const Json::exception& e) {
         throw std::runtime_error(std::string("state.json is malformed: ") + e.what());
     }

@@ -24,6 +24,10 @@ struct KeeperState {
     // Set when this node fenced itself (it went to demote_timeout on its own).
     std::optional<TimePoint> fenced_at;
     bool dropped = false;
+    // A rewound data directory could not follow the primary (WAL gone, history
+    // diverged): the next rejoin copies a fresh base backup instead of rewinding
+    // again, also after a keeper crash. Cleared once a base backup is in place.
+    bool rejoin_needs_base_backup = false;
 };
 
 std::string state_to_json(const KeeperState& state);

@@ -78,6 +78,8 @@ public:
         });
     }
     void disconnect() { conn_.reset(); }
+    // <pgdata>/../<basename>.postgres.log, where pg_ctl start sends the server log.
+    std::string server_log_path() const { return postgres_log_path(); }
 
 private:
     pqxx::result with_connection(const std::function<pqxx::result(pqxx::connection&)>& fn);

@@ -72,7 +72,9 @@ std::string autofailover_conf_text(const KeeperConfig& c) {
         "wal_sender_timeout = 30s\n"
         "synchronous_commit = on\n"
         "{}",
-        quote_guc(c.hostname), c.port, quote_guc(c.socket_dir), ssl_settings(c));
+        quote_guc(c.hostname), c.port, quote_guc(c.socket_dir), ssl_settings(c)) +
+           // WAL kept for a node that rejoins without a slot holding it (docs/keeper.md).
+           "wal_keep_size = " + quote_guc(c.wal_keep_size) + "\n";
 }
 
 void write_autofailover_conf(const KeeperConfig& config) {

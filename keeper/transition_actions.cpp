@@ -5,12 +5,14 @@
 #include "keeper/keeper.h"
 #include "keeper/keeper_log.h"
 #include "keeper/postgres_files.h"
+#include "keeper/rejoin.h"
 #include "keeper/replication_auth.h"
 #include "libautofailover/settings.h"  // replication_names.h needs FormationSettings
 #include "libautofailover/replication_names.h"
 
 #include <pqxx/pqxx>
 
+#include <ctime>
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -80,9 +82,14 @@ bool slot_exists_on(const KeeperConfig& config, const std::string& host, int por
     return !r.empty();
 }
 
+void persist(ActionContext& ctx) {
+    if (ctx.persist) ctx.persist();
+}
+
 // pg_basebackup into <pgdata>.basebackup, then swapped in: PGDATA is either the
-// old directory or a complete copy, never a half-written one.
-void base_backup(ActionContext& ctx, const std::string& host, int port) {
+// old directory or a complete copy, never a half-written one. The old directory
+// is deleted, or kept as `keep_old_as` when that is not empty.
+void base_backup(ActionContext& ctx, const std::string& host, int port, const std::string& keep_old_as = "") {
     const std::string slot = standby_name(ctx.state.node_id);
     if (!slot_exists_on(ctx.config, host, port, slot))
         throw KeeperError(KeeperError::Kind::MonitorError,
@@ -111,11 +118,13 @@ void base_backup(ActionContext& ctx, const std::string& host, int port) {
         fail("pg_basebackup from " + host + ":" + std::to_string(port) + " failed: " + tail_of(r.output));
     }
     ::chmod(temp.c_str(), 0700);
-    const std::string old = pgdata + ".old";
-    fs::remove_all(old);
+    const std::string old = keep_old_as.empty() ? pgdata + ".old" : keep_old_as;
+    fs::remove_all(pgdata + ".old");
     if (fs::exists(pgdata)) fs::rename(pgdata, old);
     fs::rename(temp, pgdata);
-    fs::remove_all(old);
+    if (keep_old_as.empty()) fs::remove_all(old);
+    ctx.state.rejoin_needs_base_backup = false;  // a fresh copy follows its primary
+    persist(ctx);
 }
 
 void drop_local_slots(LocalPostgres& pg) {
@@ -199,40 +208,151 @@ void init_standby(ActionContext& ctx) {
     start_as_standby_of(ctx, host, port);
 }
 
-void rewind_or_reinit(ActionContext& ctx) {
-    const auto& host = require_primary(ctx);
-    const int port = ctx.assignment.primary_port;
-    ctx.pg.stop("fast", ctx.tick);
-    bool rewound = false;
-    if (ctx.pg.data_dir_exists()) {
-        // pg_rewind runs crash recovery itself (single-user) when the target was not shut down cleanly;
-        // standby.signal would make that refuse, and the standby setup is rewritten below anyway.
-        remove_standby_signal(ctx.config.pgdata);
-        ChildOptions options;
-        options.timeout = ctx.config.timeouts.rewind_timeout;
-        options.tick = ctx.tick;
-        options.tick_every = ctx.config.timeouts.poll_period;
-        options.extra_env = {"LC_ALL=C"};
-        options.cancel = ctx.cancelled;
-        auto r = run_child({ctx.pg.tool("pg_rewind"), "--target-pgdata", ctx.config.pgdata, "--source-server",
-                            source_conninfo(ctx.config, host, port)},
-                           options);
-        if (r.ok()) {
-            rewound = true;
-            log_info("node={} pg_rewind from {}:{} done: {}", ctx.config.name, host, port, tail_of(r.output, 120));
-        } else {
-            log_warn("node={} pg_rewind from {}:{} failed, falling back to a fresh base backup: {}", ctx.config.name,
-                     host, port, tail_of(r.output));
-        }
+// Where a node that left the replication stream keeps a data directory we may not
+// delete: "<pgdata>.diverged-<UTC time>".
+std::string diverged_copy_path(const std::string& pgdata) {
+    char stamp[32];
+    const std::time_t now = std::time(nullptr);
+    std::tm utc{};
+    ::gmtime_r(&now, &utc);
+    std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+    return pgdata + ".diverged-" + stamp;
+}
+
+// The primary's flush LSN, or nullopt when it does not answer.
+std::optional<Lsn> primary_flush_lsn(ActionContext& ctx, const std::string& host, int port) {
+    try {
+        pqxx::connection conn(source_conninfo(ctx.config, host, port));
+        pqxx::nontransaction tx(conn);
+        return parse_lsn(tx.exec("SELECT pg_current_wal_flush_lsn()::text")[0][0].c_str());
+    } catch (const std::exception& e) {
+        log_debug("node={} primary {}:{} did not answer: {}", ctx.config.name, host, port, e.what());
+        return std::nullopt;
     }
-    if (!rewound) base_backup(ctx, host, port);
-    start_as_standby_of(ctx, host, port);
+}
+
+std::optional<WalReceiverView> wal_receiver(LocalPostgres& pg) {
+    auto r = pg.sql("SELECT status, receive_start_lsn::text, flushed_lsn::text FROM pg_stat_wal_receiver");
+    if (r.empty()) return std::nullopt;
+    WalReceiverView v;
+    v.status = r[0][0].is_null() ? "" : r[0][0].c_str();
+    if (!r[0][1].is_null()) v.receive_start_lsn = parse_lsn(r[0][1].c_str());
+    if (!r[0][2].is_null()) v.flushed_lsn = parse_lsn(r[0][2].c_str());
+    return v;
+}
+
+// Starts a rewound data directory as a standby of host:port and waits until it
+// streams. Returns why it cannot follow that primary (it is then stopped), or
+// nullopt once it streams. Throws, leaving the decision to a later try, when the
+// cause may be passing: the primary does not answer, or Postgres itself fails to start.
+std::optional<std::string> start_rewound_standby(ActionContext& ctx, const std::string& host, int port) {
+    const std::string log_path = ctx.pg.server_log_path();
+    ServerLogWatch watch(log_path, ServerLogWatch::end_of(log_path));
+    std::optional<std::string> reason;
+    auto stopped_because = [&](std::string why) {
+        ctx.pg.stop("immediate", ctx.tick);
+        return std::optional<std::string>(std::move(why));
+    };
+    write_autofailover_conf(ctx.config);
+    ensure_replication_access(ctx, false);
+    write_standby_setup(ctx, host, port, true);
+    try {
+        // A standby after pg_rewind accepts connections only once consistent, which may need
+        // WAL the primary no longer has: the server log tells at once, pg_ctl would wait its timeout.
+        ctx.pg.start(ctx.tick, [&] {
+            if (ctx.cancelled && ctx.cancelled()) return true;
+            if (!reason) reason = watch.unfollowable_reason();
+            return reason.has_value();
+        });
+    } catch (const KeeperError& e) {
+        if (ctx.cancelled && ctx.cancelled()) throw;
+        if (!reason) reason = watch.unfollowable_reason();
+        if (reason) return stopped_because(*reason);
+        // pg_ctl gave up waiting while the postmaster runs: it never became consistent.
+        if (ctx.pg.postmaster_alive())
+            return stopped_because("it did not become a consistent standby within postgres_start_timeout (" +
+                                   std::to_string(ctx.config.timeouts.postgres_start_timeout.count()) + "ms)");
+        throw;  // Postgres did not start at all: a new base backup would not start either
+    }
+    const std::optional<Lsn> primary_lsn = primary_flush_lsn(ctx, host, port);
+    const bool streams = wait_until(ctx, ctx.config.timeouts.rejoin_stream_timeout, [&] {
+        if (!reason) reason = watch.unfollowable_reason();
+        return reason.has_value() || streams_from_primary(wal_receiver(ctx.pg), primary_lsn);
+    });
+    if (reason) return stopped_because(*reason);
+    if (streams) return std::nullopt;
+    if (!primary_lsn)
+        fail("the primary " + host + ":" + std::to_string(port) + " did not answer while the rewound standby waited "
+             "to stream from it; trying again");
+    return stopped_because("it did not stream from the primary within rejoin_stream_timeout (" +
+                           std::to_string(ctx.config.timeouts.rejoin_stream_timeout.count()) + "ms)");
+}
+
+void drop_local_slots_once_up(ActionContext& ctx) {
     // Slots copied from, or left over by, the old primary hold back WAL and xmin.
     if (wait_until(ctx, ctx.config.timeouts.postgres_start_timeout, [&] {
             ctx.pg.sql("SELECT 1");
             return true;
         }))
         drop_local_slots(ctx.pg);
+}
+
+void reinit_from_primary(ActionContext& ctx, const std::string& host, int port, const std::string& keep_old_as = "") {
+    base_backup(ctx, host, port, keep_old_as);
+    start_as_standby_of(ctx, host, port);
+    drop_local_slots_once_up(ctx);
+}
+
+// A former primary (or a node back from maintenance or an earlier life) becomes a
+// standby of the current primary. When may its data directory be thrown away?
+//  - After pg_rewind succeeded ("rewound" or "no rewind required") it holds nothing
+//    the primary lacks: pg_rewind cut it back to where the histories forked, or
+//    proved it never went past that point. If it still cannot follow (the WAL it
+//    needs is gone, histories disagree), a fresh base backup loses nothing more.
+//    rejoin_needs_base_backup is set only in that case, so acting on it after a
+//    keeper restart (without rewinding again) is just as safe.
+//  - When pg_rewind fails we cannot tell: the directory may hold commits that an
+//    asynchronous old primary never sent. It is renamed <pgdata>.diverged-<time>
+//    for the DBA, never deleted, and the node rejoins from a fresh base backup.
+void rewind_or_reinit(ActionContext& ctx) {
+    const auto& host = require_primary(ctx);
+    const int port = ctx.assignment.primary_port;
+    const std::string& name = ctx.config.name;
+    const std::string state(to_string(ctx.state.current_state));
+    ctx.pg.stop("fast", ctx.tick);
+    if (!ctx.pg.data_dir_exists()) return reinit_from_primary(ctx, host, port);
+    if (ctx.state.rejoin_needs_base_backup) {
+        log_warn("node={} state={} the rewound data directory could not follow the primary before; "
+                 "re-initializing it from a fresh base backup of {}:{}", name, state, host, port);
+        return reinit_from_primary(ctx, host, port);
+    }
+    // pg_rewind runs crash recovery itself (single-user) when the target was not shut down cleanly;
+    // standby.signal would make that refuse, and the standby setup is rewritten afterwards anyway.
+    remove_standby_signal(ctx.config.pgdata);
+    ChildOptions options;
+    options.timeout = ctx.config.timeouts.rewind_timeout;
+    options.tick = ctx.tick;
+    options.tick_every = ctx.config.timeouts.poll_period;
+    options.extra_env = {"LC_ALL=C"};
+    options.cancel = ctx.cancelled;
+    auto r = run_child({ctx.pg.tool("pg_rewind"), "--target-pgdata", ctx.config.pgdata, "--source-server",
+                        source_conninfo(ctx.config, host, port)},
+                       options);
+    if (r.cancelled) fail("pg_rewind interrupted: the keeper is stopping");
+    if (!r.ok()) {
+        const std::string keep = diverged_copy_path(ctx.config.pgdata);
+        log_warn("node={} state={} pg_rewind from {}:{} failed ({}); keeping the data directory as {} and "
+                 "re-initializing from a fresh base backup", name, state, host, port, tail_of(r.output), keep);
+        return reinit_from_primary(ctx, host, port, keep);
+    }
+    log_info("node={} state={} pg_rewind from {}:{} done: {}", name, state, host, port, tail_of(r.output, 120));
+    const auto reason = start_rewound_standby(ctx, host, port);
+    if (!reason) return drop_local_slots_once_up(ctx);
+    ctx.state.rejoin_needs_base_backup = true;  // a keeper restarted from here does not rewind again
+    persist(ctx);
+    log_warn("node={} state={} the rewound data directory cannot follow the primary {}:{}: {}; "
+             "re-initializing it from a fresh base backup", name, state, host, port, *reason);
+    reinit_from_primary(ctx, host, port);
 }
 
 void follow_primary(ActionContext& ctx) {
@@ -287,6 +407,17 @@ void fast_forward(ActionContext& ctx) {
 void promote(ActionContext& ctx) {
     ensure_running(ctx);
     if (in_recovery(ctx.pg)) {
+        // Slots made while still a standby reserve WAL from its last restartpoint, which is
+        // no later than where a rewound old primary resumes (its last checkpoint before the
+        // fork, or its end of WAL); made after promotion they would start at the new
+        // checkpoint, and that checkpoint removes the older segments (docs/keeper.md).
+        // Best effort: the promotion must not wait for it.
+        try {
+            maintain_replication_slots(ctx);
+        } catch (const std::exception& e) {
+            log_warn("node={} state={} slots not created before promotion (after it, then): {}", ctx.config.name,
+                     to_string(ctx.state.current_state), e.what());
+        }
         ctx.pg.promote(ctx.tick);
         if (!wait_until(ctx, ctx.config.timeouts.promote_timeout, [&] { return !in_recovery(ctx.pg); }))
             fail("promotion did not finish within promote_timeout");
@@ -423,6 +554,17 @@ void maintain_replication_slots(ActionContext& ctx) {
         ctx.pg.sql_params("SELECT pg_create_physical_replication_slot($1, true)", name);
         log_info("node={} created replication slot {}", ctx.config.name, name);
     }
+}
+
+void drop_standby_slots(ActionContext& ctx) {
+    // Standbys keep no slots; ones made just before a promotion that did not happen would
+    // hold WAL on this standby for ever.
+    auto dropped = ctx.pg.sql(
+        "SELECT slot_name, pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+        "WHERE NOT active AND slot_type = 'physical' AND slot_name LIKE 'autofailover\\_node\\_%'");
+    for (const auto& row : dropped)
+        log_info("node={} state={} dropped replication slot {} (a standby keeps none)", ctx.config.name,
+                 to_string(ctx.state.current_state), row[0].c_str());
 }
 
 bool ensure_following_primary(ActionContext& ctx) {

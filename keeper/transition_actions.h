@@ -22,6 +22,7 @@ struct ActionContext {
     const std::vector<OtherNode>& others;  // get_other_nodes(), latest
     std::function<void()> tick;           // keeps reporting while a long step runs
     std::function<bool()> cancelled;      // true once the keeper is asked to stop
+    std::function<void()> persist;        // writes state.json now (atomically)
 };
 
 void run_action(KeeperAction action, ActionContext& ctx);
@@ -33,6 +34,9 @@ void ensure_replication_access(ActionContext& ctx, bool reload_if_changed);
 void maintain_replication_slots(ActionContext& ctx);
 // Standby setup while stopped: standby.signal + primary_conninfo/slot in postgresql.auto.conf.
 void write_standby_setup(ActionContext& ctx, const std::string& host, int port, bool with_slot);
+
+// On a running standby: drops the inactive autofailover slots (a standby keeps none).
+void drop_standby_slots(ActionContext& ctx);
 
 // On a running standby that should stream from the primary: re-point primary_conninfo /
 // primary_slot_name when someone or something changed them. Returns true when it did.
