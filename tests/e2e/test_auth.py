@@ -158,6 +158,12 @@ def test_keepers_reach_the_monitor_over_tls_and_probes_see_nodes(secure):
     # The probes get an authentication request from scram-sha-256 pg_hba lines: that counts as up.
     state = f.state()
     assert all(s["health"] == "good" for s in state.values()), state
+    # They reach those hostssl lines over TLS: a plain probe would find no line, and the server
+    # would log a FATAL "no pg_hba.conf entry ... no encryption" for every probe.
+    for node in f.nodes.values():
+        with open(os.path.join(f.workdir, f"{node.name}.postgres.log"), errors="replace") as fh:
+            refused = [line for line in fh if "no pg_hba.conf entry" in line]
+        assert not refused, refused[:3]
 
 
 def test_pg_hba_has_no_trust_line_for_tcp(secure):
@@ -253,3 +259,14 @@ def test_wrong_replication_password_is_refused_clearly(secure):
     assert r.returncode == 4, output
     assert 'password authentication failed for user "autofailover_replicator"' in output, output
     assert "not-the-replication-password" not in output
+
+
+@pytest.mark.parametrize("network,message", [("10.0.0.7/24", "host bits"), ("10.0.0.0/33", "prefix length"),
+                                              ("example.org/24", "CIDR notation")])
+def test_create_monitor_refuses_bad_allow_networks(secure, network, message):
+    f = secure.f
+    pgdata = os.path.join(f.workdir, "monitor_bad_allow")
+    r = f.autoctl("create", "monitor", "--pgdata", pgdata, "--pgport", f.port_base + 8, "--hostname", "127.0.0.1",
+                  "--allow", network, check=False)
+    assert r.returncode == 1 and message in r.stderr, r
+    assert not os.path.exists(pgdata)
