@@ -86,6 +86,14 @@ void persist(ActionContext& ctx) {
     if (ctx.persist) ctx.persist();
 }
 
+// The data directory takes writes now: a later rejoin must pg_rewind it again, never
+// discard it on the word of a rewind of an earlier life (rejoin_needs_base_backup).
+void forget_failed_rejoin(ActionContext& ctx) {
+    if (!ctx.state.rejoin_needs_base_backup) return;
+    ctx.state.rejoin_needs_base_backup = false;
+    persist(ctx);
+}
+
 // pg_basebackup into <pgdata>.basebackup, then swapped in: PGDATA is either the
 // old directory or a complete copy, never a half-written one. The old directory
 // is deleted, or kept as `keep_old_as` when that is not empty.
@@ -188,6 +196,7 @@ void init_primary(ActionContext& ctx) {
         "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO autofailover_replicator;"
         "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) "
         "  TO autofailover_replicator;");
+    forget_failed_rejoin(ctx);
     alter_system(ctx.pg, "primary_conninfo", std::nullopt);
     alter_system(ctx.pg, "primary_slot_name", std::nullopt);
     set_sync_standby_names(ctx, "");
@@ -339,6 +348,9 @@ void rewind_or_reinit(ActionContext& ctx) {
                         source_conninfo(ctx.config, host, port)},
                        options);
     if (r.cancelled) fail("pg_rewind interrupted: the keeper is stopping");
+    if (!r.ok() && !primary_flush_lsn(ctx, host, port))
+        fail("pg_rewind from " + host + ":" + std::to_string(port) + " failed and the primary does not answer; "
+             "trying again: " + tail_of(r.output));
     if (!r.ok()) {
         const std::string keep = diverged_copy_path(ctx.config.pgdata);
         log_warn("node={} state={} pg_rewind from {}:{} failed ({}); keeping the data directory as {} and "
@@ -422,6 +434,7 @@ void promote(ActionContext& ctx) {
         if (!wait_until(ctx, ctx.config.timeouts.promote_timeout, [&] { return !in_recovery(ctx.pg); }))
             fail("promotion did not finish within promote_timeout");
     }
+    forget_failed_rejoin(ctx);
     // The checkpoint records the new timeline, so pg_rewind of the old primary sees it.
     ctx.pg.sql("CHECKPOINT");
     alter_system(ctx.pg, "primary_conninfo", std::nullopt);
@@ -484,6 +497,7 @@ void resume_as_primary(ActionContext& ctx) {
     write_autofailover_conf(ctx.config);
     ensure_running(ctx);
     if (in_recovery(ctx.pg)) fail("Postgres came back in recovery; it cannot resume as the primary");
+    forget_failed_rejoin(ctx);
     set_sync_standby_names(ctx, ctx.assignment.synchronous_standby_names);
     ctx.state.fenced_at.reset();
 }

@@ -23,8 +23,9 @@ import pytest
 from formation import _user_ids
 from workload import Workload
 
-# From the old primary's keeper start to full health (rewind or base backup of a small database).
-REJOIN_TIMEOUT = 90.0
+# From the old primary's keeper start to full health (rewind or base backup of a small database);
+# generous because this 2-core machine is shared (76.7 s seen at load average 13.5, 12-16 s at 6-8).
+REJOIN_TIMEOUT = 150.0
 WAL_SEGMENT_BYTES = 16 * 1024 * 1024
 # The keeper's rejoin_stream_timeout for this module (default 30 s): bounds the
 # case where no log line tells that the standby cannot follow.
@@ -136,7 +137,9 @@ def load_average():
 
 def test_formation_with_wal_keep_size_zero(formation):
     for node in formation.nodes.values():
-        set_keeper_settings(node, {"wal_keep_size": "0"}, {"rejoin_stream_timeout_ms": REJOIN_STREAM_TIMEOUT_MS})
+        # Throw-away clusters: the base backup need not fsync (seconds under load).
+        set_keeper_settings(node, {"wal_keep_size": "0", "sync_new_data_directories": False},
+                            {"rejoin_stream_timeout_ms": REJOIN_STREAM_TIMEOUT_MS})
     for node in formation.nodes.values():
         wait_for(lambda: node.sql("SHOW wal_keep_size")[0][0] == "0", f"wal_keep_size 0 on {node.name}")
     formation.wait_healthy()
