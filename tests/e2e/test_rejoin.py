@@ -8,9 +8,11 @@ replication slots keep WAL for it:
 2. the WAL the old primary needs is really gone (its slot was dropped and
    re-made after more checkpoints, as if it had been made too late or lost):
    the keeper sees the removed segment, re-initializes it from a fresh base
-   backup and it rejoins without any manual step.
+   backup and it rejoins without any manual step;
+3. a keeper restarted after such a failed rejoin (state.json says so) goes
+   straight to the base backup and does not pg_rewind again.
 
-Both assert zero lost acknowledged commits, never two writable primaries, and
+All assert zero lost acknowledged commits, never two writable primaries, and
 full health within REJOIN_TIMEOUT, and print the measured time to rejoin."""
 
 import json
@@ -193,3 +195,31 @@ def test_old_primary_whose_wal_is_gone_rejoins_from_a_base_backup(formation):
         assert json.load(f)["rejoin_needs_base_backup"] is False
     print(f"\n[rejoin] old primary needed removed WAL; back as secondary through a fresh base backup in "
           f"{took:.1f}s (load average {load_average()})")
+
+
+def test_keeper_restarted_after_a_failed_rejoin_goes_straight_to_a_base_backup(formation):
+    old = formation.primary()
+    with Workload(formation, "rejoin of a keeper restarted after a failed rejoin") as w:
+        w.wait_for_commits(20)
+        crash_primary_and_wait_for_failover(formation, old)
+        w.wait_for_commits(20)
+        # What state.json holds when a keeper died after it saw that the rewound directory
+        # cannot follow, before its base backup was in place.
+        path = os.path.join(old.state_dir, "state.json")
+        with open(path) as f:
+            state = json.load(f)
+        state["rejoin_needs_base_backup"] = True
+        with open(path + ".tmp", "w") as f:
+            json.dump(state, f, indent=2)
+        os.chown(path + ".tmp", *_user_ids())
+        os.chmod(path + ".tmp", 0o600)
+        os.replace(path + ".tmp", path)
+        took, log = rejoin(formation, old)
+        w.wait_for_commits(20)
+    w.assert_clean()
+    assert "could not follow the primary before" in log and "pg_basebackup from" in log, log
+    assert "pg_rewind from" not in log, "a restarted keeper must not rewind again after a failed rejoin"
+    with open(path) as f:
+        assert json.load(f)["rejoin_needs_base_backup"] is False
+    print(f"\n[rejoin] restarted keeper went straight to a base backup; secondary in {took:.1f}s "
+          f"(load average {load_average()})")
