@@ -70,6 +70,11 @@ PEERS = {  # (Patroni, repmgr, PAF) as the seed reports them, translated; not me
 
 # Why rows failed in earlier runs (kept by hand: causes need a person reading the logs). Newest first.
 FINDINGS = [
+    "- 12:17-12:22 UTC full run (the table above; load 2.4-9.5): **R2 failed**, seed 834687403 round 2 =",
+    "  SIGSTOP of the primary's host for 7.1 s, the same mechanism as R5 of the 11:20 run below: n2 promoted",
+    "  12:21:07.598, n1 resumed about 12:21:10.3 and answered once as writable, its keeper stopped it",
+    "  (`received immediate shutdown request` 12:21:10.403); 0 lost, 0 acknowledged by two servers. F1, M2",
+    "  and P3, which failed or nearly failed in the 12:01 run, passed (P3 healthy 8.4 s after the crash).",
     "- 12:01-12:11 UTC full run (source b6e95ab, with keeper 2e4620f; load 6-25, seed 928698471): **F1 and M2",
     "  failed**, the other 16 rows passed.",
     "  - **F1**: n2 (primary) and n1 both answered as writable for 0.07 s. Monitor: 12:08:59.797 n2 declared",
