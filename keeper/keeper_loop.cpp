@@ -165,7 +165,12 @@ std::chrono::milliseconds KeeperLoop::time_to_fencing_deadline() const {
 
 bool KeeperLoop::contact_monitor(const Observation& obs) {
     // A monitor behind a dead network must not keep a primary from fencing on time.
-    const auto bounded = std::min(config_.timeouts.monitor_call_timeout, time_to_fencing_deadline() + milliseconds(20));
+    // With Postgres down there is nothing to fence: the full timeout, or a restarted
+    // keeper whose last contact is old gets 100 ms calls and, on a loaded machine,
+    // never reaches the monitor again (seen at load 25: old primary stuck for 90 s).
+    const auto bounded = obs.running ? std::min(config_.timeouts.monitor_call_timeout,
+                                                time_to_fencing_deadline() + milliseconds(20))
+                                     : config_.timeouts.monitor_call_timeout;
     monitor_.set_call_timeout(std::max(bounded, milliseconds(100)));
     try {
         assignment_ = monitor_.node_active(config_.formation, state_.node_id, make_report(obs));
