@@ -126,8 +126,16 @@ void KeeperLoop::reload_config() {
 
 Observation KeeperLoop::observe_and_track() {
     Observation obs = pg_.observe();
-    for (const auto& s : obs.standbys)
-        if (s.state == "streaming") state_.last_standby_contact = Clock::now();
+    // Contact is when the standby last replied, not when we looked: a walsender stays
+    // 'streaming' for a while after its standby stopped replicating (it froze for an
+    // election), and counting that as fresh contact would delay fencing past the
+    // moment the monitor promotes another node.
+    const auto now = Clock::now();
+    for (const auto& s : obs.standbys) {
+        if (s.state != "streaming" || !s.reply_age) continue;
+        const TimePoint replied = now - std::chrono::duration_cast<Clock::duration>(*s.reply_age);
+        if (!state_.last_standby_contact || replied > *state_.last_standby_contact) state_.last_standby_contact = replied;
+    }
     if (obs.running) {
         down_since_.reset();
         restart_attempts_ = 0;
@@ -163,15 +171,20 @@ std::chrono::milliseconds KeeperLoop::time_to_fencing_deadline() const {
     return std::max(left, milliseconds(0));
 }
 
-bool KeeperLoop::contact_monitor(const Observation& obs) {
-    // A monitor behind a dead network must not keep a primary from fencing on time.
-    // With Postgres down there is nothing to fence: the full timeout, or a restarted
-    // keeper whose last contact is old gets 100 ms calls and, on a loaded machine,
-    // never reaches the monitor again (seen at load 25: old primary stuck for 90 s).
+// A monitor behind a dead network must not keep a running primary from fencing on
+// time, so its calls end at the fencing deadline (at least 100 ms). With Postgres down
+// there is nothing to fence: the full timeout, else a restarted keeper whose last
+// contact is old makes 100 ms calls that, on a loaded machine, never reach the monitor
+// (seen in the P3/M2 failure tests: an old primary stuck for 90 s).
+void KeeperLoop::bound_monitor_call(const Observation& obs) {
     const auto bounded = obs.running ? std::min(config_.timeouts.monitor_call_timeout,
                                                 time_to_fencing_deadline() + milliseconds(20))
                                      : config_.timeouts.monitor_call_timeout;
     monitor_.set_call_timeout(std::max(bounded, milliseconds(100)));
+}
+
+bool KeeperLoop::contact_monitor(const Observation& obs) {
+    bound_monitor_call(obs);
     try {
         assignment_ = monitor_.node_active(config_.formation, state_.node_id, make_report(obs));
         state_.last_monitor_contact = Clock::now();
@@ -239,9 +252,7 @@ void KeeperLoop::heartbeat() {
         Observation obs = observe_and_track();
         NodeReport report = make_report(obs);
         try {
-            const auto bounded =
-                std::min(config_.timeouts.monitor_call_timeout, time_to_fencing_deadline() + milliseconds(20));
-            monitor_.set_call_timeout(std::max(bounded, milliseconds(100)));
+            bound_monitor_call(obs);
             auto a = monitor_.node_active(config_.formation, state_.node_id, report);
             state_.last_monitor_contact = Clock::now();
             if (a.goal != state_.goal_state)

@@ -48,6 +48,7 @@ private:
     bool step_unguarded();
     Observation observe_and_track();
     NodeReport make_report(const Observation& obs);
+    void bound_monitor_call(const Observation& obs);
     bool contact_monitor(const Observation& obs);
     void heartbeat();  // called from inside long actions
     bool check_partition(const Observation& obs);

@@ -131,7 +131,9 @@ Observation LocalPostgres::observe() {
                     "SELECT application_name, CASE WHEN reply_time >= now() - 2 * "
                     " current_setting('wal_receiver_status_interval')::interval THEN coalesce(state, '') "
                     " ELSE 'silent' END, coalesce(sync_state, ''), "
-                    " coalesce(flush_lsn, '0/0')::text FROM pg_stat_replication "
+                    " coalesce(flush_lsn, '0/0')::text, "
+                    " (extract(epoch FROM greatest(interval '0', clock_timestamp() - reply_time)) * 1000)::bigint "
+                    "FROM pg_stat_replication "
                     "WHERE usename = 'autofailover_replicator'");
                 for (const auto& row : rows) {
                     StandbyRow s;
@@ -139,6 +141,7 @@ Observation LocalPostgres::observe() {
                     s.state = row[1].c_str();
                     s.sync_state = row[2].c_str();
                     s.flush_lsn = parse_lsn(row[3].c_str()).value_or(0);
+                    if (!row[4].is_null()) s.reply_age = std::chrono::milliseconds(row[4].as<long long>());
                     o.standbys.push_back(std::move(s));
                 }
             }

@@ -8,6 +8,7 @@
 
 #include <pqxx/pqxx>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -21,6 +22,9 @@ struct StandbyRow {  // one row of pg_stat_replication (our replication role onl
     std::string state;       // streaming, catchup, ...
     std::string sync_state;  // sync, quorum, potential, async
     Lsn flush_lsn = 0;
+    // How long ago the standby's last reply arrived (pg_stat_replication.reply_time);
+    // empty before its first reply.
+    std::optional<std::chrono::milliseconds> reply_age;
 };
 
 struct ControlData {
