@@ -214,6 +214,25 @@ void LocalPostgres::stop(const std::string& mode, const std::function<void()>& t
         throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl stop -m " + mode + " failed: " + tail_of(r.output));
 }
 
+void LocalPostgres::finish_crash_recovery(const std::function<void()>& tick) {
+    if (postmaster_alive() || !data_dir_exists()) return;
+    auto cd = control_data();
+    if (!cd) throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_controldata failed on " + config_.pgdata);
+    if (cd->cluster_state.rfind("shut down", 0) == 0) return;
+    ChildOptions options;
+    options.timeout = config_.timeouts.postgres_start_timeout;
+    options.tick = tick;
+    options.tick_every = config_.timeouts.poll_period;
+    options.extra_env = {"LC_ALL=C"};
+    // stdin is /dev/null: the single-user backend redoes the WAL, writes a shutdown checkpoint and exits.
+    auto r = run_child({tool("postgres"), "--single", "-F", "-D", config_.pgdata, "template1"}, options);
+    auto after = control_data();
+    if (!r.ok() || !after || after->cluster_state.rfind("shut down", 0) != 0)
+        throw KeeperError(KeeperError::Kind::LocalPostgres,
+                          "crash recovery in single-user mode failed (state " + cd->cluster_state + "): " +
+                              tail_of(r.output));
+}
+
 void LocalPostgres::promote(const std::function<void()>& tick) {
     conn_.reset();
     ChildOptions options;

@@ -68,6 +68,10 @@ public:
     // `cancel` is polled while pg_ctl waits: true kills pg_ctl and stops a postmaster that came up (immediate).
     void start(const std::function<void()>& tick = {}, const std::function<bool()>& cancel = {});
     void stop(const std::string& mode, const std::function<void()>& tick = {});
+    // A stopped cluster that was not shut down cleanly (crash, kill -9) gets its crash
+    // recovery in single-user mode, which takes no connections, so that pg_control's
+    // checkpoint is the end of its WAL. No-op when it runs or was shut down cleanly.
+    void finish_crash_recovery(const std::function<void()>& tick = {});
     void promote(const std::function<void()>& tick = {});
     void reload();
 

@@ -480,7 +480,13 @@ void enable_sync_rep(ActionContext& ctx) {
 }
 
 void stop_postgres(ActionContext& ctx) {
-    if (!ctx.pg.postmaster_alive()) return;
+    if (!ctx.pg.postmaster_alive()) {
+        // Crashed before it drained: the LSN this node reports when stopped is pg_control's
+        // checkpoint, which lags the WAL it wrote (and standbys may have acknowledged). A
+        // switchover candidate compared with that lagging LSN could miss acknowledged commits.
+        ctx.pg.finish_crash_recovery(ctx.tick);
+        return;
+    }
     try {
         ctx.pg.sql("CHECKPOINT");  // a short shutdown checkpoint, so the stop is quick
     } catch (const std::exception& e) {

@@ -5,6 +5,7 @@ scenario; every scenario asserts zero lost acknowledged commits, never two
 writable primaries, a return to full health, and prints the writer downtime."""
 
 import json
+import os
 import signal
 import time
 
@@ -131,6 +132,36 @@ def test_primary_keeper_killed_no_failover(formation):
         formation.wait_healthy()
     w.assert_clean()
     assert formation.primary().name == primary.name
+
+
+def lsn_value(text):
+    high, low = text.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def test_primary_crashed_as_switchover_starts_reports_its_wal_end(formation):
+    """A primary whose Postgres crashed just before it drains must not report pg_control's
+    last checkpoint as its final LSN (the switchover compares the candidate with it): its keeper
+    finishes crash recovery first, so the reported LSN covers every acknowledged commit."""
+    primary = formation.primary()
+    primary.sql("CREATE TABLE IF NOT EXISTS drain_after_crash(i int)")
+    primary.sql("CHECKPOINT")
+    primary.sql("INSERT INTO drain_after_crash SELECT generate_series(1, 5000)")  # acknowledged by a standby
+    acked_lsn = primary.sql("SELECT pg_current_wal_flush_lsn()::text")[0][0]
+    keeper_pid = primary.keeper_pid()
+    os.kill(keeper_pid, signal.SIGSTOP)  # the keeper must not restart Postgres before the switchover
+    try:
+        primary.kill_postgres(signal.SIGKILL)
+        formation.autoctl("perform", "switchover", "--wait", "0")
+    finally:
+        os.kill(keeper_pid, signal.SIGCONT)
+    state = formation.wait_until(lambda s: s[primary.name]["reported_state"] in ("draining", "demoted"),
+                                 "the old primary to report draining", timeout=60)
+    reported = state[primary.name]["lsn"]
+    print(f"\n[crash before drain] acknowledged up to {acked_lsn}, drained primary reported {reported}")
+    assert lsn_value(reported) >= lsn_value(acked_lsn), formation.describe(state)
+    formation.wait_healthy()
+    assert len(formation.writable_nodes()) == 1
 
 
 def test_primary_machine_crash_fails_over_and_old_primary_rejoins(formation):
