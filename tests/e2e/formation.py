@@ -9,46 +9,25 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import psycopg
 
-PG_BINDIR = os.environ.get("AUTOFAILOVER_PG_BINDIR", "/usr/lib/postgresql/15/bin")
-TEST_USER = os.environ.get("AUTOFAILOVER_TEST_USER", "autofailover")
-AUTOCTL = os.environ.get("AUTOCTL") or shutil.which("autoctl") or "/usr/local/bin/autoctl"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import short_timeouts  # noqa: E402
+from processes import STOP_TIMEOUT, TEST_USER, pid_alive, read_pid, stop_pid  # noqa: E402,F401
+from processes import user_ids as _user_ids  # noqa: E402
 
-# Short timeouts so that scenarios take seconds; every one of them is a named
-# setting of the monitor (GUC) or of the keeper (keeper.json).
-MONITOR_SETTINGS = {
-    "health_check_period": "300",
-    "health_check_timeout": "500",
-    "health_check_max_retries": "1",
-    "health_check_retry_delay": "100",
-    "node_considered_unhealthy_timeout": "2000",
-    "network_partition_timeout": "1500",
-    "fencing_margin": "500",
-    "startup_grace_period": "1000",
-}
-KEEPER_TIMEOUTS = {
-    "poll_period_ms": 250,
-    "monitor_call_timeout_ms": 1000,
-    "postgres_start_timeout_ms": 30000,
-    "postgres_stop_timeout_ms": 30000,
-    "promote_timeout_ms": 20000,
-    "sync_rep_wait_timeout_ms": 20000,
-    "fast_forward_timeout_ms": 20000,
-}
+PG_BINDIR = os.environ.get("AUTOFAILOVER_PG_BINDIR", "/usr/lib/postgresql/15/bin")
+AUTOCTL = os.environ.get("AUTOCTL") or shutil.which("autoctl") or "/usr/local/bin/autoctl"
+# Short timeouts so that scenarios take seconds (tests/common/short_timeouts.py).
+MONITOR_SETTINGS = dict(short_timeouts.MONITOR_SETTINGS)
+KEEPER_TIMEOUTS = dict(short_timeouts.KEEPER_TIMEOUTS)
 # How long a test waits for the formation to return to full health.
 HEALTHY_TIMEOUT = float(os.environ.get("AUTOFAILOVER_E2E_HEALTHY_TIMEOUT", "90"))
-# How long a process may take to exit after SIGTERM/SIGINT before SIGKILL.
-STOP_TIMEOUT = 15.0
 # One CLI call (create postgres includes a base backup).
 COMMAND_TIMEOUT = 180.0
-
-
-def _user_ids():
-    pw = pwd.getpwnam(TEST_USER)
-    return pw.pw_uid, pw.pw_gid
 
 
 def as_user(argv):
@@ -58,50 +37,6 @@ def as_user(argv):
         return list(argv)
     uid, gid = _user_ids()
     return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--"] + list(argv)
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def read_pid(path):
-    try:
-        with open(path) as f:
-            return int(f.readline().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def stop_pid(pid, sig, timeout=STOP_TIMEOUT):
-    """Signal pid, wait for it to go away, SIGKILL after timeout."""
-    if pid is None or not pid_alive(pid):
-        return
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        _reap(pid)
-        time.sleep(0.05)
-    if pid_alive(pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _reap(pid):
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 class Node:

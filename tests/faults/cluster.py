@@ -26,6 +26,10 @@ import time
 
 import netns
 from common_path import checker
+import short_timeouts  # noqa: E402  (tests/common, on the path through common_path)
+from processes import STOP_TIMEOUT, read_pid, stop_pid  # noqa: E402
+from processes import pid_alive as alive  # noqa: E402
+from processes import user_ids as _ids  # noqa: E402
 
 PG_BINDIR = os.environ.get("AUTOFAILOVER_PG_BINDIR", "/usr/lib/postgresql/15/bin")
 TEST_USER = netns.TEST_USER
@@ -33,25 +37,8 @@ AUTOCTL = os.environ.get("AUTOCTL") or shutil.which("autoctl") or "/usr/local/bi
 MONITOR_PORT = 5430
 NODE_PORT_BASE = 5431   # distinct ports: the servers share /tmp for their Unix sockets
 
-MONITOR_SETTINGS = {
-    "health_check_period": "300",
-    "health_check_timeout": "500",
-    "health_check_max_retries": "1",
-    "health_check_retry_delay": "100",
-    "node_considered_unhealthy_timeout": "2000",
-    "network_partition_timeout": "1500",
-    "fencing_margin": "500",
-    "startup_grace_period": "1000",
-}
-KEEPER_TIMEOUTS = {
-    "poll_period_ms": 250,
-    "monitor_call_timeout_ms": 1000,
-    "postgres_start_timeout_ms": 30000,
-    "postgres_stop_timeout_ms": 30000,
-    "promote_timeout_ms": 20000,
-    "sync_rep_wait_timeout_ms": 20000,
-    "fast_forward_timeout_ms": 20000,
-}
+MONITOR_SETTINGS = dict(short_timeouts.MONITOR_SETTINGS)
+KEEPER_TIMEOUTS = dict(short_timeouts.KEEPER_TIMEOUTS)
 for item in filter(None, os.environ.get("AUTOFAILOVER_FAULTS_SETTINGS", "").split(",")):
     k, v = item.split("=", 1)
     if k in KEEPER_TIMEOUTS:
@@ -60,59 +47,7 @@ for item in filter(None, os.environ.get("AUTOFAILOVER_FAULTS_SETTINGS", "").spli
         MONITOR_SETTINGS[k] = v
 
 HEALTHY_TIMEOUT = float(os.environ.get("AUTOFAILOVER_FAULTS_HEALTHY_TIMEOUT", "120"))
-STOP_TIMEOUT = 15.0
 COMMAND_TIMEOUT = 180.0
-
-
-def _ids():
-    pw = pwd.getpwnam(TEST_USER)
-    return pw.pw_uid, pw.pw_gid
-
-
-def read_pid(path):
-    try:
-        with open(path) as f:
-            return int(f.readline().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def alive(pid):
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def stop_pid(pid, sig, timeout=STOP_TIMEOUT):
-    if not alive(pid):
-        return
-    try:
-        os.kill(pid, signal.SIGCONT)
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.05)
-    if alive(pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _append_hba_access(pgdata):
