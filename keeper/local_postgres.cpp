@@ -46,28 +46,24 @@ LocalPostgres::LocalPostgres(const KeeperConfig& config) : config_(config) {}
 
 bool LocalPostgres::data_dir_exists() const { return file_exists(config_.pgdata + "/PG_VERSION"); }
 
-bool LocalPostgres::postmaster_alive() const {
+std::optional<long> LocalPostgres::postmaster_pid() const {
     auto pidfile = read_file_if_exists(config_.pgdata + "/postmaster.pid");
-    if (!pidfile) return false;
-    long pid = 0;
+    if (!pidfile) return std::nullopt;
     try {
-        pid = std::stol(*pidfile);
+        return std::stol(*pidfile);
     } catch (const std::exception&) {
-        return false;
+        return std::nullopt;
     }
-    return process_alive(pid);
+}
+
+bool LocalPostgres::postmaster_alive() const {
+    auto pid = postmaster_pid();
+    return pid && process_alive(*pid);
 }
 
 bool LocalPostgres::postmaster_unreaped() const {
-    auto pidfile = read_file_if_exists(config_.pgdata + "/postmaster.pid");
-    if (!pidfile) return false;
-    long pid = 0;
-    try {
-        pid = std::stol(*pidfile);
-    } catch (const std::exception&) {
-        return false;
-    }
-    return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0 && !process_alive(pid);
+    auto pid = postmaster_pid();
+    return pid && *pid > 0 && ::kill(static_cast<pid_t>(*pid), 0) == 0 && !process_alive(*pid);
 }
 
 std::string LocalPostgres::postgres_log_path() const {

@@ -62,6 +62,7 @@ public:
     // The postmaster died but its process is not reaped yet (a zombie): Postgres
     // refuses to start until then ("lock file already exists").
     bool postmaster_unreaped() const;
+    std::optional<long> postmaster_pid() const;  // from postmaster.pid, if readable
     std::optional<ControlData> control_data();
 
     // pg_ctl wrappers; throw KeeperError(LocalPostgres) with the tool's output on failure.

@@ -1,5 +1,5 @@
 """Processes of the test formations (e2e and faults): the unprivileged test user, pid files, and stopping a
-process by its PID (never pkill/killall)."""
+process by its PID, never by name."""
 
 import os
 import pwd
