@@ -31,7 +31,7 @@ SimOptions options_for(std::uint64_t seed) {
     SimOptions o;
     o.seed = seed;
     o.node_count = 3 + static_cast<int>(pick() % 2);
-    o.number_sync_standbys = static_cast<int>(pick() % 2);
+    o.number_sync_standbys = static_cast<int>(pick() % (o.node_count - 1));  // 0 .. standbys - 1
     o.last_node_async = pick() % 3 == 0;
     return o;
 }
