@@ -20,6 +20,9 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
+// time_to_fencing_deadline() of a node that never fences (not a primary, no standby).
+constexpr milliseconds kNeverFences{std::numeric_limits<int>::max()};
+
 // States in which Postgres must be up (as a primary or as a standby).
 bool postgres_must_run(NodeState s) {
     switch (s) {
@@ -162,9 +165,8 @@ NodeReport KeeperLoop::make_report(const Observation& obs) {
 }
 
 std::chrono::milliseconds KeeperLoop::time_to_fencing_deadline() const {
-    constexpr auto never = milliseconds(std::numeric_limits<int>::max());
     const bool has_standbys = others_known_ ? !others_.empty() : state_.current_state != NodeState::Single;
-    if (!is_writable(state_.current_state) || !state_.last_monitor_contact || !has_standbys) return never;
+    if (!is_writable(state_.current_state) || !state_.last_monitor_contact || !has_standbys) return kNeverFences;
     TimePoint latest = *state_.last_monitor_contact;
     if (state_.last_standby_contact && *state_.last_standby_contact > latest) latest = *state_.last_standby_contact;
     auto left = std::chrono::duration_cast<milliseconds>(latest + state_.network_partition_timeout - Clock::now());
@@ -185,9 +187,12 @@ void KeeperLoop::bound_monitor_call(const Observation& obs) {
 
 bool KeeperLoop::contact_monitor(const Observation& obs) {
     bound_monitor_call(obs);
+    // Contact counts from when the request left: the monitor's clock of this
+    // node's silence starts no earlier, so the fencing deadline is never later.
+    const TimePoint sent = Clock::now();
     try {
         assignment_ = monitor_.node_active(config_.formation, state_.node_id, make_report(obs));
-        state_.last_monitor_contact = Clock::now();
+        state_.last_monitor_contact = sent;
         state_.goal_state = assignment_.goal;
         if (assignment_.network_partition_timeout) state_.network_partition_timeout = *assignment_.network_partition_timeout;
         if (assignment_.goal != NodeState::Dropped) try {
@@ -245,6 +250,17 @@ bool KeeperLoop::check_partition(const Observation& obs) {
     return true;
 }
 
+// Only while the monitor's last word is that this node stays a primary: a goal
+// such as draining lets the lease run out. The lease lasts exactly as long as the
+// keeper would wait before fencing; Postgres enforces it when the keeper cannot
+// (frozen host, stuck keeper).
+void KeeperLoop::renew_write_lease(const Observation& obs) {
+    const NodeState s = state_.current_state;
+    if (!obs.accepting || obs.in_recovery || !is_writable(s) || !is_writable(state_.goal_state)) return;
+    const auto left = time_to_fencing_deadline();
+    write_lease_.renew(pg_, left == kNeverFences ? std::nullopt : std::optional<milliseconds>(left), name());
+}
+
 void KeeperLoop::heartbeat() {
     if (SteadyClock::now() - last_heartbeat_ < config_.timeouts.poll_period) return;
     last_heartbeat_ = SteadyClock::now();
@@ -253,8 +269,9 @@ void KeeperLoop::heartbeat() {
         NodeReport report = make_report(obs);
         try {
             bound_monitor_call(obs);
+            const TimePoint sent = Clock::now();
             auto a = monitor_.node_active(config_.formation, state_.node_id, report);
-            state_.last_monitor_contact = Clock::now();
+            state_.last_monitor_contact = sent;
             if (a.goal != state_.goal_state)
                 log_info("node={} state={} new goal {} arrived during the current transition; it comes next",
                          name(), to_string(state_.current_state), to_string(a.goal));
@@ -265,6 +282,7 @@ void KeeperLoop::heartbeat() {
             state_.last_monitor_contact = Clock::now();
             log_debug("node={} heartbeat refused: {}", name(), e.what());
         }
+        renew_write_lease(obs);
         persist();
     } catch (const std::exception& e) {
         log_debug("node={} heartbeat failed: {}", name(), e.what());
@@ -357,9 +375,11 @@ bool KeeperLoop::step_unguarded() {
     const bool contacted = contact_monitor(obs);
     if (!contacted) {
         check_partition(obs);
+        renew_write_lease(obs);
         persist();
         return false;
     }
+    renew_write_lease(obs);
     persist();
     if (state_.current_state != state_.goal_state) return advance_towards_goal();
     supervise(obs);

@@ -7,6 +7,7 @@
 #include "keeper/keeper_config.h"
 #include "keeper/keeper_state.h"
 #include "keeper/local_postgres.h"
+#include "keeper/write_lease.h"
 #include "keeper/monitor_link.h"
 
 #include <chrono>
@@ -52,6 +53,8 @@ private:
     bool contact_monitor(const Observation& obs);
     void heartbeat();  // called from inside long actions
     bool check_partition(const Observation& obs);
+    // Hands the fencing deadline to Postgres while this node is a confirmed primary.
+    void renew_write_lease(const Observation& obs);
     // How long until a writable primary would have to fence (max when it never would):
     // monitor calls and sleeps are cut to it, so fencing is never late.
     std::chrono::milliseconds time_to_fencing_deadline() const;
@@ -66,6 +69,7 @@ private:
     KeeperState state_;
     LocalPostgres pg_;
     MonitorLink monitor_;
+    WriteLease write_lease_;
 
     NodeAssignment assignment_;
     std::vector<OtherNode> others_;

@@ -71,6 +71,9 @@ std::string autofailover_conf_text(const KeeperConfig& c) {
         "recovery_init_sync_method = syncfs\n"
         "wal_sender_timeout = 30s\n"
         "synchronous_commit = on\n"
+        // The write lease (docs/write-lease.md): a primary whose keeper is frozen or cut
+        // off refuses writes by itself once the keeper's fencing deadline has passed.
+        "shared_preload_libraries = 'autofailover_node'\n"
         "{}",
         quote_guc(c.hostname), c.port, quote_guc(c.socket_dir), ssl_settings(c)) +
            // WAL kept for a node that rejoins without a slot holding it (docs/keeper.md).

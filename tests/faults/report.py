@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-ORDER = ["S1", "S2", "S3", "S4", "P1", "P2", "P3", "P4", "N1", "N2", "M1", "F1", "M2"]
+ORDER = ["S1", "S2", "S3", "S4", "P1", "P2", "P3", "P4", "P5", "N1", "N2", "M1", "F1", "M2"]
 
 # The seed's test ids: its comparison table has "standby server tests" 1-4, "master/primary server tests" 1-4
 # and "network isolation tests" 1-2 (numbered in its Patroni section).
@@ -277,7 +277,7 @@ def main(argv):
             "- `make faults` (root; builds and installs first) or `scripts/faults.sh BUILD_DIR`: harness self-test,",
             "  the table above (tests/faults/test_scenarios.py) and the seeded nemesis (tests/faults/test_nemesis.py;",
             "  `AUTOFAILOVER_NEMESIS_SEED`, `AUTOFAILOVER_NEMESIS_ROUNDS`), then this page. It exits non-zero when",
-            "  a scenario fails and writes this page anyway. `make check` runs the harness self-test and P3, P4,",
+            "  a scenario fails and writes this page anyway. `make check` runs the harness self-test and P3, P4, P5,",
             "  N1 through ctest (`faults_fast`, label `faults`).",
             "- Hosts: `ip netns` + veth pairs to a bridge holding 10.200.0.1/24 (the application's address);",
             "  monitor 10.200.0.10:5430, nodes 10.200.0.11-13:5431-5433. Isolation = the host's veth down (packets",
@@ -292,7 +292,7 @@ def main(argv):
             "  admits keepers from loopback and its own address.",
             "", "Peers' columns: outcomes reported by the seed comparison of PAF, repmgr and Patroni (a Japanese",
             "write-up, shared/seeds/000_7de85b9c82bab06e.txt; *seed test* names its test), translated, not",
-            "measured here; that write-up gives no timings. M1, F1, M2 and the nemesis rounds (R*) have no",
+            "measured here; that write-up gives no timings. P5, M1, F1, M2 and the nemesis rounds (R*) have no",
             "counterpart there.", ""]
     with open(args.out, "w") as f:
         f.write("\n".join(out))

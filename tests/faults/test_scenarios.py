@@ -192,6 +192,23 @@ def test_P4_primary_keeper_killed(c):
     run_scenario(c, "P4", "primary: kill the keeper only", inject, expect_failover=False)
 
 
+def test_P5_primary_host_frozen(c):
+    """Every process of the primary's host stopped (SIGSTOP: a stalled VM, a swap storm) until another node
+    was promoted, then resumed: Postgres wakes before its keeper can fence it, and must not answer as a
+    writable primary (the write lease, docs/write-lease.md), then rejoins as a standby."""
+    def inject(c, ctx):
+        p = c.primary()
+        p.pause()
+        try:
+            wait_new_primary(c, p.name)
+            ctx["failover_s"] = round(time.time() - ctx["t_fault"], 2)
+            time.sleep(1)
+        finally:
+            ctx["t_repaired"] = time.time()
+            p.resume()
+    run_scenario(c, "P5", "primary: whole host frozen (SIGSTOP) past the failover", inject, expect_failover=True)
+
+
 # -- network ----------------------------------------------------------------------------------------------------
 
 def test_N1_primary_isolated(c):
