@@ -70,13 +70,23 @@ PEERS = {  # (Patroni, repmgr, PAF) as the seed reports them, translated; not me
 
 # Why rows failed in earlier runs (kept by hand: causes need a person reading the logs). Newest first.
 FINDINGS = [
+    "- 13:42-13:46 UTC full run (the table above, clean clone at 85adbf2, load 1.5-3.8): all 19 rows pass,",
+    "  including the new P5 (every process of the primary's host SIGSTOPped until another node was promoted,",
+    "  held 1 s more, resumed). The SIGSTOP case below is fixed by the write lease (900ffdd,",
+    "  docs/write-lease.md): the keeper hands its fencing deadline to Postgres (extension autofailover_node),",
+    "  which makes sessions read-only and refuses write commits once it has passed while the keeper still exists.",
+    "  Same harness, P5 with the build before the lease (autoctl of fbcc327): **FAIL**, two writers 1, the old",
+    "  primary's last writable answer 1.62 s *after* the new primary's first; with the lease: pass, 4.22 s before.",
+    "  Replays on 900ffdd: seed 834687403 (5 rounds; R2 had failed twice at 13:04): all pass, both SIGSTOPs of the",
+    "  primary with the old primary's last writable answer 4.23 / 3.96 s before the new one's first; seed 2272",
+    "  (6 rounds, three SIGSTOPs of the primary for 6.3-7.8 s): all pass, margins 4.34 / 4.31 / 4.30 s.",
     "- 12:57-13:01 UTC full run (the table above, source 1ca6099, load 0.8-2.6): all 18 rows pass; this nemesis",
     "  seed drew no SIGSTOP of the primary. The SIGSTOP case is still open: replayed twice at 13:04 on the same",
     "  build (`AUTOFAILOVER_NEMESIS_SEED=834687403 AUTOFAILOVER_NEMESIS_ROUNDS=5`, pytest `-k 'round and 1'`), R2",
     "  failed both times the same way: n2 promoted 13:04:28.84 while n1 was frozen; n1 resumed about 13:04:31.5",
     "  and answered as writable until its keeper's fence (`received immediate shutdown request` 13:04:31.815),",
     "  0 lost, 0 acknowledged by two servers (its synchronous standbys had left). A frozen host resumes writable",
-    "  until its keeper runs; closing this needs a lease enforced inside Postgres or a watchdog, not done.",
+    "  until its keeper runs; closing this needs a lease enforced inside Postgres or a watchdog (done since).",
     "- 12:17-12:22 UTC full run (source 8595cf1, load 2.4-9.5): **R2 failed**, seed 834687403 round 2 =",
     "  SIGSTOP of the primary's host for 7.1 s, the same mechanism as R5 of the 11:20 run below: n2 promoted",
     "  12:21:07.598, n1 resumed about 12:21:10.3 and answered once as writable, its keeper stopped it",
@@ -239,8 +249,8 @@ def main(argv):
            f"wall time of the whole run {wall} (tests only, after the build and install); source "
            f"{args.commit or '?'}.",
            f"- Machine: {first.get('machine', '?')}; 1-minute load average during the run {_load_range(rows)} "
-           "(shared machine: other engineers' builds and tests ran at the same time, so every timing below is "
-           "noisy; the *load* column is the load when the fault was injected).",
+           "(a shared 2-core VM: anything else running shows in the load, and every timing below is noisy; "
+           "the *load* column is the load when the fault was injected).",
            f"- Nemesis seed: {', '.join(map(str, seeds)) or '—'}. Reproduce: `{replay}` (as root; the seed",
            "  replays the same faults, the system's own timings vary).",
            "- Settings (shortened for tests; every one is a named monitor GUC or keeper.json timeout): "
