@@ -44,6 +44,11 @@ HealthVerdict assess_formation(const std::vector<NodeRow>& nodes) {
                 return {false, fmt::format("keeper of {} is not reporting", n->name)};
             if (!is_settled(*n))
                 return {false, fmt::format("{} is {}, going to {}", n->name, n->reported_state, n->goal_state)};
+            // The monitor's probes are how it notices a dead node without its keeper: a node
+            // they cannot reach is not healthy yet, even if its keeper reports (a firewall
+            // open one way only would make failover detection blind).
+            if (n->health == "bad" && n->goal_state != "maintenance")
+                return {false, fmt::format("{} does not answer the monitor's health checks (yet)", n->name)};
             if (is_healthy_primary(*n, members)) {
                 ++primaries;
             } else if (n->goal_state != "secondary" && n->goal_state != "maintenance") {

@@ -1,7 +1,8 @@
 // When is a formation "back to health"? Every --wait of autoctl ends on this
 // predicate: each group has exactly one primary and all other nodes are
-// secondary (or in maintenance), every node has reached its goal state and
-// every keeper is reporting.
+// secondary (or in maintenance), every node has reached its goal state, every
+// keeper is reporting and the monitor's health checks reach every node outside
+// maintenance.
 #pragma once
 
 #include "autoctl/monitor_client.h"
