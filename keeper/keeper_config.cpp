@@ -66,6 +66,7 @@ std::string config_to_json(const KeeperConfig& c) {
         {"stop_postgres_on_exit", c.stop_postgres_on_exit},
         {"sync_new_data_directories", c.sync_new_data_directories},
         {"wal_keep_size", c.wal_keep_size},
+        {"max_slot_wal_keep_size", c.max_slot_wal_keep_size},
         {"timeouts", timeouts},
     };
     return j.dump(2) + "\n";
@@ -96,6 +97,7 @@ KeeperConfig config_from_json(const std::string& text) {
     read(j, "stop_postgres_on_exit", c.stop_postgres_on_exit);
     read(j, "sync_new_data_directories", c.sync_new_data_directories);
     read(j, "wal_keep_size", c.wal_keep_size);
+    read(j, "max_slot_wal_keep_size", c.max_slot_wal_keep_size);
     if (auto it = j.find("timeouts"); it != j.end()) {
         if (!it->is_object()) throw std::runtime_error("keeper.json: \"timeouts\" must be an object");
         auto& t = c.timeouts;
@@ -127,6 +129,8 @@ KeeperConfig config_from_json(const std::string& text) {
     // Written into autofailover.conf: a bad value would keep Postgres from starting.
     if (!std::regex_match(c.wal_keep_size, std::regex(R"(\d+ ?(kB|MB|GB|TB)?)")))
         throw std::runtime_error("keeper.json: \"wal_keep_size\" must be a size such as 512MB or 0");
+    if (!std::regex_match(c.max_slot_wal_keep_size, std::regex(R"(-1|\d+ ?(kB|MB|GB|TB)?)")))
+        throw std::runtime_error("keeper.json: \"max_slot_wal_keep_size\" must be a size such as 10GB, or -1");
     if (c.timeouts.poll_period.count() == 0) throw std::runtime_error("keeper.json: \"poll_period_ms\" must be > 0");
     return c;
 }

@@ -63,6 +63,11 @@ struct KeeperConfig {
     // wal_keep_size of the local Postgres (all nodes): WAL kept for a node that
     // rejoins without a slot holding it (docs/keeper.md, "WAL retention").
     std::string wal_keep_size = "512MB";
+    // max_slot_wal_keep_size of the local Postgres: the most WAL a slot may hold for a
+    // node that is away, so that a node which never returns cannot fill the primary's
+    // disk. A node away longer finds its WAL gone and is rebuilt from a base backup.
+    // "-1": no limit.
+    std::string max_slot_wal_keep_size = "10GB";
     KeeperTimeouts timeouts;
 };
 

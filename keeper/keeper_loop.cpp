@@ -333,6 +333,9 @@ void KeeperLoop::supervise(const Observation& obs) {
         log_info("node={} state={} Postgres restarted", name(), to_string(s));
         return;
     }
+    if (obs.accepting && obs.in_recovery && (s == NodeState::Secondary || s == NodeState::Catchingup) &&
+        rebuild_if_unfollowable(ctx, obs))
+        return;
     if (obs.accepting && !obs.in_recovery && is_writable(s)) maintain_replication_slots(ctx);
     if (obs.accepting && obs.in_recovery && (s == NodeState::Secondary || s == NodeState::Catchingup))
         drop_standby_slots(ctx);
@@ -340,6 +343,27 @@ void KeeperLoop::supervise(const Observation& obs) {
         ensure_following_primary(ctx))
         log_warn("node={} state={} primary_conninfo did not point at the primary {}:{}; re-pointed it", name(),
                  to_string(s), assignment_.primary_host, assignment_.primary_port);
+}
+
+// A standby that was away longer than its slot may hold WAL for (max_slot_wal_keep_size)
+// retries "requested WAL segment ... has already been removed" for ever: only a fresh
+// base backup brings it back. The log is read only while it does not stream, from
+// the moment it stopped (its walreceiver retries every wal_retrieve_retry_interval).
+bool KeeperLoop::rebuild_if_unfollowable(ActionContext& ctx, const Observation& obs) {
+    if (obs.wal_receiver_streaming) {
+        standby_log_watch_.reset();
+        return false;
+    }
+    if (!standby_log_watch_) {
+        const std::string path = pg_.server_log_path();
+        standby_log_watch_.emplace(path, ServerLogWatch::end_of(path));
+        return false;
+    }
+    const auto reason = standby_log_watch_->unfollowable_reason();
+    if (!reason) return false;
+    standby_log_watch_.reset();
+    rebuild_unfollowable_standby(ctx, *reason);
+    return true;
 }
 
 bool KeeperLoop::advance_towards_goal() {

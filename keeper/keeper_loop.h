@@ -7,6 +7,7 @@
 #include "keeper/keeper_config.h"
 #include "keeper/keeper_state.h"
 #include "keeper/local_postgres.h"
+#include "keeper/rejoin.h"
 #include "keeper/write_lease.h"
 #include "keeper/monitor_link.h"
 
@@ -17,6 +18,8 @@
 #include <vector>
 
 namespace autofailover::keeper {
+
+struct ActionContext;  // keeper/transition_actions.h
 
 std::string config_path(const std::string& state_dir);
 std::string state_path(const std::string& state_dir);
@@ -59,6 +62,7 @@ private:
     // monitor calls and sleeps are cut to it, so fencing is never late.
     std::chrono::milliseconds time_to_fencing_deadline() const;
     void supervise(const Observation& obs);
+    bool rebuild_if_unfollowable(ActionContext& ctx, const Observation& obs);
     bool advance_towards_goal();
     void persist();
     std::string name() const;
@@ -79,6 +83,9 @@ private:
     std::chrono::steady_clock::time_point last_heartbeat_{};
     int fence_generation_ = 0;
     std::string last_error_;  // logged once until it changes
+
+    // While a standby does not stream: its server log, read for errors no retry can fix.
+    std::optional<ServerLogWatch> standby_log_watch_;
 
     // Restart budget of a crashed Postgres.
     std::optional<std::chrono::steady_clock::time_point> down_since_;

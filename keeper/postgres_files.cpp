@@ -77,7 +77,9 @@ std::string autofailover_conf_text(const KeeperConfig& c) {
         "{}",
         quote_guc(c.hostname), c.port, quote_guc(c.socket_dir), ssl_settings(c)) +
            // WAL kept for a node that rejoins without a slot holding it (docs/keeper.md).
-           "wal_keep_size = " + quote_guc(c.wal_keep_size) + "\n";
+           "wal_keep_size = " + quote_guc(c.wal_keep_size) + "\n" +
+           // The most WAL a slot holds for a node that is away (docs/keeper.md).
+           "max_slot_wal_keep_size = " + quote_guc(c.max_slot_wal_keep_size) + "\n";
 }
 
 void write_autofailover_conf(const KeeperConfig& config) {

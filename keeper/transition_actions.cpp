@@ -587,6 +587,20 @@ void drop_standby_slots(ActionContext& ctx) {
                  to_string(ctx.state.current_state), row[0].c_str());
 }
 
+void rebuild_unfollowable_standby(ActionContext& ctx, const std::string& reason) {
+    const auto& host = require_primary(ctx);
+    const int port = ctx.assignment.primary_port;
+    // Only a removed segment leaves nothing of value behind: anything else this
+    // directory holds past the fork may be writes nobody else has.
+    const bool wal_gone = reason.find("already removed WAL") != std::string::npos;
+    const std::string keep = wal_gone ? std::string() : diverged_copy_path(ctx.config.pgdata);
+    log_warn("node={} state={} cannot follow the primary {}:{}: {}; re-initializing from a fresh base backup{}",
+             ctx.config.name, to_string(ctx.state.current_state), host, port, reason,
+             keep.empty() ? "" : " (the old data directory is kept as " + keep + ")");
+    ctx.pg.stop("fast", ctx.tick);
+    reinit_from_primary(ctx, host, port, keep);
+}
+
 bool ensure_following_primary(ActionContext& ctx) {
     if (ctx.assignment.primary_host.empty() || ctx.assignment.primary_port == 0) return false;
     const std::string slot = standby_name(ctx.state.node_id);

@@ -42,6 +42,12 @@ void drop_standby_slots(ActionContext& ctx);
 // primary_slot_name when someone or something changed them. Returns true when it did.
 bool ensure_following_primary(ActionContext& ctx);
 
+// A running standby whose server log shows it can never follow the primary with this
+// data directory (`reason`, from unfollowable_reason(): its WAL is gone, e.g. its slot
+// exceeded max_slot_wal_keep_size while it was away; or its history diverged):
+// re-initialized from a fresh base backup. A diverged directory is kept for the DBA.
+void rebuild_unfollowable_standby(ActionContext& ctx, const std::string& reason);
+
 // "ANY 2 (a, b, c)" → 2, {a, b, c}; "" → 0, {}.
 struct SyncStandbyNames {
     int count = 0;

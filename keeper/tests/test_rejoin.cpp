@@ -123,3 +123,18 @@ TEST_CASE("keeper.json: wal_keep_size and rejoin_stream_timeout", "[rejoin][conf
     CHECK(autofailover_conf_text(set).find("wal_keep_size = '0'\n") != std::string::npos);
     CHECK(autofailover_conf_text(defaults).find("wal_keep_size = '512MB'\n") != std::string::npos);
 }
+
+TEST_CASE("keeper.json: max_slot_wal_keep_size caps what a slot holds", "[rejoin][config]") {
+    const std::string base = R"({"monitor_uri":"postgres://m/autofailover","pgdata":"/d","hostname":"h")";
+    auto defaults = config_from_json(base + "}");
+    CHECK(defaults.max_slot_wal_keep_size == "10GB");
+    CHECK(autofailover_conf_text(defaults).find("max_slot_wal_keep_size = '10GB'\n") != std::string::npos);
+    auto unlimited = config_from_json(base + R"(,"max_slot_wal_keep_size":"-1"})");
+    CHECK(config_from_json(config_to_json(unlimited)).max_slot_wal_keep_size == "-1");
+    CHECK(autofailover_conf_text(unlimited).find("max_slot_wal_keep_size = '-1'\n") != std::string::npos);
+    CHECK(config_from_json(base + R"(,"max_slot_wal_keep_size":"32MB"})").max_slot_wal_keep_size == "32MB");
+    CHECK_THROWS_WITH(config_from_json(base + R"(,"max_slot_wal_keep_size":"-2"})"),
+                      Catch::Contains("max_slot_wal_keep_size"));
+    CHECK_THROWS_WITH(config_from_json(base + R"(,"max_slot_wal_keep_size":"1GB'\nx = 1"})"),
+                      Catch::Contains("max_slot_wal_keep_size"));
+}

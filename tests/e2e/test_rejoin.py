@@ -223,3 +223,33 @@ def test_keeper_restarted_after_a_failed_rejoin_goes_straight_to_a_base_backup(f
         assert json.load(f)["rejoin_needs_base_backup"] is False
     print(f"\n[rejoin] restarted keeper went straight to a base backup; secondary in {took:.1f}s "
           f"(load average {load_average()})")
+
+
+def test_standby_away_longer_than_its_slot_holds_is_rebuilt_from_a_base_backup(formation):
+    """max_slot_wal_keep_size (keeper.json, default 10GB) caps the WAL a slot holds for a node that is
+    away, so that a node which never returns cannot fill the primary's disk. A standby away for longer
+    finds its WAL gone ("requested WAL segment ... has already been removed", for ever): its keeper
+    re-initializes it from a fresh base backup, with no manual step."""
+    primary = formation.primary()
+    standby = next(n for n in formation.nodes.values() if n.name != primary.name)
+    set_keeper_settings(primary, {"max_slot_wal_keep_size": "32MB"})
+    wait_for(lambda: primary.sql("SHOW max_slot_wal_keep_size")[0][0] == "32MB",
+             f"max_slot_wal_keep_size 32MB on {primary.name}")
+    slot = f"autofailover_node_{formation.state()[standby.name]['node_id']}"
+    with Workload(formation, "standby rebuilt after its slot exceeded max_slot_wal_keep_size") as w:
+        w.wait_for_commits(20)
+        standby.kill_keeper(signal.SIGKILL)
+        standby.stop_postgres()
+        recycle_wal(primary, rounds=5)
+        status = primary.sql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+        assert status and status[0][0] == "lost", f"slot {slot} should be invalidated: {status}"
+        took, log = rejoin(formation, standby)
+        w.wait_for_commits(20)
+    w.assert_clean()
+    print("\n" + "\n".join(line for line in log.splitlines()
+                            if any(k in line for k in ("cannot follow", "pg_basebackup", "→"))))
+    assert "cannot follow the primary" in log and "has already removed WAL segment" in log, log
+    assert "pg_basebackup from" in log, log
+    set_keeper_settings(primary, {"max_slot_wal_keep_size": "10GB"})
+    print(f"\n[rejoin] standby away past max_slot_wal_keep_size back as secondary through a fresh base backup "
+          f"in {took:.1f}s (load average {load_average()})")
