@@ -67,10 +67,16 @@ Outcome run_seed(std::uint64_t seed, int random_steps) {
 
 std::vector<std::uint64_t> seeds_to_run() {
     if (auto seed = env_number("AUTOFAILOVER_SIM_SEED")) return {*seed};
-    // Fixed seeds keep CI reproducible; one fresh seed per run keeps exploring.
+    // Fixed seeds keep CI reproducible; one fresh seed per run keeps exploring. 32 of
+    // them cover every group shape several times: with 4 fixed seeds, an injected
+    // `ANY n-1` in synchronous_standby_names went unnoticed; about one seed in five
+    // of the number_sync_standbys = 2 groups catches it (seed 6 does).
     const std::uint64_t fresh =
         static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) % 1000000007ULL;
-    return {1, 2, 3, 4, fresh};
+    std::vector<std::uint64_t> seeds;
+    for (std::uint64_t seed = 1; seed <= 32; ++seed) seeds.push_back(seed);
+    seeds.push_back(fresh);
+    return seeds;
 }
 
 }  // namespace
