@@ -4,6 +4,9 @@
 // waits on a keeper's group lock), (4) run autofailover.run_decision() for each
 // group whose health changed or that waits for something, one transaction per
 // group so one failing group never blocks the others.
+// A round waits for its probes at most health_check_timeout (and never past
+// the next round): a node that does not answer keeps its probe running across
+// rounds, and its result is stored, (3) and (4), as soon as it comes.
 #include "monitor_ext/health_worker.h"
 
 #include "monitor_ext/monitor_settings.h"
@@ -23,6 +26,15 @@ MemoryContext round_memory = nullptr;
 struct GroupKey {
     const char* formation;
     int group_id;
+};
+
+// A round's nodes, alive until the next round starts: results of probes that
+// finish between rounds are stored against them.
+struct RoundState {
+    ProbeTarget* targets;
+    char** old_health;
+    bool* stored;  // stored[i]: targets[i]'s result is in node_health
+    std::size_t count;
 };
 
 void begin_round_transaction() {
@@ -51,7 +63,9 @@ bool extension_exists() {
 std::size_t load_targets(MemoryContext round_context, ProbeTarget** targets, char*** old_health) {
     begin_round_transaction();
     if (SPI_execute("SELECT n.node_id, n.host, n.port, coalesce(h.health, 'unknown') FROM autofailover.nodes n "
-                    "LEFT JOIN autofailover.node_health h USING (node_id) ORDER BY n.node_id",
+                    // Longest unchecked first: with more nodes than probe slots, nobody waits for ever.
+                    "LEFT JOIN autofailover.node_health h USING (node_id) "
+                    "ORDER BY h.last_health_check NULLS FIRST, n.node_id",
                     true, 0) != SPI_OK_SELECT)
         elog(ERROR, "autofailover health check: loading nodes failed");
     const std::size_t count = SPI_processed;
@@ -72,14 +86,19 @@ std::size_t load_targets(MemoryContext round_context, ProbeTarget** targets, cha
     return count;
 }
 
-void store_health(const ProbeTarget* targets, std::size_t count) {
+// Stores the results marked in `fresh`.
+void store_health(const ProbeTarget* all_targets, const bool* fresh, std::size_t all_count) {
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < all_count; ++i) count += fresh[i] ? 1 : 0;
     if (count == 0) return;
     begin_round_transaction();
     Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * count));
     Datum* health = static_cast<Datum*>(palloc(sizeof(Datum) * count));
-    for (std::size_t i = 0; i < count; ++i) {
-        ids[i] = Int64GetDatum(targets[i].node_id);
-        health[i] = CStringGetTextDatum(targets[i].result == ProbeResult::Up ? "good" : "bad");
+    count = 0;
+    for (std::size_t i = 0; i < all_count; ++i) {
+        if (!fresh[i]) continue;
+        ids[count] = Int64GetDatum(all_targets[i].node_id);
+        health[count++] = CStringGetTextDatum(all_targets[i].result == ProbeResult::Up ? "good" : "bad");
     }
     Oid types[2] = {INT8ARRAYOID, TEXTARRAYOID};
     Datum args[2] = {
@@ -99,10 +118,11 @@ void store_health(const ProbeTarget* targets, std::size_t count) {
 // Groups to decide now: health changed this round, or a node waits for its
 // goal, or a keeper is silent (its primary may need a failover).
 std::size_t groups_to_decide(MemoryContext round_context, const ProbeTarget* targets, char** old_health,
-                             std::size_t count, GroupKey** groups) {
+                             const bool* fresh, std::size_t count, GroupKey** groups) {
     std::size_t changed = 0;
     Datum* changed_ids = static_cast<Datum*>(palloc(sizeof(Datum) * (count + 1)));
     for (std::size_t i = 0; i < count; ++i) {
+        if (!fresh[i]) continue;
         const char* now_health = targets[i].result == ProbeResult::Up ? "good" : "bad";
         if (strcmp(now_health, old_health[i]) != 0) changed_ids[changed++] = Int64GetDatum(targets[i].node_id);
     }
@@ -155,27 +175,67 @@ void decide_group(MemoryContext round_context, const GroupKey* group) {
     PG_END_TRY();
 }
 
-void run_round(MemoryContext round_context) {
-    ProbeTarget* targets = nullptr;
-    char** old_health = nullptr;
-    const std::size_t count = load_targets(round_context, &targets, &old_health);
+// Stores the results that came in since the last call and runs the decisions
+// (always at the end of a round; between rounds only when there is a result).
+void report_results(MemoryContext round_context, RoundState* round, bool end_of_round) {
     MemoryContext previous = MemoryContextSwitchTo(round_context);
-    probe_all(targets, count, probe_settings());
+    bool* fresh = static_cast<bool*>(palloc0(sizeof(bool) * (round->count + 1)));
     MemoryContextSwitchTo(previous);
-    store_health(targets, count);
+    bool any = false;
+    for (std::size_t i = 0; i < round->count; ++i) {
+        fresh[i] = round->targets[i].result != ProbeResult::Pending && !round->stored[i];
+        round->stored[i] = round->stored[i] || fresh[i];
+        any = any || fresh[i];
+    }
+    if (!any && !end_of_round) return;
+    store_health(round->targets, fresh, round->count);
     GroupKey* groups = nullptr;
-    const std::size_t group_count = groups_to_decide(round_context, targets, old_health, count, &groups);
+    const std::size_t group_count =
+        groups_to_decide(round_context, round->targets, round->old_health, fresh, round->count, &groups);
     for (std::size_t i = 0; i < group_count; ++i) decide_group(round_context, &groups[i]);
+}
+
+RoundState run_round(MemoryContext round_context, ProbeEngine* probes, const ProbeSettings& settings,
+                     TimestampTz round_start) {
+    RoundState round{};
+    round.count = load_targets(round_context, &round.targets, &round.old_health);
+    MemoryContext previous = MemoryContextSwitchTo(round_context);
+    round.stored = static_cast<bool*>(palloc0(sizeof(bool) * (round.count + 1)));
+    const int wait_ms = settings.timeout_ms < settings.period_ms ? settings.timeout_ms : settings.period_ms;
+    probe_round(probes, round.targets, round.count, settings, TimestampTzPlusMilliseconds(round_start, wait_ms));
+    MemoryContextSwitchTo(previous);
+    report_results(round_context, &round, true);
+    return round;
+}
+
+void reload_config_if_asked() {
+    if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+    }
+}
+
+// Until the next round, probes still running (a node that does not answer)
+// go on, each on its own deadline; a result that comes in is stored at once.
+void pause_until(MemoryContext round_context, ProbeEngine* probes, RoundState* round, TimestampTz next_round) {
+    for (;;) {
+        const bool delivered = probe_idle(probes, probe_settings(), next_round);
+        CHECK_FOR_INTERRUPTS();
+        reload_config_if_asked();
+        if (delivered) {
+            pgstat_report_activity(STATE_RUNNING, "storing late probe results");
+            report_results(round_context, round, false);
+            pgstat_report_activity(STATE_IDLE, nullptr);
+        }
+        if (GetCurrentTimestamp() >= next_round) return;
+    }
 }
 
 void wait_for(long milliseconds) {
     const int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, milliseconds, PG_WAIT_EXTENSION);
     if (rc & WL_LATCH_SET) ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();
-    if (ConfigReloadPending) {
-        ConfigReloadPending = false;
-        ProcessConfigFile(PGC_SIGHUP);
-    }
+    reload_config_if_asked();
 }
 
 }  // namespace
@@ -212,6 +272,7 @@ void autofailover_health_worker_main(Datum argument) {
     MemoryContext round_context =
         AllocSetContextCreate(TopMemoryContext, "autofailover health check round", ALLOCSET_DEFAULT_SIZES);
     autofailover_ext::round_memory = round_context;
+    autofailover_ext::ProbeEngine* probes = autofailover_ext::create_probe_engine();
     bool announced_wait = false;
     for (;;) {
         const autofailover_ext::ProbeSettings settings = autofailover_ext::probe_settings();
@@ -219,6 +280,7 @@ void autofailover_health_worker_main(Datum argument) {
         MemoryContextSwitchTo(round_context);
         MemoryContextReset(round_context);
         if (!autofailover_ext::extension_exists()) {
+            autofailover_ext::probe_abandon_all(probes);
             if (!announced_wait)
                 ereport(LOG, (errmsg("autofailover health check: waiting for CREATE EXTENSION autofailover")));
             announced_wait = true;
@@ -227,10 +289,10 @@ void autofailover_health_worker_main(Datum argument) {
         }
         announced_wait = false;
         pgstat_report_activity(STATE_RUNNING, "probing nodes");
-        autofailover_ext::run_round(round_context);
+        autofailover_ext::RoundState round = autofailover_ext::run_round(round_context, probes, settings, round_start);
         pgstat_report_activity(STATE_IDLE, nullptr);
-        const long elapsed = TimestampDifferenceMilliseconds(round_start, GetCurrentTimestamp());
-        autofailover_ext::wait_for(elapsed < settings.period_ms ? settings.period_ms - elapsed : 1);
+        autofailover_ext::pause_until(round_context, probes, &round,
+                                      TimestampTzPlusMilliseconds(round_start, settings.period_ms));
     }
 }
 
