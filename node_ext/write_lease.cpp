@@ -8,8 +8,9 @@
 // it: without this guard it answers as a writable primary for that moment.
 //
 // Once the deadline has passed and the keeper that holds the lease still exists,
-// client sessions become read-only (new ones and each new statement) and write
-// transactions are refused at commit. A killed keeper does not make its primary
+// client sessions (backends and walsenders with a database) become read-only
+// (new ones and each new statement), write transactions are refused at commit,
+// and prepared transactions can be neither committed nor rolled back. A killed keeper does not make its primary
 // read-only: the monitor never fails over a primary whose Postgres answers its
 // probes, so writes go on until a keeper comes back (docs/write-lease.md).
 //
@@ -26,6 +27,8 @@ extern "C" {
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "replication/walsender.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -138,7 +141,12 @@ bool lease_blocks_writes() {
 }
 
 // Only client sessions: autovacuum and other background processes keep working.
-bool guarded_process() { return MyBackendType == B_BACKEND && !IsParallelWorker(); }
+// A walsender with a database (replication=database) runs any SQL a backend runs;
+// a physical walsender runs replication commands only.
+bool guarded_process() {
+    return (MyBackendType == B_BACKEND || (MyBackendType == B_WAL_SENDER && am_db_walsender)) &&
+           !IsParallelWorker();
+}
 
 void make_transaction_read_only() {
     if (XactReadOnly || !guarded_process() || !lease_blocks_writes()) return;
@@ -158,9 +166,28 @@ void lease_executor_start(QueryDesc* query_desc, int eflags) {
         standard_ExecutorStart(query_desc, eflags);
 }
 
+// COMMIT PREPARED commits a transaction that passed the commit check when it was
+// prepared, from a transaction without an xid of its own, and PostgreSQL allows it
+// in a read-only transaction: refused here after the deadline. ROLLBACK PREPARED
+// too: the outcome of a prepared transaction is decided where the lease is held
+// (a standby that is promoted has it, prepared, if it was replicated).
+void refuse_finishing_prepared(const Node* statement) {
+    if (statement == nullptr || !IsA(statement, TransactionStmt)) return;
+    const TransactionStmt* stmt = reinterpret_cast<const TransactionStmt*>(statement);
+    if (stmt->kind != TRANS_STMT_COMMIT_PREPARED && stmt->kind != TRANS_STMT_ROLLBACK_PREPARED) return;
+    if (!guarded_process() || !lease_blocks_writes()) return;
+    ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                    errmsg("autofailover_node: the write lease of this primary expired; %s is refused",
+                           stmt->kind == TRANS_STMT_COMMIT_PREPARED ? "COMMIT PREPARED" : "ROLLBACK PREPARED"),
+                    errdetail("Prepared transaction \"%s\" stays prepared until the keeper renews the lease.",
+                              stmt->gid != nullptr ? stmt->gid : ""),
+                    errhint("Another node may have been promoted; decide the transaction there.")));
+}
+
 void lease_process_utility(PlannedStmt* pstmt, const char* query_string, bool read_only_tree,
                            ProcessUtilityContext context, ParamListInfo params, QueryEnvironment* query_env,
                            DestReceiver* dest, QueryCompletion* qc) {
+    refuse_finishing_prepared(pstmt->utilityStmt);
     make_transaction_read_only();
     if (prev_process_utility_hook)
         prev_process_utility_hook(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);

@@ -61,6 +61,55 @@ SELECT granted, keeper_alive, blocks_writes FROM autofailover_node.lease();
 INSERT INTO lease_probe VALUES (8);
 SELECT count(*) FROM lease_probe;
 
+-- A walsender with a database (replication=database) runs SQL like a client session: the same rules apply.
+CREATE SEQUENCE lease_seq;
+SELECT pid AS holder FROM pg_stat_activity WHERE backend_type = 'checkpointer' \gset
+SELECT autofailover_node.renew_lease(autofailover_node.lease_clock() + 60000000000, :holder);
+\c -reuse-previous=on "replication=database"
+\set VERBOSITY terse
+SELECT backend_type FROM pg_stat_activity WHERE pid = pg_backend_pid();
+INSERT INTO lease_probe VALUES (30);
+BEGIN;
+INSERT INTO lease_probe VALUES (31);
+SELECT autofailover_node.renew_lease(autofailover_node.lease_clock() - 1, :holder);
+COMMIT;
+BEGIN;
+SET TRANSACTION READ WRITE;
+INSERT INTO lease_probe VALUES (32);
+COMMIT;
+SELECT nextval('lease_seq');
+-- (opened after the deadline: read-only from the start)
+\c -reuse-previous=on "replication=database"
+\set VERBOSITY terse
+SHOW default_transaction_read_only;
+BEGIN;
+SET TRANSACTION READ WRITE;
+INSERT INTO lease_probe VALUES (33);
+COMMIT;
+SELECT autofailover_node.renew_lease(NULL, :holder);
+\c
+\set VERBOSITY terse
+SELECT i FROM lease_probe WHERE i >= 30 ORDER BY i;
+
+-- Two-phase commit: a transaction prepared in time is neither committed nor rolled back after the
+-- deadline, from any session; it stays prepared until the keeper renews the lease.
+BEGIN;
+INSERT INTO lease_probe VALUES (40);
+PREPARE TRANSACTION 'regress_lease_prepared';
+SELECT autofailover_node.renew_lease(autofailover_node.lease_clock() - 1, :holder);
+COMMIT PREPARED 'regress_lease_prepared';
+ROLLBACK PREPARED 'regress_lease_prepared';
+\c -reuse-previous=on "replication=database"
+\set VERBOSITY terse
+COMMIT PREPARED 'regress_lease_prepared';
+SELECT gid FROM pg_prepared_xacts;
+SELECT autofailover_node.renew_lease(NULL, :holder);
+COMMIT PREPARED 'regress_lease_prepared';
+\c
+\set VERBOSITY terse
+SELECT i FROM lease_probe WHERE i >= 30 ORDER BY i;
+DROP SEQUENCE lease_seq;
+
 -- Bad input, and only superusers renew.
 SELECT autofailover_node.renew_lease(0, NULL);
 SELECT autofailover_node.renew_lease(NULL, -5);
