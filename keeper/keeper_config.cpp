@@ -59,8 +59,10 @@ std::string config_to_json(const KeeperConfig& c) {
         {"pg_bindir", c.pg_bindir},
         {"auth_method", c.auth_method},
         {"replication_passfile", c.replication_passfile},
+        {"monitor_passfile", c.monitor_passfile},
         {"ssl_cert_file", c.ssl_cert_file},
         {"ssl_key_file", c.ssl_key_file},
+        {"ssl_ca_file", c.ssl_ca_file},
         {"socket_dir", c.socket_dir},
         {"max_backup_rate", c.max_backup_rate},
         {"stop_postgres_on_exit", c.stop_postgres_on_exit},
@@ -90,8 +92,10 @@ KeeperConfig config_from_json(const std::string& text) {
     read(j, "pg_bindir", c.pg_bindir);
     read(j, "auth_method", c.auth_method);
     read(j, "replication_passfile", c.replication_passfile);
+    read(j, "monitor_passfile", c.monitor_passfile);
     read(j, "ssl_cert_file", c.ssl_cert_file);
     read(j, "ssl_key_file", c.ssl_key_file);
+    read(j, "ssl_ca_file", c.ssl_ca_file);
     read(j, "socket_dir", c.socket_dir);
     read(j, "max_backup_rate", c.max_backup_rate);
     read(j, "stop_postgres_on_exit", c.stop_postgres_on_exit);
@@ -120,18 +124,20 @@ KeeperConfig config_from_json(const std::string& text) {
     if (c.pgdata.empty()) throw std::runtime_error("keeper.json: \"pgdata\" is required");
     if (c.hostname.empty()) throw std::runtime_error("keeper.json: \"hostname\" is required");
     if (c.port <= 0 || c.port > 65535) throw std::runtime_error("keeper.json: \"port\" must be 1..65535");
+    if (c.timeouts.poll_period.count() == 0) throw std::runtime_error("keeper.json: \"poll_period_ms\" must be > 0");
     if (c.auth_method != "trust" && c.replication_passfile.empty())
         throw std::runtime_error("keeper.json: \"auth_method\" " + c.auth_method +
                                  " needs \"replication_passfile\" (autoctl create postgres "
                                  "--replication-password-file writes it)");
     if (c.ssl_cert_file.empty() != c.ssl_key_file.empty())
         throw std::runtime_error("keeper.json: \"ssl_cert_file\" and \"ssl_key_file\" go together");
+    if (!c.ssl_ca_file.empty() && c.ssl_cert_file.empty())
+        throw std::runtime_error("keeper.json: \"ssl_ca_file\" needs \"ssl_cert_file\" and \"ssl_key_file\"");
     // Written into autofailover.conf: a bad value would keep Postgres from starting.
     if (!std::regex_match(c.wal_keep_size, std::regex(R"(\d+ ?(kB|MB|GB|TB)?)")))
         throw std::runtime_error("keeper.json: \"wal_keep_size\" must be a size such as 512MB or 0");
     if (!std::regex_match(c.max_slot_wal_keep_size, std::regex(R"(-1|\d+ ?(kB|MB|GB|TB)?)")))
         throw std::runtime_error("keeper.json: \"max_slot_wal_keep_size\" must be a size such as 10GB, or -1");
-    if (c.timeouts.poll_period.count() == 0) throw std::runtime_error("keeper.json: \"poll_period_ms\" must be > 0");
     return c;
 }
 

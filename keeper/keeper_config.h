@@ -46,14 +46,21 @@ struct KeeperConfig {
     int port = 5432;
     std::string pgdata;
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
-    std::string auth_method = "trust";  // pg_hba method of the keeper's lines (replication, probe)
+    // pg_hba method of the keeper's lines (replication, probe): scram-sha-256 or trust.
+    std::string auth_method = "scram-sha-256";
     // pgpass file (0600) holding autofailover_replicator's password, used through
     // passfile= by primary_conninfo, pg_basebackup and pg_rewind; "" = no password.
     std::string replication_passfile;
-    // This node's certificate and key (--ssl-self-signed); "" = SSL off. Outside
-    // PGDATA so a base backup never replaces them with the primary's.
+    // pgpass file (0600) holding autofailover_keeper's password on the monitor, given
+    // to libpq as passfile= for every monitor connection; "" = none (trust, or the URI holds it).
+    std::string monitor_passfile;
+    // This node's certificate and key; "" = SSL off. Outside PGDATA so a base backup
+    // never replaces them with the primary's.
     std::string ssl_cert_file;
     std::string ssl_key_file;
+    // The CA that signed every node's certificate (--ssl-ca-file): replication then
+    // verifies the peer (sslmode=verify-full). "" = self-signed (sslmode=require).
+    std::string ssl_ca_file;
     std::string socket_dir = "/tmp";    // unix_socket_directories of the local Postgres
     std::string max_backup_rate;        // pg_basebackup --max-rate, empty = unlimited
     bool stop_postgres_on_exit = true;  // SIGTERM/SIGINT also stop Postgres (autoctl stop)

@@ -15,6 +15,8 @@ TEST_CASE("config survives a round trip with every timeout changed", "[config]")
     c.hostname = "127.0.0.1";
     c.port = 6010;
     c.pgdata = "/tmp/x/node7";
+    c.replication_passfile = "/tmp/x/node7.keeper/replication.pgpass";
+    c.monitor_passfile = "/tmp/x/node7.keeper/monitor.pgpass";
     c.stop_postgres_on_exit = false;
     c.sync_new_data_directories = false;
     c.timeouts.poll_period = milliseconds(250);
@@ -24,6 +26,7 @@ TEST_CASE("config survives a round trip with every timeout changed", "[config]")
     KeeperConfig back = config_from_json(config_to_json(c));
     CHECK(back.monitor_uri == c.monitor_uri);
     CHECK(back.name == "node_7");
+    CHECK(back.monitor_passfile == c.monitor_passfile);
     CHECK(back.port == 6010);
     CHECK(back.stop_postgres_on_exit == false);
     CHECK(back.sync_new_data_directories == false);
@@ -36,7 +39,9 @@ TEST_CASE("config survives a round trip with every timeout changed", "[config]")
 
 TEST_CASE("config keeps documented defaults for absent keys", "[config]") {
     auto c = config_from_json(R"({"monitor_uri":"postgres://m/autofailover","pgdata":"/d","hostname":"h",
+                                  "replication_passfile":"/d.keeper/replication.pgpass",
                                   "timeouts":{"poll_period_ms":200}})");
+    CHECK(c.auth_method == "scram-sha-256");
     CHECK(c.port == 5432);
     CHECK(c.sync_new_data_directories == true);
     CHECK(c.stop_postgres_on_exit == true);
