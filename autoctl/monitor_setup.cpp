@@ -5,6 +5,7 @@
 
 #include "keeper/atomic_file.h"
 #include "keeper/keeper.h"
+#include "keeper/keeper_config.h"
 #include "keeper/replication_auth.h"
 
 #include <fmt/format.h>
@@ -301,6 +302,10 @@ MonitorUris create_monitor(const MonitorSetup& input) {
     MonitorSetup s = input;
     s.pgdata = fs::absolute(s.pgdata).lexically_normal().string();
     if (!s.pgdata.empty() && s.pgdata.size() > 1 && s.pgdata.back() == '/') s.pgdata.pop_back();
+    if (auto reason = keeper::unsafe_path_reason(s.pgdata))
+        throw CliError(ExitCode::BadArguments, fmt::format("--pgdata {}: {}", s.pgdata, *reason));
+    if (auto reason = keeper::invalid_hostname_reason(s.hostname))
+        throw CliError(ExitCode::BadArguments, fmt::format("--hostname {}: {}", s.hostname, *reason));
     const std::string os_user = os_user_name();
     const fs::path pgdata(s.pgdata);
     for (const auto& network : s.allow) parse_allowed_network(network);  // refuse typos before initdb

@@ -125,6 +125,14 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
     if (options.hostname.empty()) throw KeeperError(KeeperError::Kind::BadArguments, "--hostname is required");
     const std::string pgdata = absolute(options.pgdata);
     const std::string dir = resolve_state_dir(pgdata, options.state_dir);
+    // Before anything is written or registered: these end up in pg_ctl's shell command,
+    // postgresql.conf and pg_hba.conf (keeper.json is checked the same way at every load).
+    if (auto reason = unsafe_path_reason(pgdata))
+        throw KeeperError(KeeperError::Kind::BadArguments, "--pgdata " + pgdata + ": " + *reason);
+    if (auto reason = unsafe_path_reason(dir))
+        throw KeeperError(KeeperError::Kind::BadArguments, "--state-dir " + dir + ": " + *reason);
+    if (auto reason = invalid_hostname_reason(options.hostname))
+        throw KeeperError(KeeperError::Kind::BadArguments, "--hostname " + options.hostname + ": " + *reason);
     fs::create_directories(dir);
     fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 namespace autofailover::keeper {
@@ -80,8 +81,22 @@ struct KeeperConfig {
 
 inline bool ssl_enabled(const KeeperConfig& config) { return !config.ssl_key_file.empty(); }
 
-// Both throw std::runtime_error naming the offending key.
+// Both throw std::runtime_error naming the offending key. config_from_json checks
+// every value's type and range (ports, counts, timeouts, names, host names, paths)
+// before anything uses it: keeper.json is hand-editable.
 std::string config_to_json(const KeeperConfig& config);
 KeeperConfig config_from_json(const std::string& text);
+
+// Why `path` must not be a data directory or another path the keeper hands to
+// Postgres, libpq and pg_ctl (whose /bin/sh interprets ", `, $ and \), or nullopt
+// when it is fine: absolute, at most 1024 bytes, none of those characters and no
+// control character (a newline would end a line of postgresql.conf).
+std::optional<std::string> unsafe_path_reason(const std::string& path);
+
+// Why `host` is neither a host name (letters, digits, '-', dot-separated labels of
+// 1..63, at most 253 characters) nor an IPv4/IPv6 address literal, or nullopt.
+// The pg_hba keywords all, samehost and samenet are refused too: the keeper writes
+// group hosts into pg_hba.conf.
+std::optional<std::string> invalid_hostname_reason(const std::string& host);
 
 }  // namespace autofailover::keeper
