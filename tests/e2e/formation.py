@@ -248,6 +248,12 @@ class Formation:
                 "--name", node.name, "--monitor", self.keeper_uri, "--candidate-priority", candidate_priority,
                 "--replication-quorum", "true" if replication_quorum else "false"] + self.node_security_args()
 
+    def new_node(self, name):
+        """A Node on the next port, not created yet."""
+        node = Node(self, name, self.port_base + 1 + len(self.nodes))
+        self.nodes[name] = node
+        return node
+
     def _after_first_node(self, node):
         """The first node's superuser role (the test user) gets the test password; standbys copy it."""
         if len(self.nodes) == 1:
@@ -257,8 +263,7 @@ class Formation:
         """autoctl create postgres (blocks until the node is initialized:
         single, or a standby streaming), shortens its keeper timeouts, starts
         its keeper."""
-        node = Node(self, name, self.port_base + 1 + len(self.nodes))
-        self.nodes[name] = node
+        node = self.new_node(name)
         self.autoctl(*self.create_args(node, candidate_priority, replication_quorum))
         self._after_first_node(node)
         self.shorten_keeper_timeouts(node)
@@ -271,8 +276,7 @@ class Formation:
         dicts with name and optional candidate_priority / replication_quorum."""
         procs = []
         for spec in specs:
-            node = Node(self, spec["name"], self.port_base + 1 + len(self.nodes))
-            self.nodes[node.name] = node
+            node = self.new_node(spec["name"])
             args = [AUTOCTL] + [str(a) for a in self.create_args(node, spec.get("candidate_priority", 50),
                                                                  spec.get("replication_quorum", True))]
             procs.append((node, subprocess.Popen(as_user(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
