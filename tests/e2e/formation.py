@@ -196,6 +196,9 @@ class Formation:
         self.user_password = secrets.token_hex(12)
         self.test_pgpass = os.path.join(workdir, "test-process.pgpass")
         write_secret_file(self.test_pgpass, f"*:*:*:{TEST_USER}:{self.user_password}\n", owner=False)
+        # The same, owned by the test user: for autoctl as an operator over TCP (PGPASSFILE).
+        self.operator_pgpass = os.path.join(workdir, "operator.pgpass")
+        write_secret_file(self.operator_pgpass, f"*:*:*:{TEST_USER}:{self.user_password}\n")
 
     def passfile_option(self):
         return f" passfile={self.test_pgpass}"
