@@ -17,8 +17,14 @@ struct MonitorSetup {
     std::string pgdata;
     int pgport = 5432;
     std::string hostname;
-    std::string auth = "trust";        // trust | scram-sha-256
-    bool ssl_self_signed = false;      // false: --no-ssl
+    std::string auth = "scram-sha-256"; // scram-sha-256 | trust (only when asked for)
+    bool ssl = true;                    // false: --no-ssl
+    // --ssl-ca-file, --server-cert, --server-key: a certificate signed by the
+    // operator's CA (all three), copied into the data directory; URIs then say
+    // sslmode=verify-full. Empty: a self-signed certificate (sslmode=require).
+    std::string ssl_ca_file;
+    std::string server_cert;
+    std::string server_key;
     // --allow: networks (CIDR) keepers and operators may come from, besides
     // loopback and the addresses of `hostname`, which are always allowed.
     std::vector<std::string> allow;
@@ -29,9 +35,15 @@ struct MonitorSetup {
 };
 
 struct MonitorUris {
-    std::string keeper;    // postgres://autofailover_keeper@H:N/autofailover (what keepers need)
-    std::string operator_; // what autoctl show/perform/... use, as the OS user
+    std::string keeper;    // postgres://autofailover_keeper@H:N/autofailover?sslmode=... (no password)
+    // The keeper role's password (0600) for `create postgres --monitor-password-file`; "" with trust.
+    std::string keeper_password_file;
+    std::string operator_; // what autoctl show/perform/... use: the OS user over the Unix socket (peer)
+    std::vector<std::string> trusted_sources;  // networks the pg_hba lines admit from (for the trust warning)
 };
+
+// The current OS user's name (the monitor's superuser and operator role).
+std::string os_user_name();
 
 // Idempotent: an existing monitor data directory is reused, started if it is
 // stopped, and its database, extension and roles are completed.

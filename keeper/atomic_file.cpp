@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <sys/stat.h>
 #include <sstream>
 #include <stdexcept>
 #include <unistd.h>
@@ -44,25 +45,43 @@ std::string parent_dir(const std::string& path) {
 }  // namespace
 
 void write_file_atomically(const std::string& path, const std::string& content, unsigned mode) {
-    const std::string temp = path + ".tmp";
+    // A name of its own (mkstemp, created 0600): two writers never share a temp file, and
+    // the content is never readable by others before the mode is set.
+    std::string temp = path + ".tmp.XXXXXX";
     {
-        Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+        Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
         if (fd.get() < 0) fail("cannot create", temp);
+        if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) {
+            ::unlink(temp.c_str());
+            fail("cannot chmod", temp);
+        }
         const char* data = content.data();
         std::size_t left = content.size();
         while (left > 0) {
             ssize_t n = ::write(fd.get(), data, left);
             if (n < 0) {
                 if (errno == EINTR) continue;
+                const int saved = errno;
+                ::unlink(temp.c_str());
+                errno = saved;
                 fail("cannot write", temp);
             }
             data += n;
             left -= static_cast<std::size_t>(n);
         }
-        if (::fsync(fd.get()) != 0) fail("cannot fsync", temp);
-        if (::close(fd.release()) != 0) fail("cannot close", temp);
+        if (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
+            const int saved = errno;
+            ::unlink(temp.c_str());
+            errno = saved;
+            fail("cannot fsync", temp);
+        }
     }
-    if (::rename(temp.c_str(), path.c_str()) != 0) fail("cannot rename onto", path);
+    if (::rename(temp.c_str(), path.c_str()) != 0) {
+        const int saved = errno;
+        ::unlink(temp.c_str());
+        errno = saved;
+        fail("cannot rename onto", path);
+    }
     // The rename itself is durable only once the directory is synced.
     Fd dir(::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dir.get() < 0) fail("cannot open directory of", path);

@@ -72,20 +72,40 @@ CreatedNode created_from(const KeeperConfig& config, const KeeperState& state, c
 
 // Before registering, so that a bad password file or a failing openssl leaves nothing behind.
 void set_up_credentials(const CreateNodeOptions& options, const std::string& dir, KeeperConfig& config) {
+    if (options.auth_method != "trust" && options.auth_method != "scram-sha-256")
+        throw KeeperError(KeeperError::Kind::BadArguments,
+                          "--auth " + options.auth_method + ": expected scram-sha-256 (the default) or trust");
     if (options.replication_password_file.empty()) {
         if (options.auth_method != "trust")
             throw KeeperError(KeeperError::Kind::BadArguments,
                               "--auth " + options.auth_method +
                                   " needs --replication-password-file FILE (or $AUTOFAILOVER_REPLICATION_PASSWORD_FILE):"
                                   " the password of autofailover_replicator on its first line, the same file on "
-                                  "every node of the formation, mode 0600");
+                                  "every node of the formation, mode 0600 (e.g. umask 077; openssl rand -hex 24 > FILE)");
     } else {
         config.replication_passfile = dir + "/replication.pgpass";
         write_replication_pgpass(config.replication_passfile, read_password_file(options.replication_password_file));
     }
-    if (options.ssl_self_signed) {
-        config.ssl_cert_file = dir + "/server.crt";
-        config.ssl_key_file = dir + "/server.key";
+    if (!options.monitor_password_file.empty()) {
+        config.monitor_passfile = dir + "/monitor.pgpass";
+        write_pgpass(config.monitor_passfile, "autofailover_keeper",
+                     read_password_file(options.monitor_password_file, "monitor password file"));
+    }
+    const bool ca = !options.ssl_ca_file.empty() || !options.server_cert.empty() || !options.server_key.empty();
+    if (ca && (options.ssl_ca_file.empty() || options.server_cert.empty() || options.server_key.empty()))
+        throw KeeperError(KeeperError::Kind::BadArguments,
+                          "--ssl-ca-file, --server-cert and --server-key go together (a certificate signed by your CA)");
+    if (!options.ssl) {
+        if (ca) throw KeeperError(KeeperError::Kind::BadArguments, "--no-ssl excludes --ssl-ca-file/--server-cert/--server-key");
+        return;
+    }
+    config.ssl_cert_file = dir + "/server.crt";
+    config.ssl_key_file = dir + "/server.key";
+    if (ca) {
+        config.ssl_ca_file = dir + "/root.crt";
+        install_ca_signed_certificate(options.ssl_ca_file, options.server_cert, options.server_key, config.ssl_ca_file,
+                                      config.ssl_cert_file, config.ssl_key_file);
+    } else {
         create_self_signed_certificate(config.ssl_cert_file, config.ssl_key_file, options.hostname);
     }
 }
@@ -105,6 +125,14 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
     if (options.hostname.empty()) throw KeeperError(KeeperError::Kind::BadArguments, "--hostname is required");
     const std::string pgdata = absolute(options.pgdata);
     const std::string dir = resolve_state_dir(pgdata, options.state_dir);
+    // Before anything is written or registered: these end up in pg_ctl's shell command,
+    // postgresql.conf and pg_hba.conf (keeper.json is checked the same way at every load).
+    if (auto reason = unsafe_path_reason(pgdata))
+        throw KeeperError(KeeperError::Kind::BadArguments, "--pgdata " + pgdata + ": " + *reason);
+    if (auto reason = unsafe_path_reason(dir))
+        throw KeeperError(KeeperError::Kind::BadArguments, "--state-dir " + dir + ": " + *reason);
+    if (auto reason = invalid_hostname_reason(options.hostname))
+        throw KeeperError(KeeperError::Kind::BadArguments, "--hostname " + options.hostname + ": " + *reason);
     fs::create_directories(dir);
     fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
 
@@ -132,7 +160,7 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         config.pg_bindir = options.pg_bindir;
         config.auth_method = options.auth_method;
         set_up_credentials(options, dir, config);
-        MonitorLink monitor(config.monitor_uri, std::chrono::seconds(10));
+        MonitorLink monitor(config.monitor_uri, config.monitor_passfile, std::chrono::seconds(10));
         Registration reg;
         try {
             reg = monitor.register_node(config.formation, config.hostname, config.port, options.name, options.group,

@@ -93,7 +93,7 @@ KeeperLoop::KeeperLoop(std::string state_dir, std::function<bool()> stop_request
       config_(load_config(state_dir_)),
       state_(load_state(state_dir_)),
       pg_(config_),
-      monitor_(config_.monitor_uri, config_.timeouts.monitor_call_timeout) {
+      monitor_(config_.monitor_uri, config_.monitor_passfile, config_.timeouts.monitor_call_timeout) {
     if (state_.node_id == 0)
         throw KeeperError(KeeperError::Kind::BadArguments,
                           "state.json in " + state_dir_ + " holds no registration: run `autoctl create postgres`");

@@ -46,8 +46,8 @@ NodeState to_state(const std::optional<std::string>& s) {
 
 void MonitorLink::ConnDeleter::operator()(pg_conn* conn) const { PQfinish(conn); }
 
-MonitorLink::MonitorLink(std::string uri, std::chrono::milliseconds call_timeout)
-    : uri_(std::move(uri)), call_timeout_(call_timeout) {}
+MonitorLink::MonitorLink(std::string uri, std::string passfile, std::chrono::milliseconds call_timeout)
+    : uri_(std::move(uri)), passfile_(std::move(passfile)), call_timeout_(call_timeout) {}
 
 MonitorLink::~MonitorLink() = default;
 
@@ -66,9 +66,10 @@ void MonitorLink::wait_socket(bool for_write, SteadyClock::time_point deadline) 
 }
 
 void MonitorLink::connect(SteadyClock::time_point deadline) {
+    // Keywords after dbname override the URI's; an empty passfile leaves libpq's default.
     const char* keywords[] = {"dbname", "application_name", "keepalives_idle", "keepalives_interval",
-                              "keepalives_count", nullptr};
-    const char* values[] = {uri_.c_str(), "autofailover_keeper", "2", "1", "2", nullptr};
+                              "keepalives_count", passfile_.empty() ? nullptr : "passfile", nullptr};
+    const char* values[] = {uri_.c_str(), "autofailover_keeper", "2", "1", "2", passfile_.c_str(), nullptr};
     conn_.reset(PQconnectStartParams(keywords, values, 1));
     if (!conn_) throw MonitorUnreachable("out of memory connecting to the monitor");
     if (PQstatus(conn_.get()) == CONNECTION_BAD) {

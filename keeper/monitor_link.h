@@ -70,7 +70,9 @@ struct OtherNode {
 
 class MonitorLink {
 public:
-    MonitorLink(std::string uri, std::chrono::milliseconds call_timeout);
+    // passfile: pgpass file with the keeper role's password ("" = none), given to
+    // libpq as passfile= so the password is in no conninfo and no log.
+    MonitorLink(std::string uri, std::string passfile, std::chrono::milliseconds call_timeout);
     ~MonitorLink();
     MonitorLink(const MonitorLink&) = delete;
     MonitorLink& operator=(const MonitorLink&) = delete;
@@ -100,6 +102,7 @@ private:
         void operator()(pg_conn* conn) const;
     };
     std::string uri_;
+    std::string passfile_;
     std::chrono::milliseconds call_timeout_;
     std::unique_ptr<pg_conn, ConnDeleter> conn_;
     bool want_listen_ = false;

@@ -44,7 +44,9 @@ std::string ssl_settings(const KeeperConfig& c) {
 std::string replication_credentials(const KeeperConfig& c) {
     std::string out;
     if (!c.replication_passfile.empty()) out += " passfile=" + conninfo_quote(c.replication_passfile);
-    if (ssl_enabled(c)) out += " sslmode=require";
+    // With the operator's CA the peer proves it is the node the monitor named.
+    if (!c.ssl_ca_file.empty()) out += " sslmode=verify-full sslrootcert=" + conninfo_quote(c.ssl_ca_file);
+    else if (ssl_enabled(c)) out += " sslmode=require";
     return out;
 }
 
@@ -200,7 +202,12 @@ std::string source_conninfo(const KeeperConfig& config, const std::string& host,
 std::vector<std::string> replication_client_env(const KeeperConfig& config) {
     std::vector<std::string> env;
     if (!config.replication_passfile.empty()) env.push_back("PGPASSFILE=" + config.replication_passfile);
-    if (ssl_enabled(config)) env.push_back("PGSSLMODE=require");
+    if (!config.ssl_ca_file.empty()) {
+        env.push_back("PGSSLMODE=verify-full");
+        env.push_back("PGSSLROOTCERT=" + config.ssl_ca_file);
+    } else if (ssl_enabled(config)) {
+        env.push_back("PGSSLMODE=require");
+    }
     return env;
 }
 

@@ -40,7 +40,7 @@ void remove_standby_signal(const std::string& pgdata);
 // primary_conninfo for streaming from host:port as application_name.
 std::string replication_conninfo(const std::string& host, int port, const std::string& application_name);
 // The same with this node's credentials and TLS: passfile= (never the password
-// itself) and sslmode=require when the node runs with SSL.
+// itself) and sslmode=require when the node runs with SSL (verify-full with the operator's CA).
 std::string replication_conninfo(const KeeperConfig& config, const std::string& host, int port,
                                  const std::string& application_name);
 // A plain connection as the replication role to host:port (pg_rewind --source-server, slot check).

@@ -34,3 +34,10 @@ if [ "$(id -u)" -eq 0 ] && ! id -u "$user" >/dev/null 2>&1; then
   useradd --system --create-home --home-dir "/var/lib/$user" --shell /bin/bash "$user"
   echo "install-deps: created system user $user"
 fi
+# A second unprivileged user: the hostile e2e test (tests/e2e/test_hostile.py) checks that it can log in
+# nowhere on a default formation. It owns nothing and has no login shell.
+other=${AUTOFAILOVER_OTHER_USER:-autofailover_other}
+if [ "$(id -u)" -eq 0 ] && ! id -u "$other" >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$other"
+  echo "install-deps: created system user $other"
+fi

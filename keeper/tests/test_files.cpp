@@ -10,7 +10,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <csignal>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace autofailover::keeper;
@@ -196,6 +198,8 @@ TEST_CASE("pid file: held while alive, refused to a second holder, removed on ex
         PidFile held(path);
         REQUIRE(live_pid_in(path));
         CHECK(*live_pid_in(path) == ::getpid());
+        CHECK_THROWS_WITH(PidFile(path), Catch::Contains("another keeper (pid " + std::to_string(::getpid()) + ")"));
+        CHECK(*live_pid_in(path) == ::getpid());  // the refused one changed nothing
     }
     CHECK_FALSE(fs::exists(path));
     // A pid file left by a dead keeper does not block the next one.
@@ -205,11 +209,64 @@ TEST_CASE("pid file: held while alive, refused to a second holder, removed on ex
     CHECK(*live_pid_in(path) == ::getpid());
 }
 
-TEST_CASE("pid file of another live process is refused", "[pidfile]") {
+TEST_CASE("pid file: the lock decides, not a live pid left in the file", "[pidfile]") {
     TempDir dir;
     const std::string path = dir.path + "/keeper.pid";
+    // An unlocked file naming a live process (a pid reused after the keeper died): nobody runs.
     write_file_atomically(path, std::to_string(::getppid()) + "\n");
-    CHECK_THROWS_WITH(PidFile(path), Catch::Contains("another keeper"));
+    CHECK_FALSE(live_pid_in(path));
+    PidFile taken(path);
+    CHECK(*live_pid_in(path) == ::getpid());
+}
+
+TEST_CASE("pid file: a keeper in another process holds it until it dies", "[pidfile]") {
+    TempDir dir;
+    const std::string path = dir.path + "/keeper.pid";
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::close(ready[0]);
+        try {
+            PidFile held(path);
+            (void)!::write(ready[1], "x", 1);
+            ::pause();  // until killed: a keeper that dies without cleaning up
+        } catch (...) {
+        }
+        ::_exit(1);
+    }
+    ::close(ready[1]);
+    char c = 0;
+    REQUIRE(::read(ready[0], &c, 1) == 1);
+    ::close(ready[0]);
+    CHECK(live_pid_in(path) == std::optional<long>(child));
+    CHECK_THROWS_WITH(PidFile(path), Catch::Contains("another keeper (pid " + std::to_string(child) + ")"));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    // SIGKILL: the file stays, with the dead keeper's pid, but its lock died with it.
+    CHECK(fs::exists(path));
+    CHECK_FALSE(live_pid_in(path));
+    PidFile next(path);
+    CHECK(*live_pid_in(path) == ::getpid());
+}
+
+TEST_CASE("atomic writes use a temp file of their own, private until renamed", "[atomic]") {
+    TempDir dir;
+    const std::string path = dir.path + "/state.json";
+    write_file_atomically(path + ".tmp", "someone else's temp file");
+    write_file_atomically(path, "new", 0640);
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0640);
+    CHECK(*read_file_if_exists(path + ".tmp") == "someone else's temp file");
+    int files = 0;
+    for (const auto& entry : fs::directory_iterator(dir.path)) {
+        (void)entry;
+        ++files;
+    }
+    CHECK(files == 2);
 }
 
 TEST_CASE("keeper.json refuses a password method without a replication passfile", "[config][auth]") {
