@@ -3,11 +3,14 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
-#include <sys/stat.h>
+#include <set>
 #include <sstream>
 #include <stdexcept>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace autofailover::keeper {
 namespace {
@@ -86,6 +89,29 @@ void write_file_atomically(const std::string& path, const std::string& content, 
     Fd dir(::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dir.get() < 0) fail("cannot open directory of", path);
     if (::fsync(dir.get()) != 0) fail("cannot fsync directory of", path);
+}
+
+void fsync_directory(const std::string& dir) {
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) fail("cannot open directory", dir);
+    if (::fsync(fd.get()) != 0) fail("cannot fsync directory", dir);
+}
+
+void sync_data_directory(const std::string& pgdata) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> roots = {pgdata};
+    std::error_code ec;
+    if (fs::is_symlink(pgdata + "/pg_wal", ec)) roots.push_back(pgdata + "/pg_wal/");
+    for (const auto& link : fs::directory_iterator(pgdata + "/pg_tblspc", ec)) roots.push_back(link.path().string() + "/");
+    std::set<dev_t> done;
+    for (const auto& root : roots) {
+        Fd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (fd.get() < 0) fail("cannot open", root);
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) fail("cannot stat", root);
+        if (!done.insert(st.st_dev).second) continue;
+        if (::syncfs(fd.get()) != 0) fail("cannot syncfs the file system of", root);
+    }
 }
 
 std::optional<std::string> read_file_if_exists(const std::string& path) {

@@ -284,6 +284,8 @@ void KeeperLoop::heartbeat() {
         }
         renew_write_lease(obs);
         persist();
+        log_debug("node={} heartbeat took {}", name(),
+                  ms(std::chrono::duration_cast<milliseconds>(SteadyClock::now() - last_heartbeat_)));
     } catch (const std::exception& e) {
         log_debug("node={} heartbeat failed: {}", name(), e.what());
     }

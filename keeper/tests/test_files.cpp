@@ -62,6 +62,22 @@ TEST_CASE("atomic write fails loudly when the directory is missing", "[atomic]")
     CHECK_THROWS_WITH(write_file_atomically("/nonexistent-dir-xyz/state.json", "x"), Catch::Contains("cannot create"));
 }
 
+TEST_CASE("a data directory is synced through its links, and a missing one is an error", "[atomic]") {
+    TempDir d;
+    const std::string pgdata = d.path + "/pgdata";
+    fs::create_directories(pgdata + "/pg_tblspc");
+    fs::create_directories(d.path + "/wal");
+    fs::create_directories(d.path + "/space");
+    fs::create_symlink(d.path + "/wal", pgdata + "/pg_wal");
+    fs::create_symlink(d.path + "/space", pgdata + "/pg_tblspc/16400");
+    std::ofstream(pgdata + "/PG_VERSION") << "15\n";
+    CHECK_NOTHROW(sync_data_directory(pgdata));
+    CHECK_NOTHROW(fsync_directory(d.path));
+    fs::remove(d.path + "/space");  // a dangling tablespace link: cannot be synced
+    CHECK_THROWS_WITH(sync_data_directory(pgdata), Catch::Contains("16400"));
+    CHECK_THROWS_WITH(sync_data_directory(d.path + "/missing"), Catch::Contains("cannot open"));
+}
+
 TEST_CASE("pg_hba block opens only the replication and probe roles to group and monitor hosts", "[hba]") {
     auto lines = hba_lines({"10.0.0.1", "10.0.0.2", "10.0.0.1"}, "10.0.0.9", "scram-sha-256");
     REQUIRE(lines.size() == 5);
