@@ -6,6 +6,7 @@
 // group so one failing group never blocks the others.
 #include "monitor_ext/health_worker.h"
 
+#include "monitor_ext/leader_lease.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
 #include "monitor_ext/probe.h"
@@ -155,6 +156,9 @@ void decide_group(MemoryContext round_context, const GroupKey* group) {
     PG_END_TRY();
 }
 
+// Whether the previous round could decide (replicated monitors: the leader lease), to log changes once.
+bool could_decide = true;
+
 void run_round(MemoryContext round_context) {
     ProbeTarget* targets = nullptr;
     char** old_health = nullptr;
@@ -163,6 +167,13 @@ void run_round(MemoryContext round_context) {
     probe_all(targets, count, probe_settings());
     MemoryContextSwitchTo(previous);
     store_health(targets, count);
+    // Without the leader lease (docs/monitor-ha.md) health is still stored, but nothing is decided.
+    const bool can_decide = leader_lease_allows_decisions();
+    if (can_decide != could_decide)
+        ereport(LOG, (errmsg(can_decide ? "autofailover health check: leader lease valid, decisions resume"
+                                        : "autofailover health check: no valid leader lease, no decisions")));
+    could_decide = can_decide;
+    if (!can_decide) return;
     GroupKey* groups = nullptr;
     const std::size_t group_count = groups_to_decide(round_context, targets, old_health, count, &groups);
     for (std::size_t i = 0; i < group_count; ++i) decide_group(round_context, &groups[i]);
