@@ -112,6 +112,13 @@ std::string autofailover_conf(const MonitorSetup& s) {
     conf += fmt::format("unix_socket_directories = {}\n", quote_conf_value(s.pgdata));
     conf += fmt::format("autofailover.database = '{}'\n", kMonitorDatabase);
     if (s.ssl_self_signed) conf += "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
+    if (s.replicated) {
+        // docs/monitor-ha.md: decisions only under the leader lease; pg_rewind needs
+        // wal_log_hints; the agent writes primary_conninfo / synchronous_standby_names
+        // into autofailover_ha.conf.
+        conf += "autofailover.require_leader_lease = on\nwal_log_hints = on\nhot_standby = on\n"
+                "wal_keep_size = '1GB'\ninclude_if_exists 'autofailover_ha.conf'\n";
+    }
     static const std::regex name_re(R"([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?)");
     for (const std::string& setting : s.settings) {
         auto eq = setting.find('=');
@@ -142,6 +149,11 @@ std::string pg_hba_conf(const MonitorSetup& s, const std::string& os_user) {
                            s.auth);
         hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, kMonitorDatabase, "+autofailover_operator",
                            src, s.auth);
+        // Replicated monitors: the other monitors' agents stream, rewind and clone as the OS user.
+        if (s.replicated) {
+            hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, "replication", os_user, src, s.auth);
+            hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, "postgres", os_user, src, s.auth);
+        }
     }
     return hba;
 }
@@ -286,15 +298,7 @@ MonitorUris create_monitor(const MonitorSetup& input) {
                             "--auth-local=peer", "--auth-host=reject", "--no-instructions"},
                            "Check that the parent directory exists and belongs to the current OS user.");
     }
-    // Also when a monitor created without SSL is re-run with --ssl-self-signed.
-    if (s.ssl_self_signed) create_self_signed_certificate(s);
-
-    write_file(pgdata / "autofailover.conf", autofailover_conf(s));
-    const fs::path postgresql_conf = pgdata / "postgresql.conf";
-    std::string main_conf = read_file(postgresql_conf);
-    if (main_conf.find("include 'autofailover.conf'") == std::string::npos)
-        write_file(postgresql_conf, main_conf + "\ninclude 'autofailover.conf'\n");
-    write_file(pgdata / "pg_hba.conf", pg_hba_conf(s, os_user));
+    write_monitor_files(s);
 
     if (server_is_running(s)) {
         run_child_or_throw({bin(s, "pg_ctl"), "-D", s.pgdata, "reload"}, "");
@@ -304,7 +308,28 @@ MonitorUris create_monitor(const MonitorSetup& input) {
         start_server(s);
     }
     std::string password = complete_monitor_database(s, os_user);
+    return monitor_uris(s, password);
+}
 
+void write_monitor_files(const MonitorSetup& s) {
+    const fs::path pgdata(s.pgdata);
+    // Also when a monitor created without SSL is re-run with --ssl-self-signed.
+    if (s.ssl_self_signed) create_self_signed_certificate(s);
+    write_file(pgdata / "autofailover.conf", autofailover_conf(s));
+    const fs::path postgresql_conf = pgdata / "postgresql.conf";
+    std::string main_conf = read_file(postgresql_conf);
+    if (main_conf.find("include 'autofailover.conf'") == std::string::npos)
+        write_file(postgresql_conf, main_conf + "\ninclude 'autofailover.conf'\n");
+    write_file(pgdata / "pg_hba.conf", pg_hba_conf(s, os_user_name()));
+}
+
+bool monitor_server_running(const MonitorSetup& s) { return server_is_running(s); }
+void start_monitor_server(const MonitorSetup& s) { start_server(s); }
+std::string monitor_program(const MonitorSetup& s, const char* program) { return bin(s, program); }
+std::string monitor_os_user() { return os_user_name(); }
+
+MonitorUris monitor_uris(const MonitorSetup& s, const std::string& password) {
+    const std::string os_user = os_user_name();
     const std::string sslmode = s.ssl_self_signed ? "?sslmode=require" : "";
     MonitorUris uris;
     uris.keeper = fmt::format("postgres://autofailover_keeper{}@{}:{}/{}{}", password.empty() ? "" : ":" + password,

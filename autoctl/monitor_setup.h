@@ -26,6 +26,9 @@ struct MonitorSetup {
     std::string pg_bindir;             // initdb, pg_ctl, postgres
     // How long pg_ctl may wait for the server to accept connections.
     std::chrono::seconds start_timeout{60};
+    // One of several replicated monitors (create monitor --etcd, docs/monitor-ha.md):
+    // leader lease required, wal_log_hints for pg_rewind, replication lines in pg_hba.
+    bool replicated = false;
 };
 
 struct MonitorUris {
@@ -43,5 +46,15 @@ int run_monitor_in_foreground(const MonitorSetup& setup);
 
 // Where pg_ctl writes the server log: next to the data directory.
 std::string monitor_log_path(const std::string& pgdata);
+
+// Pieces of create_monitor, also used by the monitor agent (monitor_agent.cpp),
+// which rewrites a monitor's own files after a base backup or pg_rewind.
+void write_monitor_files(const MonitorSetup& setup);
+bool monitor_server_running(const MonitorSetup& setup);
+void start_monitor_server(const MonitorSetup& setup);
+std::string monitor_program(const MonitorSetup& setup, const char* program);  // pg_bindir/program
+std::string monitor_os_user();
+// The URIs of a monitor whose keeper password (empty with trust) is known.
+MonitorUris monitor_uris(const MonitorSetup& setup, const std::string& keeper_password);
 
 }  // namespace autoctl
