@@ -324,3 +324,57 @@ def test_m3_leader_monitor_crash_then_primary_crash(ha):
     assert not ha.lease_overlaps, f"two monitors held a valid leader lease at once: {ha.lease_overlaps[:5]}"
     events = ha.autoctl("show", "events", "--count", "100").stdout
     assert "promot" in events.lower() or "primary" in events.lower(), events
+
+
+def keeper_reports(ha):
+    with psycopg.connect(ha.monitor_conninfo(), autocommit=True) as conn:
+        return dict(conn.execute("SELECT node_name, keeper_last_report FROM autofailover.current_state('default')"
+                                 ).fetchall())
+
+
+def test_m5_etcd_down_no_decision_heartbeats_go_on_then_resumes(ha):
+    """etcd stops answering (SIGSTOP: what a lost quorum looks like to its clients): the leader monitor's
+    lease runs out, keepers keep reporting to it, a primary crash is NOT failed over while etcd is gone;
+    once etcd answers again a monitor leads and the failover happens."""
+    ha.wait_healthy()
+    leader = next(m for m in ha.monitors.values() if m.leads())
+    with Workload(ha, "M5 etcd down, then the primary crashes") as w:
+        w.wait_for_commits(20)
+        os.kill(ha.etcd.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            while leader.leads():
+                assert time.monotonic() - stopped < 10, "the leader kept its lease without etcd"
+                time.sleep(0.02)
+            fenced = time.monotonic() - stopped
+            report(f"[M5] etcd frozen: leader monitor {leader.name} stopped deciding after {fenced:.2f}s",
+                   fenced_s=fenced)
+            assert fenced <= 3.5, fenced   # TTL 3 s - margin 0.5 s + one renew period
+            before = keeper_reports(ha)
+            time.sleep(1.5)
+            after = keeper_reports(ha)
+            assert all(after[n] > before[n] for n in before), f"heartbeats not recorded: {before} {after}"
+            w.wait_for_commits(20)   # nothing breaks on the data nodes
+
+            old = ha.primary()
+            old.kill_keeper(signal.SIGKILL)
+            old.kill_postgres(signal.SIGKILL)
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline:
+                state = ha.state()
+                assert all(s["goal_state"] in ("primary", "secondary") for s in state.values()), ha.describe(state)
+                time.sleep(0.1)
+        finally:
+            os.kill(ha.etcd.pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        promoted = ("primary", "wait_primary")
+        state = ha.wait_until(lambda s: any(n != old.name and st["reported_state"] in promoted
+                                            for n, st in s.items()), "a failover once etcd is back", timeout=60)
+        report(f"[M5] etcd back: failover done {time.monotonic() - resumed:.2f}s later",
+               failover_after_resume_s=time.monotonic() - resumed)
+        w.wait_for_commits(20)
+        old.start_keeper()
+        ha.wait_healthy()
+        w.wait_for_commits(20)
+    w.assert_clean()
+    assert not ha.lease_overlaps, f"two monitors held a valid leader lease at once: {ha.lease_overlaps[:5]}"
