@@ -276,9 +276,14 @@ def takeover(ha, old, new):
 def rejoin(ha, old):
     """Restart old's agent (the host came back): it must rejoin as a synchronous standby."""
     old.start_agent()
+    started = time.monotonic()
     ha.wait_monitors(lambda s: any(m["name"] == old.name and m["postgres"] == "standby" and m["may_take_over"]
                                    for m in s["monitors"]),
                      f"{old.name} to rejoin as a synchronous standby", timeout=120)
+    with open(os.path.join(ha.workdir, f"{old.name}.agent.out"), errors="replace") as f:
+        how = "a fresh base backup" if "pg_rewind failed" in f.read() else "pg_rewind"
+    report(f"[M3] {old.name} back as a synchronous standby {time.monotonic() - started:.2f}s after its agent "
+           f"restarted, through {how}")
 
 
 def test_m3_leader_monitor_crash_then_primary_crash(ha):
