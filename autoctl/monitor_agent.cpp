@@ -162,7 +162,7 @@ void check_timeouts(const MonitorHaTimeouts& t) {
 std::string local_conninfo(const MonitorSetup& s, const char* dbname) {
     return fmt::format("host={} port={} dbname={} application_name=autofailover_agent connect_timeout=2 "
                        "options='-c statement_timeout=5000'",
-                       s.pgdata, s.pgport, dbname);
+                       monitor_socket_dir(s), s.pgport, dbname);
 }
 
 std::string source_conninfo(const Member& leader, const std::string& user) {
@@ -362,6 +362,10 @@ void Agent::lead(bool recovering, const SyncState& sync) {
                                   .as<bool>();
         tx.commit();
         if (!promoted) throw std::runtime_error("pg_promote did not finish within promote_timeout_ms");
+        // pg_control names the new timeline only after a checkpoint; PostgreSQL 15's
+        // pg_rewind of this monitor, should it die soon, needs it there.
+        pqxx::nontransaction checkpoint(local());
+        checkpoint.exec("CHECKPOINT");
         ha_conf_.clear();
         sync_since_.clear();
     }
@@ -427,6 +431,7 @@ void Agent::rejoin(const Member& leader) {
     }
     drop_local();
     const bool was_standby = fs::exists(fs::path(c_.setup.pgdata) / "standby.signal");
+    bool rewound = false;
     if (!was_standby) {
         // pg_rewind runs crash recovery first when the server was not shut down cleanly.
         ChildResult rewind = run_child({monitor_program(c_.setup, "pg_rewind"), "-D", c_.setup.pgdata,
@@ -436,12 +441,23 @@ void Agent::rejoin(const Member& leader) {
             std::replace(last.begin(), last.end(), '\n', ' ');
             log_warn("monitor={} pg_rewind failed ({}); taking a fresh base backup", c_.name, last);
             base_backup(c_, leader);
+        } else {
+            rewound = true;
         }
     }
     become_standby_files(c_, leader);
     ha_conf_ = standby_ha_conf(leader, os_user_, c_.name);
     sync_since_.clear();
-    start_monitor_server(c_.setup);
+    try {
+        start_monitor_server(c_.setup);
+    } catch (const CliError& e) {
+        if (!rewound) throw;
+        // A rewound directory recovery cannot replay (e.g. a timeline pg_rewind misjudged): clone instead.
+        log_warn("monitor={} the rewound Postgres does not start; taking a fresh base backup", c_.name);
+        base_backup(c_, leader);
+        become_standby_files(c_, leader);
+        start_monitor_server(c_.setup);
+    }
     log_info("monitor={} role=standby of {} (started)", c_.name, leader.name);
 }
 

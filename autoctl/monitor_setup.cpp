@@ -109,7 +109,7 @@ std::string autofailover_conf(const MonitorSetup& s) {
     conf += fmt::format("port = {}\n", s.pgport);
     // The default socket directory (/var/run/postgresql) belongs to the postgres
     // OS user; the monitor keeps its socket in its own data directory.
-    conf += fmt::format("unix_socket_directories = {}\n", quote_conf_value(s.pgdata));
+    conf += fmt::format("unix_socket_directories = {}\n", quote_conf_value(monitor_socket_dir(s)));
     conf += fmt::format("autofailover.database = '{}'\n", kMonitorDatabase);
     if (s.ssl_self_signed) conf += "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
     if (s.replicated) {
@@ -180,7 +180,8 @@ std::string random_password() {
 }
 
 std::string local_conninfo(const MonitorSetup& s, const char* dbname) {
-    return fmt::format("host={} port={} dbname={} application_name=autoctl", s.pgdata, s.pgport, dbname);
+    return fmt::format("host={} port={} dbname={} application_name=autoctl", monitor_socket_dir(s), s.pgport,
+                       dbname);
 }
 
 // Creates the database, roles and extension that are missing; returns the
@@ -311,8 +312,21 @@ MonitorUris create_monitor(const MonitorSetup& input) {
     return monitor_uris(s, password);
 }
 
+std::string monitor_socket_dir(const MonitorSetup& s) {
+    // A replicated monitor keeps its socket out of the data directory: pg_rewind
+    // from a leader would try to copy the leader's socket file and fail.
+    if (!s.replicated) return s.pgdata;
+    fs::path p = fs::path(s.pgdata).lexically_normal();
+    if (p.filename().empty()) p = p.parent_path();
+    return p.string() + ".monitor";
+}
+
 void write_monitor_files(const MonitorSetup& s) {
     const fs::path pgdata(s.pgdata);
+    if (s.replicated) {
+        fs::create_directories(monitor_socket_dir(s));
+        fs::permissions(monitor_socket_dir(s), fs::perms::owner_all);
+    }
     // Also when a monitor created without SSL is re-run with --ssl-self-signed.
     if (s.ssl_self_signed) create_self_signed_certificate(s);
     write_file(pgdata / "autofailover.conf", autofailover_conf(s));
@@ -338,7 +352,8 @@ MonitorUris monitor_uris(const MonitorSetup& s, const std::string& password) {
         uris.operator_ = fmt::format("postgres://{}@{}:{}/{}{}", os_user, uri_host(s.hostname), s.pgport,
                                      kMonitorDatabase, sslmode);
     else  // the OS user has no password: it logs in over the socket with peer authentication
-        uris.operator_ = fmt::format("postgres:///{}?host={}&port={}", kMonitorDatabase, s.pgdata, s.pgport);
+        uris.operator_ =
+            fmt::format("postgres:///{}?host={}&port={}", kMonitorDatabase, monitor_socket_dir(s), s.pgport);
     return uris;
 }
 

@@ -54,6 +54,8 @@ bool monitor_server_running(const MonitorSetup& setup);
 void start_monitor_server(const MonitorSetup& setup);
 std::string monitor_program(const MonitorSetup& setup, const char* program);  // pg_bindir/program
 std::string monitor_os_user();
+// Where the server puts its Unix socket: the data directory, or <pgdata>.monitor for a replicated monitor.
+std::string monitor_socket_dir(const MonitorSetup& setup);
 // The URIs of a monitor whose keeper password (empty with trust) is known.
 MonitorUris monitor_uris(const MonitorSetup& setup, const std::string& keeper_password);
 

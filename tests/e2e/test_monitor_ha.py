@@ -281,7 +281,8 @@ def rejoin(ha, old):
                                    for m in s["monitors"]),
                      f"{old.name} to rejoin as a synchronous standby", timeout=120)
     with open(os.path.join(ha.workdir, f"{old.name}.agent.out"), errors="replace") as f:
-        how = "a fresh base backup" if "pg_rewind failed" in f.read() else "pg_rewind"
+        failed = [line.strip() for line in f if "pg_rewind failed" in line]
+    how = f"a fresh base backup ({failed[-1][-300:]})" if failed else "pg_rewind"
     report(f"[M3] {old.name} back as a synchronous standby {time.monotonic() - started:.2f}s after its agent "
            f"restarted, through {how}")
 
