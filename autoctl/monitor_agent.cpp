@@ -141,8 +141,7 @@ void save_config(const MonitorHaConfig& c) {
              {"renew_period_ms", t.renew_period_ms},
              {"lease_margin_ms", t.lease_margin_ms},
              {"etcd_request_timeout_ms", t.etcd_request_timeout_ms},
-             {"promote_timeout_ms", t.promote_timeout_ms},
-             {"rejoin_timeout_ms", t.rejoin_timeout_ms}}}};
+             {"promote_timeout_ms", t.promote_timeout_ms}}}};
     const fs::path path = monitor_ha_config_path(c.setup.pgdata);
     fs::create_directories(path.parent_path());
     fs::permissions(path.parent_path(), fs::perms::owner_all);
@@ -575,7 +574,6 @@ MonitorHaConfig load_monitor_ha_config(const std::string& pgdata) {
         c.timeouts.lease_margin_ms = t.value("lease_margin_ms", d.lease_margin_ms);
         c.timeouts.etcd_request_timeout_ms = t.value("etcd_request_timeout_ms", d.etcd_request_timeout_ms);
         c.timeouts.promote_timeout_ms = t.value("promote_timeout_ms", d.promote_timeout_ms);
-        c.timeouts.rejoin_timeout_ms = t.value("rejoin_timeout_ms", d.rejoin_timeout_ms);
         check_timeouts(c.timeouts);
         return c;
     } catch (const Json::exception& e) {

@@ -19,7 +19,6 @@ struct MonitorHaTimeouts {
     int lease_margin_ms = 500;          // Postgres deadline = keepalive send time + TTL - margin
     int etcd_request_timeout_ms = 400;  // one HTTP request to one etcd endpoint
     int promote_timeout_ms = 30000;     // pg_promote(wait => true)
-    int rejoin_timeout_ms = 300000;     // pg_rewind or pg_basebackup of a returning monitor
 };
 
 struct MonitorHaConfig {
