@@ -1,6 +1,8 @@
 // autoctl create monitor | postgres
 #include "autoctl/command_tree.h"
 #include "autoctl/exit_codes.h"
+#include "autoctl/etcd_client.h"
+#include "autoctl/monitor_agent.h"
 #include "autoctl/monitor_setup.h"
 
 #include "keeper/keeper.h"
@@ -40,6 +42,10 @@ struct CreateMonitorOptions {
     bool no_ssl = false;
     int start_timeout_seconds = 60;
     bool run = false;
+    // Replicated monitors (docs/monitor-ha.md); empty etcd: a single monitor, as before.
+    std::string etcd;
+    std::string standby_of;
+    MonitorHaConfig ha;
 };
 
 struct CreatePostgresOptions {
@@ -78,10 +84,45 @@ void add_create_monitor(CLI::App* create) {
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     cmd->add_flag("--run", o->run, "Stay in the foreground; SIGTERM/SIGINT stop the monitor");
+    // Replicated monitors: docs/monitor-ha.md.
+    o->ha.cluster = "main";
+    auto* etcd = cmd->add_option("--etcd", o->etcd,
+                                 "Replicated monitors: etcd endpoints http://host:port[,...] (leadership in etcd)");
+    cmd->add_option("--monitor-cluster", o->ha.cluster, "With --etcd: the monitors' cluster name in etcd")
+        ->capture_default_str()
+        ->needs(etcd);
+    cmd->add_option("--name", o->ha.name, "With --etcd: this monitor's name (default monitor_<pgport>)")->needs(etcd);
+    cmd->add_option("--standby-of", o->standby_of,
+                    "With --etcd: 'host=H port=P' of the leader monitor; this one starts as its standby")
+        ->needs(etcd);
+    cmd->add_option("--lease-ttl", o->ha.timeouts.lease_ttl_ms, "With --etcd: etcd lease TTL in ms (whole seconds)")
+        ->capture_default_str()
+        ->needs(etcd);
+    cmd->add_option("--renew-period", o->ha.timeouts.renew_period_ms, "With --etcd: agent round in ms")
+        ->capture_default_str()
+        ->needs(etcd);
+    cmd->add_option("--lease-margin", o->ha.timeouts.lease_margin_ms,
+                    "With --etcd: the Postgres lease ends this many ms before etcd's")
+        ->capture_default_str()
+        ->needs(etcd);
     cmd->callback([o] {
         o->setup.start_timeout = std::chrono::seconds(o->start_timeout_seconds);
         o->setup.ssl = !o->no_ssl;
-        MonitorUris uris = create_monitor(o->setup);
+        MonitorUris uris;
+        if (o->etcd.empty()) {
+            uris = create_monitor(o->setup);
+        } else {
+            try {
+                o->ha.etcd = etcd::parse_endpoints(o->etcd);
+            } catch (const etcd::EtcdError& e) {
+                throw CliError(ExitCode::BadArguments, fmt::format("--etcd: {}", e.what()));
+            }
+            if (o->ha.name.empty()) o->ha.name = fmt::format("monitor_{}", o->setup.pgport);
+            o->ha.setup = o->setup;
+            uris = create_replicated_monitor(o->ha, o->standby_of);
+            o->setup = o->ha.setup;
+            std::cerr << fmt::format("autoctl: start its agent with: autoctl run-monitor --pgdata {}\n", o->setup.pgdata);
+        }
         if (o->setup.auth == "trust")
             std::cerr << fmt::format(
                 "autoctl: WARNING: --auth trust: anyone who can reach {}:{} from {} logs in without a password "
@@ -101,7 +142,7 @@ void add_create_monitor(CLI::App* create) {
         // stdout carries only the keeper URI, for scripts.
         std::cout << uris.keeper << std::endl;
         if (o->run) {
-            int status = run_monitor_in_foreground(o->setup);
+            int status = o->etcd.empty() ? run_monitor_in_foreground(o->setup) : run_monitor_agent(o->setup.pgdata);
             if (status != 0) throw ExitWith(status);
         }
     });

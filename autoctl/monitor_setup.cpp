@@ -111,9 +111,16 @@ std::string autofailover_conf(const MonitorSetup& s) {
     conf += fmt::format("port = {}\n", s.pgport);
     // The default socket directory (/var/run/postgresql) belongs to the postgres
     // OS user; the monitor keeps its socket in its own data directory.
-    conf += fmt::format("unix_socket_directories = {}\n", quote_conf_value(s.pgdata));
+    conf += fmt::format("unix_socket_directories = {}\n", quote_conf_value(monitor_socket_dir(s)));
     conf += fmt::format("autofailover.database = '{}'\n", kMonitorDatabase);
     if (s.ssl) conf += "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
+    if (s.replicated) {
+        // docs/monitor-ha.md: decisions only under the leader lease; pg_rewind needs
+        // wal_log_hints; the agent writes primary_conninfo / synchronous_standby_names
+        // into autofailover_ha.conf.
+        conf += "autofailover.require_leader_lease = on\nwal_log_hints = on\nhot_standby = on\n"
+                "wal_keep_size = '1GB'\ninclude_if_exists 'autofailover_ha.conf'\n";
+    }
     static const std::regex name_re(R"([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?)");
     for (const std::string& setting : s.settings) {
         auto eq = setting.find('=');
@@ -153,6 +160,11 @@ std::string pg_hba_conf(const MonitorSetup& s, const std::string& os_user) {
                            s.auth);
         hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, kMonitorDatabase, "+autofailover_operator",
                            src, s.auth);
+        // Replicated monitors: the other monitors' agents stream, rewind and clone as the OS user.
+        if (s.replicated) {
+            hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, "replication", os_user, src, s.auth);
+            hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, "postgres", os_user, src, s.auth);
+        }
     }
     return hba;
 }
@@ -179,7 +191,8 @@ std::string random_password() {
 }
 
 std::string local_conninfo(const MonitorSetup& s, const char* dbname) {
-    return fmt::format("host={} port={} dbname={} application_name=autoctl", s.pgdata, s.pgport, dbname);
+    return fmt::format("host={} port={} dbname={} application_name=autoctl", monitor_socket_dir(s), s.pgport,
+                       dbname);
 }
 
 fs::path keeper_password_path(const MonitorSetup& s) { return fs::path(s.pgdata) / "autofailover_keeper.password"; }
@@ -321,15 +334,7 @@ MonitorUris create_monitor(const MonitorSetup& input) {
                             "--auth-local=peer", "--auth-host=reject", "--no-instructions"},
                            "Check that the parent directory exists and belongs to the current OS user.");
     }
-    // Also when a monitor created without SSL is re-run with it.
-    if (s.ssl) set_up_certificate(s);
-
-    write_file(pgdata / "autofailover.conf", autofailover_conf(s));
-    const fs::path postgresql_conf = pgdata / "postgresql.conf";
-    std::string main_conf = read_file(postgresql_conf);
-    if (main_conf.find("include 'autofailover.conf'") == std::string::npos)
-        write_file(postgresql_conf, main_conf + "\ninclude 'autofailover.conf'\n");
-    write_file(pgdata / "pg_hba.conf", pg_hba_conf(s, os_user));
+    write_monitor_files(s);
 
     if (server_is_running(s)) {
         run_child_or_throw({bin(s, "pg_ctl"), "-D", s.pgdata, "reload"}, "");
@@ -339,7 +344,40 @@ MonitorUris create_monitor(const MonitorSetup& input) {
         start_server(s);
     }
     complete_monitor_database(s, os_user);
+    return monitor_uris(s);
+}
 
+std::string monitor_socket_dir(const MonitorSetup& s) {
+    // A replicated monitor keeps its socket out of the data directory: pg_rewind
+    // from a leader would try to copy the leader's socket file and fail.
+    if (!s.replicated) return s.pgdata;
+    fs::path p = fs::path(s.pgdata).lexically_normal();
+    if (p.filename().empty()) p = p.parent_path();
+    return p.string() + ".monitor";
+}
+
+void write_monitor_files(const MonitorSetup& s) {
+    const fs::path pgdata(s.pgdata);
+    if (s.replicated) {
+        fs::create_directories(monitor_socket_dir(s));
+        fs::permissions(monitor_socket_dir(s), fs::perms::owner_all);
+    }
+    // Also when a monitor created without SSL is re-run with it.
+    if (s.ssl) set_up_certificate(s);
+    write_file(pgdata / "autofailover.conf", autofailover_conf(s));
+    const fs::path postgresql_conf = pgdata / "postgresql.conf";
+    std::string main_conf = read_file(postgresql_conf);
+    if (main_conf.find("include 'autofailover.conf'") == std::string::npos)
+        write_file(postgresql_conf, main_conf + "\ninclude 'autofailover.conf'\n");
+    write_file(pgdata / "pg_hba.conf", pg_hba_conf(s, os_user_name()));
+}
+
+bool monitor_server_running(const MonitorSetup& s) { return server_is_running(s); }
+void start_monitor_server(const MonitorSetup& s) { start_server(s); }
+std::string monitor_program(const MonitorSetup& s, const char* program) { return bin(s, program); }
+std::string monitor_os_user() { return os_user_name(); }
+
+MonitorUris monitor_uris(const MonitorSetup& s) {
     std::string query;
     if (!s.ssl_ca_file.empty())
         query = "?sslmode=verify-full&sslrootcert=" + uri_encode(fs::absolute(s.ssl_ca_file).lexically_normal().string());
@@ -350,7 +388,8 @@ MonitorUris create_monitor(const MonitorSetup& input) {
                               kMonitorDatabase, query);
     if (s.auth != "trust") uris.keeper_password_file = keeper_password_path(s).string();
     // The OS user is the monitor's superuser and has no password: it logs in over the socket (peer).
-    uris.operator_ = fmt::format("postgres:///{}?host={}&port={}", kMonitorDatabase, uri_encode(s.pgdata), s.pgport);
+    uris.operator_ = fmt::format("postgres:///{}?host={}&port={}", kMonitorDatabase,
+                                 uri_encode(monitor_socket_dir(s)), s.pgport);
     for (const auto& source : allowed_sources(s)) uris.trusted_sources.push_back(source);
     return uris;
 }

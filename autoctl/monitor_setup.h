@@ -32,6 +32,9 @@ struct MonitorSetup {
     std::string pg_bindir;             // initdb, pg_ctl, postgres
     // How long pg_ctl may wait for the server to accept connections.
     std::chrono::seconds start_timeout{60};
+    // One of several replicated monitors (create monitor --etcd, docs/monitor-ha.md):
+    // leader lease required, wal_log_hints for pg_rewind, replication lines in pg_hba.
+    bool replicated = false;
 };
 
 struct MonitorUris {
@@ -55,5 +58,17 @@ int run_monitor_in_foreground(const MonitorSetup& setup);
 
 // Where pg_ctl writes the server log: next to the data directory.
 std::string monitor_log_path(const std::string& pgdata);
+
+// Pieces of create_monitor, also used by the monitor agent (monitor_agent.cpp),
+// which rewrites a monitor's own files after a base backup or pg_rewind.
+void write_monitor_files(const MonitorSetup& setup);
+bool monitor_server_running(const MonitorSetup& setup);
+void start_monitor_server(const MonitorSetup& setup);
+std::string monitor_program(const MonitorSetup& setup, const char* program);  // pg_bindir/program
+std::string monitor_os_user();
+// Where the server puts its Unix socket: the data directory, or <pgdata>.monitor for a replicated monitor.
+std::string monitor_socket_dir(const MonitorSetup& setup);
+// The URIs of a monitor (the keeper password stays in its 0600 file).
+MonitorUris monitor_uris(const MonitorSetup& setup);
 
 }  // namespace autoctl

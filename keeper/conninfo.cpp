@@ -37,4 +37,30 @@ std::string conninfo_host(const std::string& conninfo) {
     return "";
 }
 
+std::vector<std::string> conninfo_hosts(const std::string& conninfo) {
+    std::string list;
+    std::smatch m;
+    static const std::regex uri_hosts(R"(^postgres(?:ql)?://(?:[^@/]*@)?([^/?]*))");
+    static const std::regex kv_hosts(R"((?:^|\s)host\s*=\s*'?([^'\s]*))");
+    const bool uri = std::regex_search(conninfo, m, uri_hosts);
+    if (uri || std::regex_search(conninfo, m, kv_hosts)) list = m[1].str();
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= list.size()) {
+        const std::size_t comma = list.find(',', start);
+        std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (uri) {
+            if (!item.empty() && item.front() == '[') {
+                item = item.substr(1, item.find(']') == std::string::npos ? std::string::npos : item.find(']') - 1);
+            } else {
+                item = item.substr(0, item.find(':'));
+            }
+        }
+        if (!item.empty()) out.push_back(item);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    return out;
+}
+
 }  // namespace autofailover::keeper

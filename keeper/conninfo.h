@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace autofailover::keeper {
 
@@ -10,5 +11,9 @@ std::string conninfo_quote(const std::string& value);
 
 // Host part of a postgres:// URI or key=value string ("" when absent).
 std::string conninfo_host(const std::string& conninfo);
+
+// Every host of a multi-host URI (postgres://a:1,b:2/db) or key=value string
+// (host=a,b): replicated monitors (docs/monitor-ha.md) all probe the nodes.
+std::vector<std::string> conninfo_hosts(const std::string& conninfo);
 
 }  // namespace autofailover::keeper

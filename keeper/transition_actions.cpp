@@ -13,6 +13,7 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <regex>
@@ -575,7 +576,13 @@ SyncStandbyNames parse_synchronous_standby_names(const std::string& value) {
 void ensure_replication_access(ActionContext& ctx, bool reload_if_changed) {
     std::vector<std::string> hosts = {ctx.config.hostname};
     for (const auto& o : ctx.others) hosts.push_back(o.host);
-    auto lines = hba_lines(hosts, conninfo_host(ctx.config.monitor_uri), ctx.config.auth_method, ssl_enabled(ctx.config));
+    const std::vector<std::string> monitors = conninfo_hosts(ctx.config.monitor_uri);
+    auto lines = hba_lines(hosts, monitors.empty() ? std::string() : monitors.front(), ctx.config.auth_method,
+                           ssl_enabled(ctx.config));
+    // Replicated monitors (docs/monitor-ha.md): whichever leads probes the nodes.
+    for (std::size_t i = 1; i < monitors.size(); ++i)
+        for (auto& line : hba_lines({}, monitors[i], ctx.config.auth_method, ssl_enabled(ctx.config)))
+            if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(line);
     if (write_hba_block(ctx.config.pgdata, lines) && reload_if_changed && ctx.pg.postmaster_alive()) {
         log_info("node={} pg_hba.conf updated for {} group hosts", ctx.config.name, hosts.size());
         ctx.pg.reload();

@@ -3,6 +3,7 @@
 // elog(ERROR) from SPI longjmps over nothing that needs unwinding.
 #include "monitor_ext/group_store.h"
 
+#include "monitor_ext/leader_lease.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
 
@@ -137,6 +138,9 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
     out->settings = decision_settings(number_sync_standbys);
     out->now_us = to_unix_us(GetCurrentTimestamp());
     out->monitor_started_us = to_unix_us(PgStartTime);
+    // A monitor that took over leads since then: the grace period counts from the takeover.
+    const std::int64_t leader_since = leader_since_unix_us();
+    if (leader_since > out->monitor_started_us) out->monitor_started_us = leader_since;
     out->stored_waiting_reason = stored_waiting_reason;
 }
 
@@ -158,6 +162,7 @@ int find_row(const GroupInput* group, std::int64_t node_id) {
 }
 
 int store_decision(GroupInput* group, const DecisionOutput* decision) {
+    require_leader_lease("storing a decision");
     int changes = 0;
     Oid goal_types[3] = {INT8OID, TEXTOID, TEXTOID};
     SPIPlanPtr goal_plan = prepare_once(

@@ -9,6 +9,7 @@
 // rounds, and its result is stored, (3) and (4), as soon as it comes.
 #include "monitor_ext/health_worker.h"
 
+#include "monitor_ext/leader_lease.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
 #include "monitor_ext/probe.h"
@@ -175,6 +176,9 @@ void decide_group(MemoryContext round_context, const GroupKey* group) {
     PG_END_TRY();
 }
 
+// Whether the previous round could decide (replicated monitors: the leader lease), to log changes once.
+bool could_decide = true;
+
 // Stores the results that came in since the last call and runs the decisions
 // (always at the end of a round; between rounds only when there is a result).
 void report_results(MemoryContext round_context, RoundState* round, bool end_of_round) {
@@ -189,6 +193,13 @@ void report_results(MemoryContext round_context, RoundState* round, bool end_of_
     }
     if (!any && !end_of_round) return;
     store_health(round->targets, fresh, round->count);
+    // Without the leader lease (docs/monitor-ha.md) health is still stored, but nothing is decided.
+    const bool can_decide = leader_lease_allows_decisions();
+    if (can_decide != could_decide)
+        ereport(LOG, (errmsg(can_decide ? "autofailover health check: leader lease valid, decisions resume"
+                                        : "autofailover health check: no valid leader lease, no decisions")));
+    could_decide = can_decide;
+    if (!can_decide) return;
     GroupKey* groups = nullptr;
     const std::size_t group_count =
         groups_to_decide(round_context, round->targets, round->old_health, fresh, round->count, &groups);

@@ -4,6 +4,7 @@
 // never throws across the bridge), SPI store, ERROR only from plain frames.
 #include "monitor_ext/core_bridge.h"
 #include "monitor_ext/group_store.h"
+#include "monitor_ext/leader_lease.h"
 #include "monitor_ext/pg_include.h"
 
 namespace {
@@ -70,9 +71,17 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
     GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
     autofailover_ext::load_group(formation, group_id, 0, group);
     DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count);
-    const BridgeResult decided = autofailover_bridge::run_decide(*group, *decision);
-    autofailover_ext::raise_if_failed(decided);
-    const int goal_changes = autofailover_ext::store_decision(group, decision);
+    int goal_changes = 0;
+    if (autofailover_ext::leader_lease_allows_decisions()) {
+        const BridgeResult decided = autofailover_bridge::run_decide(*group, *decision);
+        autofailover_ext::raise_if_failed(decided);
+        goal_changes = autofailover_ext::store_decision(group, decision);
+    } else {
+        // Replicated monitors, lease not held (docs/monitor-ha.md): the heartbeat the
+        // caller stored stays, the keeper gets the stored goal, nothing is decided.
+        strlcpy(decision->waiting_reason, "no decision: this monitor does not hold the leader lease",
+                sizeof decision->waiting_reason);
+    }
 
     autofailover_bridge::KeeperView* view =
         static_cast<autofailover_bridge::KeeperView*>(palloc0(sizeof(autofailover_bridge::KeeperView)));
@@ -121,6 +130,7 @@ PGDLLEXPORT Datum autofailover_register_assign(PG_FUNCTION_ARGS) {
     const int group_id = PG_GETARG_INT32(1);
     const std::int64_t node_id = PG_GETARG_INT64(2);
     const int candidate_priority = PG_GETARG_INT32(3);
+    autofailover_ext::require_leader_lease("registering a node");
     MemoryContext caller_context = CurrentMemoryContext;
 
     SPI_connect();
@@ -151,6 +161,7 @@ PGDLLEXPORT Datum autofailover_operator(PG_FUNCTION_ARGS) {
     command.target = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3);
     command.accept_data_loss = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
     command.what_changed = PG_ARGISNULL(5) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(5));
+    autofailover_ext::require_leader_lease("the operator command");
     MemoryContext caller_context = CurrentMemoryContext;
 
     SPI_connect();

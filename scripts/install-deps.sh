@@ -11,6 +11,7 @@ packages=(
   python3 python3-pytest python3-psycopg
   iproute2 util-linux procps
   openssl
+  etcd-server libcpp-httplib-dev
 )
 
 missing=()

@@ -765,3 +765,25 @@ GRANT EXECUTE ON FUNCTION
     TO autofailover_operator;
 GRANT SELECT ON autofailover.formations, autofailover.nodes, autofailover.node_health, autofailover.events,
     autofailover.groups TO autofailover_operator;
+
+------------------------------------------------------------------------------
+-- BEGIN monitor HA (docs/monitor-ha.md): the leader lease of replicated
+-- monitors. Renewed by the monitor agent (a superuser connection) after every
+-- etcd keepalive; enforced by monitor_ext/leader_lease.cpp when
+-- autofailover.require_leader_lease is on.
+------------------------------------------------------------------------------
+CREATE FUNCTION autofailover.renew_leader_lease(valid_for_ms int, from_clock_ns bigint DEFAULT NULL)
+    RETURNS bool LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_renew_leader_lease';
+
+CREATE FUNCTION autofailover.leader_lease_clock() RETURNS bigint
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_leader_lease_clock';
+
+CREATE FUNCTION autofailover.leader_lease(OUT required bool, OUT granted bool, OUT valid bool,
+    OUT expires_in_ms bigint, OUT leader_since timestamptz)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_leader_lease';
+
+REVOKE ALL ON FUNCTION autofailover.renew_leader_lease(int, bigint), autofailover.leader_lease_clock(),
+    autofailover.leader_lease() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autofailover.leader_lease(), autofailover.leader_lease_clock()
+    TO autofailover_operator, pg_monitor;
+-- END monitor HA

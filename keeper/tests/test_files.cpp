@@ -199,6 +199,16 @@ TEST_CASE("monitor host is taken from URIs and key=value strings", "[conninfo]")
     CHECK(conninfo_quote("a'b\\c") == "'a\\'b\\\\c'");
 }
 
+TEST_CASE("every monitor host of a multi-host URI gets probe access", "[conninfo]") {
+    using V = std::vector<std::string>;
+    CHECK(conninfo_hosts("postgres://k@10.0.0.1:5000,10.0.0.2:5001/autofailover?target_session_attrs=read-write") ==
+          V{"10.0.0.1", "10.0.0.2"});
+    CHECK(conninfo_hosts("postgres://k:p@[::1]:5,mon.example/x") == V{"::1", "mon.example"});
+    CHECK(conninfo_hosts("postgres://k@m1/autofailover") == V{"m1"});
+    CHECK(conninfo_hosts("host=a,b port=1,2 dbname=autofailover") == V{"a", "b"});
+    CHECK(conninfo_hosts("dbname=autofailover").empty());
+}
+
 TEST_CASE("default state dir sits next to PGDATA", "[config]") {
     CHECK(default_state_dir("/var/lib/pg/node1") == "/var/lib/pg/node1.keeper");
     CHECK(default_state_dir("/var/lib/pg/node1/") == "/var/lib/pg/node1.keeper");
