@@ -51,6 +51,8 @@ std::string config_to_json(const KeeperConfig& c) {
     };
     Json j = {
         {"monitor_uri", c.monitor_uri},
+        {"monitor_user", c.monitor_user},
+        {"monitor_passfile", c.monitor_passfile},
         {"formation", c.formation},
         {"name", c.name},
         {"hostname", c.hostname},
@@ -82,6 +84,8 @@ KeeperConfig config_from_json(const std::string& text) {
     if (!j.is_object()) throw std::runtime_error("keeper.json: expected a JSON object");
     KeeperConfig c;
     read(j, "monitor_uri", c.monitor_uri);
+    read(j, "monitor_user", c.monitor_user);
+    read(j, "monitor_passfile", c.monitor_passfile);
     read(j, "formation", c.formation);
     read(j, "name", c.name);
     read(j, "hostname", c.hostname);
@@ -124,6 +128,8 @@ KeeperConfig config_from_json(const std::string& text) {
         throw std::runtime_error("keeper.json: \"auth_method\" " + c.auth_method +
                                  " needs \"replication_passfile\" (autoctl create postgres "
                                  "--replication-password-file writes it)");
+    if (c.monitor_user.empty() != c.monitor_passfile.empty())
+        throw std::runtime_error("keeper.json: \"monitor_user\" and \"monitor_passfile\" go together");
     if (c.ssl_cert_file.empty() != c.ssl_key_file.empty())
         throw std::runtime_error("keeper.json: \"ssl_cert_file\" and \"ssl_key_file\" go together");
     // Written into autofailover.conf: a bad value would keep Postgres from starting.

@@ -57,6 +57,10 @@ std::string ms(milliseconds d) { return std::to_string(d.count()) + "ms"; }
 
 }  // namespace
 
+MonitorLogin monitor_login(const KeeperConfig& config) {
+    return MonitorLogin{config.monitor_uri, config.monitor_user, config.monitor_passfile};
+}
+
 std::string config_path(const std::string& dir) { return dir + "/keeper.json"; }
 std::string state_path(const std::string& dir) { return dir + "/state.json"; }
 std::string pid_path(const std::string& dir) { return dir + "/keeper.pid"; }
@@ -93,7 +97,7 @@ KeeperLoop::KeeperLoop(std::string state_dir, std::function<bool()> stop_request
       config_(load_config(state_dir_)),
       state_(load_state(state_dir_)),
       pg_(config_),
-      monitor_(config_.monitor_uri, config_.timeouts.monitor_call_timeout) {
+      monitor_(monitor_login(config_), config_.timeouts.monitor_call_timeout) {
     if (state_.node_id == 0)
         throw KeeperError(KeeperError::Kind::BadArguments,
                           "state.json in " + state_dir_ + " holds no registration: run `autoctl create postgres`");
@@ -110,6 +114,7 @@ void KeeperLoop::reload_config() {
         config_ = fresh;
         pg_ = LocalPostgres(config_);
         monitor_.disconnect();
+        monitor_.set_login(monitor_login(config_));
         monitor_.set_call_timeout(config_.timeouts.monitor_call_timeout);
         log_info("node={} state={} reloaded keeper.json (poll_period={})", name(), to_string(state_.current_state),
                  ms(config_.timeouts.poll_period));

@@ -173,6 +173,30 @@ TEST_CASE("connection strings are redacted before logging", "[conninfo]") {
     CHECK(redact_conninfo("postgres://keeper@mon/db") == "postgres://keeper@mon/db");
 }
 
+TEST_CASE("the bootstrap password is taken out of the monitor URI kept in keeper.json", "[conninfo][auth]") {
+    CHECK(conninfo_without_password("postgres://autofailover_keeper:s3cret@mon:5432/autofailover?sslmode=require") ==
+          "postgres://autofailover_keeper@mon:5432/autofailover?sslmode=require");
+    CHECK(conninfo_without_password("postgres://k@mon/db?password=s3cret&sslmode=require") ==
+          "postgres://k@mon/db?sslmode=require");
+    CHECK(conninfo_without_password("postgres://k@mon/db?sslmode=require&password=s3cret") ==
+          "postgres://k@mon/db?sslmode=require");
+    CHECK(conninfo_without_password("postgres://k@mon/db?password=s3cret") == "postgres://k@mon/db");
+    CHECK(conninfo_without_password("host=a password='s3 cret' user=b") == "host=a user=b");
+    CHECK(conninfo_without_password("postgres://autofailover_keeper@mon/autofailover") ==
+          "postgres://autofailover_keeper@mon/autofailover");
+}
+
+TEST_CASE("the node's monitor password goes to a 0600 pgpass file for its own role only", "[auth]") {
+    TempDir dir;
+    const std::string file = dir.path + "/monitor.pgpass";
+    write_monitor_pgpass(file, "autofailover_keeper_12", "pass:word\\x");
+    struct stat st {};
+    REQUIRE(::stat(file.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    const auto text = read_file_if_exists(file).value_or("");
+    CHECK_THAT(text, Catch::Contains("*:*:*:autofailover_keeper_12:pass\\:word\\\\x\n"));
+}
+
 TEST_CASE("monitor host is taken from URIs and key=value strings", "[conninfo]") {
     CHECK(conninfo_host("postgres://autofailover_keeper@127.0.0.1:6000/autofailover") == "127.0.0.1");
     CHECK(conninfo_host("postgresql://mon.example:5432/autofailover") == "mon.example");

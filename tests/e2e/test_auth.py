@@ -49,12 +49,14 @@ class SecureFormation:
     file (PGPASSFILE), so the harness's helpers (state(), Node.sql()) work
     unchanged; the autoctl children never see that file."""
 
-    def __init__(self, f):
+    def __init__(self, f, with_password_file=True):
         self.f = f
         self.replication_password = "repl:" + secrets.token_hex(12)  # ':' exercises pgpass escaping
         self.user_password = secrets.token_hex(12)
-        self.password_file = os.path.join(f.workdir, "replication.password")
-        write_secret_file(self.password_file, self.replication_password + "\n")
+        self.password_file = None
+        if with_password_file:
+            self.password_file = os.path.join(f.workdir, "replication.password")
+            write_secret_file(self.password_file, self.replication_password + "\n")
         self.test_pgpass = os.path.join(f.workdir, "test-process.pgpass")
         write_secret_file(self.test_pgpass, f"*:*:*:{TEST_USER}:{self.user_password}\n", owner=False)
         self.saved_env = {k: os.environ.get(k) for k in ("PGPASSFILE",)}
@@ -83,9 +85,11 @@ class SecureFormation:
                           f"ALTER ROLE {TEST_USER} PASSWORD '{self.user_password}'")
 
     def create_args(self, node, password_file=None):
-        return ["create", "postgres", "--pgdata", node.pgdata, "--pgport", node.port, "--hostname", "127.0.0.1",
-                "--name", node.name, "--monitor", self.f.keeper_uri, "--auth", SCRAM, "--ssl-self-signed",
-                "--replication-password-file", password_file or self.password_file]
+        args = ["create", "postgres", "--pgdata", node.pgdata, "--pgport", node.port, "--hostname", "127.0.0.1",
+                "--name", node.name, "--monitor", self.f.keeper_uri, "--auth", SCRAM, "--ssl-self-signed"]
+        if self.password_file is not None:
+            args += ["--replication-password-file", password_file or self.password_file]
+        return args
 
     def new_node(self, name):
         node = Node(self.f, name, self.f.port_base + 1 + len(self.f.nodes))
@@ -100,16 +104,20 @@ class SecureFormation:
         return node
 
 
+def start_secure_formation(s):
+    s.create_monitor()
+    first = s.create_node("node_a")
+    # The superuser role of the test user logs in over TCP with a password now; standbys inherit it.
+    psql_as_test_user("/tmp", first.port, "postgres", f"ALTER ROLE {TEST_USER} PASSWORD '{s.user_password}'")
+    s.create_node("node_b")
+    s.f.wait_healthy()
+
+
 @pytest.fixture(scope="module")
 def secure(formation_factory):
     s = SecureFormation(formation_factory())
     try:
-        s.create_monitor()
-        first = s.create_node("node_a")
-        # The superuser role of the test user logs in over TCP with a password now; standbys inherit it.
-        psql_as_test_user("/tmp", first.port, "postgres", f"ALTER ROLE {TEST_USER} PASSWORD '{s.user_password}'")
-        s.create_node("node_b")
-        s.f.wait_healthy()
+        start_secure_formation(s)
         yield s
     finally:
         s.restore_env()
@@ -151,10 +159,12 @@ def test_replication_streams_over_tls_with_the_formation_password(secure):
 def test_keepers_reach_the_monitor_over_tls_and_probes_see_nodes(secure):
     f = secure.f
     rows = psql_as_test_user(f.monitor_pgdata, f.port_base, "autofailover",
-                             "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_activity a "
-                             "JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'autofailover_keeper'")
-    with_ssl, total = map(int, rows.split("|"))
-    assert total >= 2 and with_ssl == total, rows
+                             "SELECT count(*) FILTER (WHERE s.ssl), count(*), count(DISTINCT a.usename) "
+                             "FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) "
+                             "WHERE a.usename LIKE 'autofailover\\_keeper%'")
+    with_ssl, total, roles = map(int, rows.split("|"))
+    # Each keeper is logged in as its node's own role (docs/security.md, "Keeper identity").
+    assert total >= 2 and with_ssl == total and roles == 2, rows
     # The probes get an authentication request from scram-sha-256 pg_hba lines: that counts as up.
     state = f.state()
     assert all(s["health"] == "good" for s in state.values()), state
@@ -177,7 +187,7 @@ def test_pg_hba_has_no_trust_line_for_tcp(secure):
         assert not [r for r in tcp if r[-1] == "trust"], (path, tcp)
         # The keeper's and the monitor's own lines accept TLS connections only.
         ours = [r for r in tcp if any(u in ("autofailover_replicator", "autofailover_monitor", "autofailover_keeper",
-                                            "+autofailover_operator") for u in r)]
+                                            "+autofailover_node_keepers", "+autofailover_operator") for u in r)]
         assert ours and all(r[0] == "hostssl" for r in ours), (path, ours)
     monitor_sources = {r[3] for r in hba_rules(files[0]) if r[0] == "hostssl"}
     assert monitor_sources == {"127.0.0.1/32", "::1/128", "10.99.0.0/16"}, monitor_sources
@@ -204,16 +214,37 @@ def test_wrong_monitor_password_is_refused_clearly(secure):
     assert "node_wrong_monitor" not in f.state()
 
 
-def test_missing_or_unsafe_replication_password_is_refused(secure):
+def test_each_keeper_has_its_own_monitor_role_and_private_password(secure):
+    f = secure.f
+    bootstrap_password = urllib.parse.urlparse(f.keeper_uri).password
+    roles = set()
+    for node in f.nodes.values():
+        with open(os.path.join(node.state_dir, "keeper.json")) as fh:
+            text = fh.read()
+        config = json.loads(text)
+        assert bootstrap_password not in text, "keeper.json keeps the bootstrap password"
+        assert re.fullmatch(r"autofailover_keeper_[0-9]+", config["monitor_user"]), config
+        assert os.stat(config["monitor_passfile"]).st_mode & 0o777 == 0o600
+        with open(config["monitor_passfile"]) as fh:
+            line = [x for x in fh if not x.startswith("#")][0].strip()
+        password = line.split(":", 4)[4]
+        assert len(password) == 48 and password not in text
+        with open(os.path.join(f.workdir, f"{node.name}.keeper.out"), errors="replace") as fh:
+            assert password not in fh.read()
+        roles.add(config["monitor_user"])
+        # The node's role logs in with its own password, and reads only its own formation.
+        conn = (f"host=127.0.0.1 port={f.port_base} dbname=autofailover sslmode=require "
+                f"user={config['monitor_user']} passfile={config['monitor_passfile']}")
+        r = subprocess.run(as_user([os.path.join(PG_BINDIR, "psql"), "-X", "-At", "-d", conn, "-c",
+                                    "SELECT count(*) FROM autofailover.get_nodes('default')"]),
+                           capture_output=True, text=True, timeout=60, cwd="/", env=f.env)
+        assert r.returncode == 0 and r.stdout.strip() == "2", r
+    assert len(roles) == len(f.nodes)
+
+
+def test_unsafe_replication_password_file_is_refused(secure):
     f = secure.f
     node = Node(f, "node_no_password", f.port_base + 9)
-    args = secure.create_args(node)
-    i = args.index("--replication-password-file")
-    without = args[:i] + args[i + 2:]
-    env = {k: v for k, v in f.env.items() if k != "AUTOFAILOVER_REPLICATION_PASSWORD_FILE"}
-    r = f.autoctl(*without, check=False, env=env)
-    assert r.returncode == 1, r
-    assert "--replication-password-file" in r.stderr, r.stderr
     loose = os.path.join(f.workdir, "loose.password")
     write_secret_file(loose, "x\n")
     os.chmod(loose, 0o644)
@@ -270,3 +301,39 @@ def test_create_monitor_refuses_bad_allow_networks(secure, network, message):
                   "--allow", network, check=False)
     assert r.returncode == 1 and message in r.stderr, r
     assert not os.path.exists(pgdata)
+
+
+@pytest.fixture(scope="module")
+def generated(formation_factory):
+    """scram-sha-256 and TLS without --replication-password-file: the monitor
+    generates the formation's replication password and hands it to its nodes."""
+    s = SecureFormation(formation_factory(port_offset=10), with_password_file=False)
+    try:
+        start_secure_formation(s)
+        yield s
+    finally:
+        s.restore_env()
+
+
+def test_replication_password_generated_by_the_monitor(generated):
+    f = generated.f
+    primary = f.primary()
+    rows = primary.sql("SELECT r.usename, r.state, s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)")
+    assert rows == [("autofailover_replicator", "streaming", True)], rows
+    passwords = set()
+    for node in f.nodes.values():
+        with open(os.path.join(node.state_dir, "keeper.json")) as fh:
+            text = fh.read()
+        config = json.loads(text)
+        assert os.stat(config["replication_passfile"]).st_mode & 0o777 == 0o600
+        with open(config["replication_passfile"]) as fh:
+            line = [x for x in fh if not x.startswith("#")][0].strip()
+        assert line.startswith("*:*:*:autofailover_replicator:"), line
+        password = line.split(":", 4)[4]
+        assert len(password) == 48 and password not in text
+        for path in (os.path.join(node.pgdata, "postgresql.auto.conf"),
+                     os.path.join(f.workdir, f"{node.name}.keeper.out")):
+            with open(path, errors="replace") as fh:
+                assert password not in fh.read(), path
+        passwords.add(password)
+    assert len(passwords) == 1, "every node of the formation got the same replication password"
