@@ -218,8 +218,9 @@ bool KeeperLoop::contact_monitor(const Observation& obs) {
         monitor_was_unreachable_ = true;
         return false;
     } catch (const MonitorRefused& e) {
-        // The monitor answered: it is reachable, only this request was refused.
-        state_.last_monitor_contact = Clock::now();
+        // A refusal is no contact: a monitor that says "not registered", "not your node" or
+        // "read-only" has not confirmed this primary, and may be promoting another node.
+        // Counting it would keep a removed or impersonated primary from fencing (two primaries).
         log_error("node={} state={} node_active refused: {}", name(), to_string(state_.current_state), e.what());
         return false;
     }
@@ -284,8 +285,9 @@ void KeeperLoop::heartbeat() {
         } catch (const MonitorUnreachable&) {
             check_partition(obs);
         } catch (const MonitorRefused& e) {
-            state_.last_monitor_contact = Clock::now();
+            // No contact either (see contact_monitor): the fencing clock keeps running.
             log_debug("node={} heartbeat refused: {}", name(), e.what());
+            check_partition(obs);
         }
         renew_write_lease(obs);
         persist();
