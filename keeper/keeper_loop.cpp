@@ -159,6 +159,12 @@ NodeReport KeeperLoop::make_report(const Observation& obs) {
     r.timeline = obs.timeline;
     r.lsn = obs.lsn;
     r.pg_is_running = obs.running;
+    // What only the primary can vouch for: which standbys stream from it, and how far.
+    if (obs.accepting && !obs.in_recovery)
+        for (const auto& s : obs.standbys)
+            if (s.state == "streaming")
+                if (auto id = node_id_of_standby_name(s.application_name))
+                    r.streaming_standbys.push_back(StreamingStandbyReport{*id, s.flush_lsn});
     // A primary whose Postgres just crashed is restarted first; the monitor
     // hears about it only once the restart budget is spent.
     if (!obs.running && down_since_ && is_writable(state_.current_state)) {

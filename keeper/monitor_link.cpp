@@ -44,6 +44,18 @@ NodeState to_state(const std::optional<std::string>& s) {
     return *parsed;
 }
 
+// Array literals of the streaming standbys: {2,5} and {0/3000060,0/3000060}.
+std::string streaming_ids_literal(const std::vector<StreamingStandbyReport>& standbys) {
+    std::string out = "{";
+    for (const auto& s : standbys) out += (out.size() > 1 ? "," : "") + std::to_string(s.node_id);
+    return out + "}";
+}
+std::string streaming_lsns_literal(const std::vector<StreamingStandbyReport>& standbys) {
+    std::string out = "{";
+    for (const auto& s : standbys) out += (out.size() > 1 ? "," : "") + format_lsn(s.flush_lsn);
+    return out + "}";
+}
+
 }  // namespace
 
 void MonitorLink::ConnDeleter::operator()(pg_conn* conn) const { PQfinish(conn); }
@@ -245,10 +257,11 @@ NodeAssignment MonitorLink::node_active(const std::string& formation, std::int64
         "SELECT goal_state, candidate_priority, replication_quorum, primary_node_id, primary_host, primary_port, "
         "synchronous_standby_names, upstream_host, upstream_port, upstream_lsn, network_partition_timeout_ms "
         "FROM autofailover.node_active($1, $2::bigint, $3::autofailover.node_state, $4::bool, $5::int, "
-        "$6::pg_lsn, $7)",
+        "$6::pg_lsn, $7, $8::bigint[], $9::pg_lsn[])",
         {formation, std::to_string(node_id), std::string(to_string(report.reported_state)),
          report.pg_is_running ? "true" : "false", std::to_string(report.timeline), format_lsn(report.lsn),
-         report.sync_state});
+         report.sync_state, streaming_ids_literal(report.streaming_standbys),
+         streaming_lsns_literal(report.streaming_standbys)});
     if (rows.size() != 1) throw MonitorRefused("node_active returned " + std::to_string(rows.size()) + " rows");
     const auto& row = rows[0];
     NodeAssignment a;

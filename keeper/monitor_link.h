@@ -52,12 +52,20 @@ struct Registration {
     std::string replication_password;
 };
 
+// A standby streaming from this node, as pg_stat_replication shows it.
+struct StreamingStandbyReport {
+    std::int64_t node_id = 0;
+    Lsn flush_lsn = 0;
+};
+
 struct NodeReport {
     NodeState reported_state = NodeState::Init;
     bool pg_is_running = false;
     int timeline = 0;
     Lsn lsn = 0;
     std::string sync_state;
+    // The monitor makes a standby secondary only once its primary reports it here.
+    std::vector<StreamingStandbyReport> streaming_standbys;
 };
 
 struct NodeAssignment {

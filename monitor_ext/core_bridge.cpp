@@ -80,6 +80,8 @@ af::GroupSnapshot to_snapshot(const GroupInput& input) {
         if (row.has_last_health_check) node.last_health_check = from_us(row.last_health_check_us);
         node.candidate_priority = row.candidate_priority;
         node.replication_quorum = row.replication_quorum;
+        for (std::size_t s = 0; s < row.streaming_count; ++s)
+            node.streaming_standbys.push_back(af::StreamingStandby{row.streaming_ids[s], row.streaming_flush_lsns[s]});
         group.nodes.push_back(std::move(node));
     }
     return group;

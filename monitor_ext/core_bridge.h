@@ -43,6 +43,10 @@ struct NodeRow {
     std::int64_t last_health_check_us;
     int candidate_priority;
     bool replication_quorum;
+    // The standbys this node's keeper last saw streaming (pg_stat_replication), with their flush LSNs.
+    const std::int64_t* streaming_ids;
+    const std::uint64_t* streaming_flush_lsns;
+    std::size_t streaming_count;
 };
 
 struct SettingsRow {

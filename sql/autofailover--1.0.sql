@@ -43,6 +43,12 @@ CREATE TABLE autofailover.nodes (
     timeline int NOT NULL DEFAULT 0 CHECK (timeline >= 0),
     lsn pg_lsn NOT NULL DEFAULT '0/0',
     sync_state text NOT NULL DEFAULT '' CHECK (sync_state IN ('', 'sync', 'quorum', 'async', 'potential')),
+    -- What this node's keeper saw in pg_stat_replication at its last report (node ids of
+    -- the standbys streaming from it, and their flush LSNs). While it is the primary this
+    -- is the only evidence of streaming the core trusts (docs/security.md).
+    streaming_standbys bigint[] NOT NULL DEFAULT '{}',
+    streaming_flush_lsns pg_lsn[] NOT NULL DEFAULT '{}'
+        CHECK (cardinality(streaming_flush_lsns) = cardinality(streaming_standbys)),
     candidate_priority int NOT NULL DEFAULT 50 CHECK (candidate_priority BETWEEN 0 AND 100),
     replication_quorum bool NOT NULL DEFAULT true,
     -- The LOGIN role this node's keeper uses (docs/security.md, "Keeper identity").
@@ -396,6 +402,14 @@ BEGIN
         RAISE EXCEPTION 'a node at %:% already exists in formation "%"', p_host, p_port, p_formation
             USING ERRCODE = 'unique_violation', HINT = 'Drop the old node first (autoctl drop node).';
     END IF;
+    -- Every node gets a replication slot on the primary (max_replication_slots = 12 on data nodes).
+    IF (SELECT count(*) FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.group_id = v_group)
+       >= pg_catalog.current_setting('autofailover.max_nodes_per_group')::int THEN
+        RAISE EXCEPTION 'group % of formation "%" already has % nodes, the most autofailover.max_nodes_per_group allows',
+            v_group, p_formation, pg_catalog.current_setting('autofailover.max_nodes_per_group')
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Drop a node first, or put this one in another group.';
+    END IF;
     IF p_sysid IS NOT NULL AND EXISTS (SELECT 1 FROM autofailover.nodes n
             WHERE n.formation_id = p_formation AND n.group_id = v_group
               AND n.system_identifier IS NOT NULL AND n.system_identifier <> p_sysid) THEN
@@ -439,7 +453,7 @@ CREATE FUNCTION autofailover.register_node(formation text, host text, port int, 
 $$;
 
 CREATE FUNCTION autofailover._node_active(p_formation text, p_node_id bigint, p_reported autofailover.node_state,
-    p_running bool, p_timeline int, p_lsn pg_lsn, p_sync_state text)
+    p_running bool, p_timeline int, p_lsn pg_lsn, p_sync_state text, p_streaming bigint[], p_streaming_lsns pg_lsn[])
     RETURNS TABLE (o_goal autofailover.node_state, o_priority int, o_quorum bool,
                    o_primary_node_id bigint, o_primary_host text, o_primary_port int,
                    o_synchronous_standby_names text,
@@ -452,6 +466,8 @@ DECLARE
     v_old autofailover.node_state;
     v_goal autofailover.node_state;
     v_sync text := coalesce(p_sync_state, '');
+    v_streaming bigint[] := coalesce(p_streaming, '{}');
+    v_streaming_lsns pg_lsn[] := coalesce(p_streaming_lsns, '{}');
     v_decision record;
     v_role text;
 BEGIN
@@ -472,6 +488,12 @@ BEGIN
         RAISE EXCEPTION 'invalid sync_state "%": one of sync, quorum, async, potential or empty expected',
             left(v_sync, 80) USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF cardinality(v_streaming) <> cardinality(v_streaming_lsns) OR cardinality(v_streaming) > 1000
+       OR array_position(v_streaming, NULL) IS NOT NULL OR array_position(v_streaming_lsns, NULL) IS NOT NULL
+       OR array_ndims(v_streaming) > 1 OR array_ndims(v_streaming_lsns) > 1 THEN
+        RAISE EXCEPTION 'invalid streaming standbys: two one-dimensional arrays of the same length, no NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
 
     PERFORM autofailover._authorize(p_formation, p_node_id);
 
@@ -488,7 +510,8 @@ BEGIN
 
     UPDATE autofailover.nodes n
        SET reported_state = p_reported, pg_is_running = p_running, timeline = p_timeline, lsn = p_lsn,
-           sync_state = v_sync, last_report = clock_timestamp()
+           sync_state = v_sync, streaming_standbys = v_streaming, streaming_flush_lsns = v_streaming_lsns,
+           last_report = clock_timestamp()
       FROM (SELECT o.node_id, o.reported_state FROM autofailover.nodes o WHERE o.node_id = p_node_id) old
      WHERE n.node_id = old.node_id
     RETURNING old.reported_state, n.goal_state, n.node_name INTO v_old, v_goal, v_name;
@@ -531,14 +554,15 @@ BEGIN
 END $$;
 
 CREATE FUNCTION autofailover.node_active(formation text, node_id bigint, reported_state autofailover.node_state,
-    pg_is_running bool, timeline int, lsn pg_lsn, sync_state text DEFAULT '')
+    pg_is_running bool, timeline int, lsn pg_lsn, sync_state text DEFAULT '',
+    streaming_standbys bigint[] DEFAULT NULL, streaming_flush_lsns pg_lsn[] DEFAULT NULL)
     RETURNS TABLE (goal_state autofailover.node_state, candidate_priority int, replication_quorum bool,
                    primary_node_id bigint, primary_host text, primary_port int,
                    synchronous_standby_names text,
                    upstream_host text, upstream_port int, upstream_lsn pg_lsn,
                    network_partition_timeout_ms int)
     LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT * FROM autofailover._node_active($1, $2, $3, $4, $5, $6, $7)
+    SELECT * FROM autofailover._node_active($1, $2, $3, $4, $5, $6, $7, $8, $9)
 $$;
 
 CREATE FUNCTION autofailover.get_primary(formation text DEFAULT 'default', group_id int DEFAULT 0)
@@ -916,7 +940,7 @@ GRANT EXECUTE ON FUNCTION
     autofailover.register_node(text, text, int, text, int, int, bool, bigint)
     TO autofailover_keeper, autofailover_operator;
 GRANT EXECUTE ON FUNCTION
-    autofailover.node_active(text, bigint, autofailover.node_state, bool, int, pg_lsn, text),
+    autofailover.node_active(text, bigint, autofailover.node_state, bool, int, pg_lsn, text, bigint[], pg_lsn[]),
     autofailover.get_primary(text, int),
     autofailover.get_nodes(text, int),
     autofailover.get_other_nodes(bigint),
