@@ -550,9 +550,15 @@ void ensure_replication_access(ActionContext& ctx, bool reload_if_changed) {
     std::vector<std::string> hosts = {ctx.config.hostname};
     for (const auto& o : ctx.others) hosts.push_back(o.host);
     auto lines = hba_lines(hosts, conninfo_host(ctx.config.monitor_uri), ctx.config.auth_method, ssl_enabled(ctx.config));
-    if (write_hba_block(ctx.config.pgdata, lines) && reload_if_changed && ctx.pg.postmaster_alive()) {
-        log_info("node={} pg_hba.conf updated for {} group hosts", ctx.config.name, hosts.size());
-        ctx.pg.reload();
+    if (write_hba_block(ctx.config.pgdata, lines)) {
+        // Logged when the block changes, so once per change of the group, not every period.
+        for (const auto& host : hosts_refused_by_hba(hosts))
+            log_error("node={} group host \"{}\" is neither an IP address nor a host name: no pg_hba.conf line for it",
+                      ctx.config.name, printable(host));
+        if (reload_if_changed && ctx.pg.postmaster_alive()) {
+            log_info("node={} pg_hba.conf updated for {} group hosts", ctx.config.name, hosts.size());
+            ctx.pg.reload();
+        }
     }
 }
 

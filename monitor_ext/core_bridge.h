@@ -124,6 +124,11 @@ BridgeResult run_operator(const GroupInput& group, const OperatorInput& command,
 BridgeResult keeper_view(const GroupInput& group, std::int64_t node_id, KeeperView& out);
 BridgeResult node_health(const GroupInput& group, std::int64_t node_id, NodeHealthView& out);
 
+// Input validation (libautofailover/input_validation.h): writes why `text` (UTF-8,
+// `length` bytes) is refused into `problem` (`size` bytes, "" when accepted).
+enum class Validated { Host, NodeName };
+void validation_problem(Validated what, const char* text, std::size_t length, char* problem, std::size_t size);
+
 // The core's default timeouts (libautofailover/settings.h), the GUC defaults.
 SettingsRow default_settings();
 

@@ -12,6 +12,13 @@ CREATE TYPE autofailover.node_state AS ENUM (
     'stop_replication', 'report_lsn', 'fast_forward', 'join_secondary', 'maintenance',
     'prepare_maintenance', 'wait_maintenance', 'dropped');
 
+-- Host and node name validation, one implementation shared with the keeper
+-- (libautofailover/input_validation.cpp): why a value is refused, '' when it is not.
+CREATE FUNCTION autofailover._host_problem(host text) RETURNS text
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'autofailover_host_problem';
+CREATE FUNCTION autofailover._node_name_problem(name text) RETURNS text
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'autofailover_node_name_problem';
+
 CREATE TABLE autofailover.formations (
     formation_id text PRIMARY KEY
         CHECK (formation_id ~ '^[A-Za-z_][A-Za-z0-9_-]*$' AND length(formation_id) <= 63),
@@ -31,8 +38,8 @@ CREATE TABLE autofailover.nodes (
     node_id bigserial PRIMARY KEY,
     formation_id text NOT NULL,
     group_id int NOT NULL,
-    node_name text NOT NULL CHECK (length(node_name) BETWEEN 1 AND 63 AND node_name !~ '[[:cntrl:]]'),
-    host text NOT NULL CHECK (host ~ '^[A-Za-z0-9._:%-]+$' AND length(host) <= 255),
+    node_name text NOT NULL CHECK (autofailover._node_name_problem(node_name) = ''),
+    host text NOT NULL CHECK (autofailover._host_problem(host) = ''),
     port int NOT NULL CHECK (port BETWEEN 1 AND 65535),
     system_identifier bigint,
     reported_state autofailover.node_state NOT NULL DEFAULT 'init',
@@ -186,12 +193,28 @@ BEGIN
     END IF;
 END $$;
 
+-- The messages never repeat the value: it may hold what a terminal would interpret.
 CREATE FUNCTION autofailover._check_node_name(p_name text)
     RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v_problem text := autofailover._node_name_problem(p_name);
 BEGIN
-    IF length(p_name) NOT BETWEEN 1 AND 63 OR p_name ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'invalid node name: 1 to 63 printable characters expected'
-            USING ERRCODE = 'invalid_parameter_value';
+    IF v_problem <> '' THEN
+        RAISE EXCEPTION 'invalid node name: %', v_problem
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = '1 to 63 printable characters; no control or invisible format characters.';
+    END IF;
+END $$;
+
+CREATE FUNCTION autofailover._check_host(p_host text)
+    RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v_problem text := autofailover._host_problem(p_host);
+BEGIN
+    IF v_problem <> '' THEN
+        RAISE EXCEPTION 'invalid host: %', v_problem
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the IP address or the DNS name other nodes reach this node at.';
     END IF;
 END $$;
 
@@ -371,10 +394,7 @@ BEGIN
     PERFORM autofailover._require(p_port, 'port');
     PERFORM autofailover._require(p_priority, 'candidate_priority');
     PERFORM autofailover._require(p_quorum, 'replication_quorum');
-    IF p_host !~ '^[A-Za-z0-9._:%-]+$' OR length(p_host) > 255 THEN
-        RAISE EXCEPTION 'invalid host: a host name or IP address expected'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM autofailover._check_host(p_host);
     IF p_port NOT BETWEEN 1 AND 65535 THEN
         RAISE EXCEPTION 'invalid port %: 1 to 65535 expected', p_port USING ERRCODE = 'invalid_parameter_value';
     END IF;

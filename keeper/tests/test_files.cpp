@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sys/stat.h>
@@ -72,6 +73,27 @@ TEST_CASE("pg_hba block opens only the replication and probe roles to group and 
     for (const auto& l : lines) CHECK(l.find("trust") == std::string::npos);
     auto local = hba_lines({"localhost"}, "", "trust");
     CHECK(local.size() == 4);
+}
+
+TEST_CASE("a group host that is no address or host name gets no pg_hba line", "[hba][security]") {
+    // Review #4: a node registered with host 'all' or 'samenet' opened replication to everybody.
+    const std::vector<std::string> hostile = {"all",       "samenet", "samehost", ".example.com", "+admins",
+                                              "@hosts",    "10.0.0.0/8", "a b",   "x\nhost all all 0.0.0.0/0 trust"};
+    std::vector<std::string> hosts = {"10.0.0.1"};
+    hosts.insert(hosts.end(), hostile.begin(), hostile.end());
+    auto lines = hba_lines(hosts, "10.0.0.9", "trust");
+    std::vector<std::string> rules;
+    for (const auto& l : lines)
+        if (l.rfind("#", 0) != 0) rules.push_back(l);
+    REQUIRE(rules.size() == 3);
+    CHECK(rules[0] == "host replication autofailover_replicator 10.0.0.1/32 trust");
+    CHECK(rules[1] == "host postgres autofailover_replicator 10.0.0.1/32 trust");
+    CHECK(rules[2] == "host postgres autofailover_monitor 10.0.0.9/32 trust");
+    CHECK(hosts_refused_by_hba(hosts) == hostile);
+    // Each refused host is named in a comment, made printable: no line break gets through.
+    CHECK(lines.size() == 3 + hostile.size());
+    for (const auto& l : lines) CHECK(l.find('\n') == std::string::npos);
+    CHECK(std::count(lines.begin(), lines.end(), "# refused group host: x?host?all?all?0.0.0.0/0?trust") == 1);
 }
 
 TEST_CASE("with SSL every keeper pg_hba line is hostssl", "[hba][ssl]") {
