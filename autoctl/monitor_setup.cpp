@@ -158,6 +158,9 @@ std::string pg_hba_conf(const MonitorSetup& s, const std::string& os_user) {
     for (const auto& src : sources) {
         hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, kMonitorDatabase, "autofailover_keeper", src,
                            s.auth);
+        // Each node's keeper logs in as its own role, member of this group (docs/security.md).
+        hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, kMonitorDatabase, "+autofailover_node_keepers",
+                           src, s.auth);
         hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, kMonitorDatabase, "+autofailover_operator",
                            src, s.auth);
         // Replicated monitors: the other monitors' agents stream, rewind and clone as the OS user.

@@ -24,6 +24,21 @@ std::string redact_conninfo(const std::string& conninfo) {
     return std::regex_replace(out, kv_password, "$1****");
 }
 
+std::string conninfo_without_password(const std::string& conninfo) {
+    static const std::regex uri_password(R"(^(postgres(?:ql)?://[^:/@]*):[^@]*@)");
+    static const std::regex query_password(R"(([?&])password=[^&]*(&|$))");
+    static const std::regex kv_password(R"((^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S*)\s*)");
+    std::string out = std::regex_replace(conninfo, uri_password, "$1@");
+    if (out.rfind("postgres", 0) == 0) {
+        out = std::regex_replace(out, query_password, "$1");
+        if (!out.empty() && (out.back() == '&' || out.back() == '?')) out.pop_back();
+        return out;
+    }
+    out = std::regex_replace(out, kv_password, "$1");
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+}
+
 std::string conninfo_host(const std::string& conninfo) {
     std::smatch m;
     static const std::regex uri_host(R"(^postgres(?:ql)?://(?:[^@/]*@)?(\[[^\]]*\]|[^:/,?]*))");

@@ -9,6 +9,9 @@ namespace autofailover::keeper {
 // Quotes a value for a key=value conninfo ('...' with \ and ' escaped).
 std::string conninfo_quote(const std::string& value);
 
+// The connection string without any password (URI userinfo, URI query or key=value).
+std::string conninfo_without_password(const std::string& conninfo);
+
 // Host part of a postgres:// URI or key=value string ("" when absent).
 std::string conninfo_host(const std::string& conninfo);
 

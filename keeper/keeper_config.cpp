@@ -146,6 +146,8 @@ std::string config_to_json(const KeeperConfig& c) {
     };
     Json j = {
         {"monitor_uri", c.monitor_uri},
+        {"monitor_user", c.monitor_user},
+        {"monitor_passfile", c.monitor_passfile},
         {"formation", c.formation},
         {"name", c.name},
         {"hostname", c.hostname},
@@ -195,6 +197,9 @@ KeeperConfig config_from_json(const std::string& text) {
     if (c.auth_method != "scram-sha-256" && c.auth_method != "trust")
         bad("auth_method", "must be scram-sha-256 or trust");
     read_path(j, "replication_passfile", c.replication_passfile, false);
+    read_text(j, "monitor_user", c.monitor_user, 63);
+    if (!c.monitor_user.empty() && !std::regex_match(c.monitor_user, std::regex(R"(autofailover_keeper_[0-9]{1,19})")))
+        bad("monitor_user", "must be this node's monitor role, autofailover_keeper_<node id>");
     read_path(j, "monitor_passfile", c.monitor_passfile, false);
     read_path(j, "ssl_cert_file", c.ssl_cert_file, false);
     read_path(j, "ssl_key_file", c.ssl_key_file, false);
@@ -233,6 +238,8 @@ KeeperConfig config_from_json(const std::string& text) {
         throw std::runtime_error("keeper.json: \"auth_method\" " + c.auth_method +
                                  " needs \"replication_passfile\" (autoctl create postgres "
                                  "--replication-password-file writes it)");
+    if (c.monitor_user.empty() != c.monitor_passfile.empty())
+        throw std::runtime_error("keeper.json: \"monitor_user\" and \"monitor_passfile\" go together");
     if (c.ssl_cert_file.empty() != c.ssl_key_file.empty())
         throw std::runtime_error("keeper.json: \"ssl_cert_file\" and \"ssl_key_file\" go together");
     if (!c.ssl_ca_file.empty() && c.ssl_cert_file.empty())

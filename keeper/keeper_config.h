@@ -40,7 +40,13 @@ struct KeeperTimeouts {
 };
 
 struct KeeperConfig {
+    // The monitor's address (host, port, database, TLS); never a password.
     std::string monitor_uri;
+    // This node's own monitor role (autofailover_keeper_<id>) and the pgpass file
+    // (0600, in the state dir) with its password, both from register_node.
+    // "" (a config written before registration): the URI's user.
+    std::string monitor_user;
+    std::string monitor_passfile;
     std::string formation = "default";
     std::string name;  // as registered (the monitor may have chosen it)
     std::string hostname;

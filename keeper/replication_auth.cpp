@@ -115,9 +115,19 @@ std::string read_replication_pgpass(const std::string& path) {
     return read_pgpass(path, kReplicationRole, "replication_passfile");
 }
 
+void write_monitor_pgpass(const std::string& path, const std::string& role, const std::string& password) {
+    write_file_atomically(path,
+                          "# autofailover: this node's own monitor role (written by autoctl create postgres)\n*:*:*:" +
+                              pgpass_escape(role) + ":" + pgpass_escape(password) + "\n",
+                          0600);
+}
+
 void check_node_credentials(const KeeperConfig& config) {
     if (!config.replication_passfile.empty()) read_replication_pgpass(config.replication_passfile);
-    if (!config.monitor_passfile.empty()) read_pgpass(config.monitor_passfile, kKeeperRole, "monitor_passfile");
+    if (!config.monitor_passfile.empty() && !exists(config.monitor_passfile))
+        bad("keeper.json names " + config.monitor_passfile + " for the monitor login of " + config.monitor_user +
+            " but it is missing: the node's password cannot be recovered; drop the node (autoctl drop node --force) "
+            "and create it again");
     for (const auto& file : {config.ssl_cert_file, config.ssl_key_file, config.ssl_ca_file})
         if (!file.empty() && !exists(file))
             bad("keeper.json names " + file + " for SSL but it is missing; restore it (a self-signed one: "

@@ -24,6 +24,9 @@ void write_replication_pgpass(const std::string& path, const std::string& passwo
 std::string read_pgpass(const std::string& path, const std::string& role, const std::string& key);
 std::string read_replication_pgpass(const std::string& path);
 
+// The node's own monitor role and password (register_node) as a pgpass file, mode 0600.
+void write_monitor_pgpass(const std::string& path, const std::string& role, const std::string& password);
+
 // Throws KeeperError(BadArguments) with what to do when keeper.json names
 // credentials or certificate files that are missing.
 void check_node_credentials(const KeeperConfig& config);

@@ -583,9 +583,15 @@ void ensure_replication_access(ActionContext& ctx, bool reload_if_changed) {
     for (std::size_t i = 1; i < monitors.size(); ++i)
         for (auto& line : hba_lines({}, monitors[i], ctx.config.auth_method, ssl_enabled(ctx.config)))
             if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(line);
-    if (write_hba_block(ctx.config.pgdata, lines) && reload_if_changed && ctx.pg.postmaster_alive()) {
-        log_info("node={} pg_hba.conf updated for {} group hosts", ctx.config.name, hosts.size());
-        ctx.pg.reload();
+    if (write_hba_block(ctx.config.pgdata, lines)) {
+        // Logged when the block changes, so once per change of the group, not every period.
+        for (const auto& host : hosts_refused_by_hba(hosts))
+            log_error("node={} group host \"{}\" is neither an IP address nor a host name: no pg_hba.conf line for it",
+                      ctx.config.name, printable(host));
+        if (reload_if_changed && ctx.pg.postmaster_alive()) {
+            log_info("node={} pg_hba.conf updated for {} group hosts", ctx.config.name, hosts.size());
+            ctx.pg.reload();
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 #include "libautofailover/decide.h"
 #include "libautofailover/group_snapshot.h"
+#include "libautofailover/input_validation.h"
 #include "libautofailover/node_state.h"
 #include "libautofailover/operator_commands.h"
 #include "libautofailover/replication_names.h"
@@ -80,6 +81,8 @@ af::GroupSnapshot to_snapshot(const GroupInput& input) {
         if (row.has_last_health_check) node.last_health_check = from_us(row.last_health_check_us);
         node.candidate_priority = row.candidate_priority;
         node.replication_quorum = row.replication_quorum;
+        for (std::size_t s = 0; s < row.streaming_count; ++s)
+            node.streaming_standbys.push_back(af::StreamingStandby{row.streaming_ids[s], row.streaming_flush_lsns[s]});
         group.nodes.push_back(std::move(node));
     }
     return group;
@@ -214,6 +217,15 @@ BridgeResult node_health(const GroupInput& input, std::int64_t node_id, NodeHeal
         out.keeper_reporting = af::keeper_is_reporting(*node, settings, clock);
         out.unhealthy = af::node_is_unhealthy(*node, settings, clock);
     });
+}
+
+void validation_problem(Validated what, const char* text, std::size_t length, char* problem, std::size_t size) {
+    try {
+        const std::string_view value(text, length);
+        copy_text(what == Validated::Host ? af::host_problem(value) : af::node_name_problem(value), problem, size);
+    } catch (...) {  // never let an exception reach PostgreSQL frames
+        copy_text("could not be validated", problem, size);
+    }
 }
 
 SettingsRow default_settings() {

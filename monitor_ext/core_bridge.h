@@ -43,6 +43,10 @@ struct NodeRow {
     std::int64_t last_health_check_us;
     int candidate_priority;
     bool replication_quorum;
+    // The standbys this node's keeper last saw streaming (pg_stat_replication), with their flush LSNs.
+    const std::int64_t* streaming_ids;
+    const std::uint64_t* streaming_flush_lsns;
+    std::size_t streaming_count;
 };
 
 struct SettingsRow {
@@ -119,6 +123,11 @@ BridgeResult run_operator(const GroupInput& group, const OperatorInput& command,
 // `node_id` may be 0: only the group-wide parts (primary, standby names) are filled.
 BridgeResult keeper_view(const GroupInput& group, std::int64_t node_id, KeeperView& out);
 BridgeResult node_health(const GroupInput& group, std::int64_t node_id, NodeHealthView& out);
+
+// Input validation (libautofailover/input_validation.h): writes why `text` (UTF-8,
+// `length` bytes) is refused into `problem` (`size` bytes, "" when accepted).
+enum class Validated { Host, NodeName };
+void validation_problem(Validated what, const char* text, std::size_t length, char* problem, std::size_t size);
 
 // The core's default timeouts (libautofailover/settings.h), the GUC defaults.
 SettingsRow default_settings();

@@ -17,6 +17,7 @@ int fencing_margin_ms = 0;
 int startup_grace_period_ms = 0;
 int switchover_timeout_ms = 0;
 char* database_name = nullptr;
+int max_nodes_per_group = 10;
 
 void define_ms(const char* name, const char* description, int* variable, int default_ms, int min_ms) {
     DefineCustomIntVariable(name, description, nullptr, variable, default_ms, min_ms, 3600 * 1000, PGC_SIGHUP,
@@ -50,6 +51,11 @@ void define_settings() {
     define_ms("autofailover.switchover_timeout",
               "A switchover whose candidate is not promoted this long after the primary drains is abandoned.",
               &switchover_timeout_ms, core.switchover_timeout_ms, 1);
+    // Superuser-settable per session too, so a test can build a larger group.
+    DefineCustomIntVariable("autofailover.max_nodes_per_group",
+                            "register_node refuses a node beyond this many in its group (each one takes a "
+                            "replication slot on the primary, which has max_replication_slots = 12).",
+                            nullptr, &max_nodes_per_group, 10, 1, 1000, PGC_SUSET, 0, nullptr, nullptr, nullptr);
     DefineCustomStringVariable("autofailover.database", "Database where the health-check worker finds the extension.",
                                nullptr, &database_name, "autofailover", PGC_POSTMASTER, 0, nullptr, nullptr,
                                nullptr);

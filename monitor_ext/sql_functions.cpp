@@ -42,6 +42,16 @@ autofailover_bridge::OperatorCommand parse_command(const char* name) {
     return OperatorCommand::Switchover;  // not reached
 }
 
+Datum validation_result(FunctionCallInfo fcinfo, autofailover_bridge::Validated what) {
+    text* value = PG_GETARG_TEXT_PP(0);
+    const int length = VARSIZE_ANY_EXHDR(value);
+    const char* utf8 = pg_server_to_any(VARDATA_ANY(value), length, PG_UTF8);
+    const std::size_t utf8_length = utf8 == VARDATA_ANY(value) ? static_cast<std::size_t>(length) : strlen(utf8);
+    char problem[256];
+    autofailover_bridge::validation_problem(what, utf8, utf8_length, problem, sizeof problem);
+    PG_RETURN_TEXT_P(cstring_to_text(problem));
+}
+
 }  // namespace
 
 extern "C" {
@@ -52,6 +62,8 @@ PG_FUNCTION_INFO_V1(autofailover_operator);
 PG_FUNCTION_INFO_V1(autofailover_group_view);
 PG_FUNCTION_INFO_V1(autofailover_node_health);
 PG_FUNCTION_INFO_V1(autofailover_core_node_states);
+PG_FUNCTION_INFO_V1(autofailover_host_problem);
+PG_FUNCTION_INFO_V1(autofailover_node_name_problem);
 
 // _decide(formation, group_id, node_id): run the decision for the group, store
 // it, and return what the keeper of node_id (may be NULL) needs to know.
@@ -241,6 +253,16 @@ PGDLLEXPORT Datum autofailover_core_node_states(PG_FUNCTION_ARGS) {
         names[i] = CStringGetTextDatum(name);
     }
     PG_RETURN_ARRAYTYPE_P(construct_array(names, static_cast<int>(count), TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+// _host_problem(host) / _node_name_problem(name) → why the value is refused, '' when accepted.
+// STRICT: NULL in, NULL out. The text is checked as UTF-8 whatever the database encoding.
+PGDLLEXPORT Datum autofailover_host_problem(PG_FUNCTION_ARGS) {
+    return validation_result(fcinfo, autofailover_bridge::Validated::Host);
+}
+
+PGDLLEXPORT Datum autofailover_node_name_problem(PG_FUNCTION_ARGS) {
+    return validation_result(fcinfo, autofailover_bridge::Validated::NodeName);
 }
 
 }  // extern "C"

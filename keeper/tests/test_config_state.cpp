@@ -11,6 +11,8 @@ using std::chrono::milliseconds;
 TEST_CASE("config survives a round trip with every timeout changed", "[config]") {
     KeeperConfig c;
     c.monitor_uri = "postgres://autofailover_keeper@127.0.0.1:6000/autofailover";
+    c.monitor_user = "autofailover_keeper_7";
+    c.monitor_passfile = "/tmp/x/node7.keeper/monitor.pgpass";
     c.name = "node_7";
     c.hostname = "127.0.0.1";
     c.port = 6010;
@@ -25,6 +27,8 @@ TEST_CASE("config survives a round trip with every timeout changed", "[config]")
     c.timeouts.rewind_timeout = milliseconds(1234);
     KeeperConfig back = config_from_json(config_to_json(c));
     CHECK(back.monitor_uri == c.monitor_uri);
+    CHECK(back.monitor_user == "autofailover_keeper_7");
+    CHECK(back.monitor_passfile == c.monitor_passfile);
     CHECK(back.name == "node_7");
     CHECK(back.monitor_passfile == c.monitor_passfile);
     CHECK(back.port == 6010);
@@ -70,6 +74,8 @@ TEST_CASE("config refusals name the offending key", "[config]") {
                Catch::Contains("poll_period_ms"));
     CHECK_THAT(message_of(R"({"monitor_uri":"m","pgdata":"/d","hostname":"h","timeouts":{"poll_period_ms":0}})"),
                Catch::Contains("poll_period_ms"));
+    CHECK_THAT(message_of(R"({"monitor_uri":"m","pgdata":"/d","hostname":"h","monitor_user":"autofailover_keeper_3"})"),
+               Catch::Contains("monitor_passfile"));
 }
 
 TEST_CASE("state survives a round trip, times at millisecond precision", "[state]") {

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <csignal>
@@ -90,6 +91,27 @@ TEST_CASE("pg_hba block opens only the replication and probe roles to group and 
     for (const auto& l : lines) CHECK(l.find("trust") == std::string::npos);
     auto local = hba_lines({"localhost"}, "", "trust");
     CHECK(local.size() == 4);
+}
+
+TEST_CASE("a group host that is no address or host name gets no pg_hba line", "[hba][security]") {
+    // Review #4: a node registered with host 'all' or 'samenet' opened replication to everybody.
+    const std::vector<std::string> hostile = {"all",       "samenet", "samehost", ".example.com", "+admins",
+                                              "@hosts",    "10.0.0.0/8", "a b",   "x\nhost all all 0.0.0.0/0 trust"};
+    std::vector<std::string> hosts = {"10.0.0.1"};
+    hosts.insert(hosts.end(), hostile.begin(), hostile.end());
+    auto lines = hba_lines(hosts, "10.0.0.9", "trust");
+    std::vector<std::string> rules;
+    for (const auto& l : lines)
+        if (l.rfind("#", 0) != 0) rules.push_back(l);
+    REQUIRE(rules.size() == 3);
+    CHECK(rules[0] == "host replication autofailover_replicator 10.0.0.1/32 trust");
+    CHECK(rules[1] == "host postgres autofailover_replicator 10.0.0.1/32 trust");
+    CHECK(rules[2] == "host postgres autofailover_monitor 10.0.0.9/32 trust");
+    CHECK(hosts_refused_by_hba(hosts) == hostile);
+    // Each refused host is named in a comment, made printable: no line break gets through.
+    CHECK(lines.size() == 3 + hostile.size());
+    for (const auto& l : lines) CHECK(l.find('\n') == std::string::npos);
+    CHECK(std::count(lines.begin(), lines.end(), "# refused group host: x?host?all?all?0.0.0.0/0?trust") == 1);
 }
 
 TEST_CASE("with SSL every keeper pg_hba line is hostssl", "[hba][ssl]") {
@@ -189,6 +211,30 @@ TEST_CASE("connection strings are redacted before logging", "[conninfo]") {
     CHECK(redact_conninfo("postgres://m/db?password=s3cret&sslmode=require") ==
           "postgres://m/db?password=****&sslmode=require");
     CHECK(redact_conninfo("postgres://keeper@mon/db") == "postgres://keeper@mon/db");
+}
+
+TEST_CASE("the bootstrap password is taken out of the monitor URI kept in keeper.json", "[conninfo][auth]") {
+    CHECK(conninfo_without_password("postgres://autofailover_keeper:s3cret@mon:5432/autofailover?sslmode=require") ==
+          "postgres://autofailover_keeper@mon:5432/autofailover?sslmode=require");
+    CHECK(conninfo_without_password("postgres://k@mon/db?password=s3cret&sslmode=require") ==
+          "postgres://k@mon/db?sslmode=require");
+    CHECK(conninfo_without_password("postgres://k@mon/db?sslmode=require&password=s3cret") ==
+          "postgres://k@mon/db?sslmode=require");
+    CHECK(conninfo_without_password("postgres://k@mon/db?password=s3cret") == "postgres://k@mon/db");
+    CHECK(conninfo_without_password("host=a password='s3 cret' user=b") == "host=a user=b");
+    CHECK(conninfo_without_password("postgres://autofailover_keeper@mon/autofailover") ==
+          "postgres://autofailover_keeper@mon/autofailover");
+}
+
+TEST_CASE("the node's monitor password goes to a 0600 pgpass file for its own role only", "[auth]") {
+    TempDir dir;
+    const std::string file = dir.path + "/monitor.pgpass";
+    write_monitor_pgpass(file, "autofailover_keeper_12", "pass:word\\x");
+    struct stat st {};
+    REQUIRE(::stat(file.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    const auto text = read_file_if_exists(file).value_or("");
+    CHECK_THAT(text, Catch::Contains("*:*:*:autofailover_keeper_12:pass\\:word\\\\x\n"));
 }
 
 TEST_CASE("monitor host is taken from URIs and key=value strings", "[conninfo]") {

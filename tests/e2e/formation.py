@@ -207,7 +207,9 @@ class Formation:
         return ["--auth", "trust", "--no-ssl"] if self.trust else []
 
     def node_security_args(self):
-        args = self.security_args() + ["--replication-password-file", self.replication_password_file]
+        args = self.security_args()
+        if self.replication_password_file:  # None: the monitor generates the formation's password
+            args += ["--replication-password-file", self.replication_password_file]
         if self.monitor_password_file:
             args += ["--monitor-password-file", self.monitor_password_file]
         return args

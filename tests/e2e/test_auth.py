@@ -19,7 +19,7 @@ import urllib.parse
 import psycopg
 import pytest
 
-from formation import Node, TEST_USER, _user_ids, write_secret_file
+from formation import PG_BINDIR, Node, TEST_USER, _user_ids, as_user, write_secret_file
 
 SCRAM = "scram-sha-256"
 
@@ -156,16 +156,11 @@ def test_wrong_monitor_password_is_refused_clearly(secure):
     assert "node_wrong_monitor" not in f.state()
 
 
-def test_missing_or_unsafe_replication_password_is_refused(secure):
+def test_unsafe_replication_password_file_is_refused(secure):
     f = secure
     node = Node(f, "node_no_password", f.port_base + 9)
     args = f.create_args(node)
     i = args.index("--replication-password-file")
-    without = args[:i] + args[i + 2:]
-    env = {k: v for k, v in f.env.items() if k != "AUTOFAILOVER_REPLICATION_PASSWORD_FILE"}
-    r = f.autoctl(*without, check=False, env=env)
-    assert r.returncode == 1, r
-    assert "--replication-password-file" in r.stderr, r.stderr
     loose = os.path.join(f.workdir, "loose.password")
     write_secret_file(loose, "x\n")
     os.chmod(loose, 0o644)
@@ -173,6 +168,72 @@ def test_missing_or_unsafe_replication_password_is_refused(secure):
     r = f.autoctl(*args, check=False)
     assert r.returncode == 1 and "chmod 600" in r.stderr, r
     assert "node_no_password" not in f.state()
+
+
+def test_each_keeper_has_its_own_monitor_role_and_private_password(secure):
+    f = secure
+    with open(f.monitor_password_file) as fh:
+        bootstrap_password = fh.readline().strip()
+    roles = set()
+    for node in f.nodes.values():
+        with open(os.path.join(node.state_dir, "keeper.json")) as fh:
+            text = fh.read()
+        config = json.loads(text)
+        assert bootstrap_password not in text, "keeper.json keeps the bootstrap password"
+        assert re.fullmatch(r"autofailover_keeper_[0-9]+", config["monitor_user"]), config
+        assert os.stat(config["monitor_passfile"]).st_mode & 0o777 == 0o600
+        with open(config["monitor_passfile"]) as fh:
+            line = [x for x in fh if not x.startswith("#")][0].strip()
+        password = line.split(":", 4)[4]
+        assert len(password) == 48 and password not in text
+        with open(os.path.join(f.workdir, f"{node.name}.keeper.out"), errors="replace") as fh:
+            assert password not in fh.read()
+        roles.add(config["monitor_user"])
+        # The node's role logs in with its own password, and reads only its own formation.
+        conn = (f"host=127.0.0.1 port={f.port_base} dbname=autofailover sslmode=require "
+                f"user={config['monitor_user']} passfile={config['monitor_passfile']}")
+        r = subprocess.run(as_user([os.path.join(PG_BINDIR, "psql"), "-X", "-At", "-d", conn, "-c",
+                                    "SELECT count(*) FROM autofailover.get_nodes('default')"]),
+                           capture_output=True, text=True, timeout=60, cwd="/", env=f.env)
+        assert r.returncode == 0 and r.stdout.strip() == "2", r
+    assert len(roles) == len(f.nodes)
+
+
+@pytest.fixture(scope="module")
+def generated(formation_factory):
+    """The secure defaults without --replication-password-file: the monitor
+    generates the formation's replication password and hands it to its nodes."""
+    f = formation_factory(port_offset=20)
+    f.replication_password_file = None
+    f.create_monitor()
+    f.create_node("node_a")
+    f.create_node("node_b")
+    f.wait_healthy()
+    return f
+
+
+def test_replication_password_generated_by_the_monitor(generated):
+    f = generated
+    primary = f.primary()
+    rows = primary.sql("SELECT r.usename, r.state, s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)")
+    assert rows == [("autofailover_replicator", "streaming", True)], rows
+    passwords = set()
+    for node in f.nodes.values():
+        with open(os.path.join(node.state_dir, "keeper.json")) as fh:
+            text = fh.read()
+        config = json.loads(text)
+        assert os.stat(config["replication_passfile"]).st_mode & 0o777 == 0o600
+        with open(config["replication_passfile"]) as fh:
+            line = [x for x in fh if not x.startswith("#")][0].strip()
+        assert line.startswith("*:*:*:autofailover_replicator:"), line
+        password = line.split(":", 4)[4]
+        assert len(password) == 48 and password not in text
+        for path in (os.path.join(node.pgdata, "postgresql.auto.conf"),
+                     os.path.join(f.workdir, f"{node.name}.keeper.out")):
+            with open(path, errors="replace") as fh:
+                assert password not in fh.read(), path
+        passwords.add(password)
+    assert len(passwords) == 1, "every node of the formation got the same replication password"
 
 
 def test_switchover(secure):
