@@ -156,7 +156,6 @@ std::string config_to_json(const KeeperConfig& c) {
         {"pg_bindir", c.pg_bindir},
         {"auth_method", c.auth_method},
         {"replication_passfile", c.replication_passfile},
-        {"monitor_passfile", c.monitor_passfile},
         {"ssl_cert_file", c.ssl_cert_file},
         {"ssl_key_file", c.ssl_key_file},
         {"ssl_ca_file", c.ssl_ca_file},

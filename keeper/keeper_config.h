@@ -58,9 +58,6 @@ struct KeeperConfig {
     // pgpass file (0600) holding autofailover_replicator's password, used through
     // passfile= by primary_conninfo, pg_basebackup and pg_rewind; "" = no password.
     std::string replication_passfile;
-    // pgpass file (0600) holding autofailover_keeper's password on the monitor, given
-    // to libpq as passfile= for every monitor connection; "" = none (trust, or the URI holds it).
-    std::string monitor_passfile;
     // This node's certificate and key; "" = SSL off. Outside PGDATA so a base backup
     // never replaces them with the primary's.
     std::string ssl_cert_file;
