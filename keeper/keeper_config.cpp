@@ -235,8 +235,8 @@ KeeperConfig config_from_json(const std::string& text) {
     }
     if (c.auth_method != "trust" && c.replication_passfile.empty())
         throw std::runtime_error("keeper.json: \"auth_method\" " + c.auth_method +
-                                 " needs \"replication_passfile\" (autoctl create postgres "
-                                 "--replication-password-file writes it)");
+                                 " needs \"replication_passfile\" (autoctl create postgres writes it, from the monitor "
+                                 "or from --replication-password-file)");
     if (c.monitor_user.empty() != c.monitor_passfile.empty())
         throw std::runtime_error("keeper.json: \"monitor_user\" and \"monitor_passfile\" go together");
     if (c.ssl_cert_file.empty() != c.ssl_key_file.empty())

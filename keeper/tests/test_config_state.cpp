@@ -74,7 +74,7 @@ TEST_CASE("config refusals name the offending key", "[config]") {
                Catch::Contains("poll_period_ms"));
     CHECK_THAT(message_of(R"({"monitor_uri":"m","pgdata":"/d","hostname":"h","timeouts":{"poll_period_ms":0}})"),
                Catch::Contains("poll_period_ms"));
-    CHECK_THAT(message_of(R"({"monitor_uri":"m","pgdata":"/d","hostname":"h","monitor_user":"autofailover_keeper_3"})"),
+    CHECK_THAT(message_of(R"({"monitor_uri":"m","pgdata":"/d","hostname":"h","auth_method":"trust","monitor_user":"autofailover_keeper_3"})"),
                Catch::Contains("monitor_passfile"));
 }
 
