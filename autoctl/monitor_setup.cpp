@@ -217,8 +217,8 @@ void complete_monitor_database(const MonitorSetup& s, const std::string& os_user
         tx.exec(fmt::format("GRANT autofailover_operator TO {}", tx.quote_name(os_user)));
         std::string password;
         if (s.auth != "trust") {
-            // Kept in the data directory (mode 0600) so that a re-run prints
-            // the same URI instead of locking out the keepers already using it.
+            // Kept in the data directory (mode 0600) so that a re-run keeps the
+            // password the keepers already use instead of locking them out.
             const fs::path saved = keeper_password_path(s);
             if (fs::exists(saved)) {
                 password = read_file(saved);
@@ -228,10 +228,11 @@ void complete_monitor_database(const MonitorSetup& s, const std::string& os_user
                 password = random_password();
                 write_file(saved, password + "\n");  // created 0600, never readable by others
             }
-            // ALTER ROLE takes no bind parameters; the value is quoted by libpq.
-            tx.exec(fmt::format("ALTER ROLE autofailover_keeper PASSWORD {}", tx.quote(password)));
         }
         tx.commit();
+        // As a SCRAM verifier computed here: the plain password never reaches the server or its log.
+        if (!password.empty())
+            keeper::set_role_password(local_conninfo(s, kMonitorDatabase), "autofailover_keeper", password);
     } catch (const pqxx::sql_error& e) {
         throw CliError(ExitCode::LocalPostgresError,
                        fmt::format("setting up the monitor database failed: {}\nIs the autofailover extension "
@@ -241,6 +242,8 @@ void complete_monitor_database(const MonitorSetup& s, const std::string& os_user
         throw CliError(ExitCode::LocalPostgresError,
                        fmt::format("cannot connect to the new monitor through its socket in {}: {}", s.pgdata,
                                    e.what()));
+    } catch (const keeper::KeeperError& e) {
+        throw CliError(ExitCode::LocalPostgresError, e.what());
     }
 }
 

@@ -134,13 +134,7 @@ void check_node_credentials(const KeeperConfig& config) {
                 "openssl req -new -x509 -nodes, key mode 0600)");
 }
 
-void set_replication_password(const KeeperConfig& config) {
-    if (config.replication_passfile.empty()) return;
-    const std::string password = read_replication_pgpass(config.replication_passfile);
-    const long connect_seconds = std::max<long>(1, config.timeouts.postgres_start_timeout.count() / 1000);
-    const std::string conninfo = "host=" + conninfo_quote(config.socket_dir) + " port=" + std::to_string(config.port) +
-                                 " dbname=postgres application_name=autofailover_keeper connect_timeout=" +
-                                 std::to_string(connect_seconds);
+void set_role_password(const std::string& conninfo, const std::string& role, const std::string& password) {
     std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdb(conninfo.c_str()), &PQfinish);
     auto error = [&](const std::string& what) {
         std::string message = conn ? PQerrorMessage(conn.get()) : "out of memory";
@@ -149,14 +143,25 @@ void set_replication_password(const KeeperConfig& config) {
     };
     if (!conn || PQstatus(conn.get()) != CONNECTION_OK) error("cannot connect to the local Postgres");
     std::unique_ptr<char, decltype(&PQfreemem)> verifier(
-        PQencryptPasswordConn(conn.get(), password.c_str(), kReplicationRole, "scram-sha-256"), &PQfreemem);
-    if (!verifier) error("cannot compute the SCRAM verifier of the replication password");
+        PQencryptPasswordConn(conn.get(), password.c_str(), role.c_str(), "scram-sha-256"), &PQfreemem);
+    if (!verifier) error("cannot compute the SCRAM verifier of the password of " + role);
+    std::unique_ptr<char, decltype(&PQfreemem)> name(PQescapeIdentifier(conn.get(), role.c_str(), role.size()),
+                                                     &PQfreemem);
+    if (!name) error("cannot quote the role name " + role);
     // A SCRAM verifier holds only base64 characters, '$' and ':': it needs no escaping.
-    const std::string sql =
-        std::string("ALTER ROLE ") + kReplicationRole + " PASSWORD '" + verifier.get() + "'";
+    const std::string sql = std::string("ALTER ROLE ") + name.get() + " PASSWORD '" + verifier.get() + "'";
     std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(conn.get(), sql.c_str()), &PQclear);
     if (!result || PQresultStatus(result.get()) != PGRES_COMMAND_OK)
-        error(std::string("cannot set the password of ") + kReplicationRole);
+        error("cannot set the password of " + role);
+}
+
+void set_replication_password(const KeeperConfig& config) {
+    if (config.replication_passfile.empty()) return;
+    const long connect_seconds = std::max<long>(1, config.timeouts.postgres_start_timeout.count() / 1000);
+    set_role_password("host=" + conninfo_quote(config.socket_dir) + " port=" + std::to_string(config.port) +
+                          " dbname=postgres application_name=autofailover_keeper connect_timeout=" +
+                          std::to_string(connect_seconds),
+                      kReplicationRole, read_replication_pgpass(config.replication_passfile));
 }
 
 void create_self_signed_certificate(const std::string& cert_file, const std::string& key_file,

@@ -31,6 +31,10 @@ void write_monitor_pgpass(const std::string& path, const std::string& role, cons
 // credentials or certificate files that are missing.
 void check_node_credentials(const KeeperConfig& config);
 
+// ALTER ROLE role PASSWORD with a SCRAM verifier computed here (libpq), over
+// conninfo: the plain password never reaches the server, its log or a command line.
+void set_role_password(const std::string& conninfo, const std::string& role, const std::string& password);
+
 // Sets autofailover_replicator's password from config.replication_passfile, on
 // the local Postgres over its socket. The SCRAM verifier is computed here, so the
 // plain password never reaches the server (nor its log). No-op without a passfile.

@@ -51,6 +51,9 @@ def test_printed_uris_require_tls_and_hold_no_password(secure):
         password = fh.readline().strip()
     assert len(password) >= 32
     assert password not in f.monitor_stderr and password not in f.keeper_uri
+    # The server got a SCRAM verifier, never the password (not even in its log).
+    with open(f.monitor_pgdata + ".postgres.log", errors="replace") as fh:
+        assert password not in fh.read()
     # The operator is the OS user over the monitor's Unix socket (peer), not a TCP login.
     assert f.operator_uri.startswith("postgres:///autofailover?host=" + f.monitor_pgdata), f.operator_uri
     assert "WARNING" not in f.monitor_stderr
