@@ -102,7 +102,7 @@ def test_keepers_reach_the_monitor_over_tls_and_probes_see_nodes(secure):
     with psycopg.connect(f.monitor_conninfo(), autocommit=True) as conn:
         with_ssl, total = conn.execute(
             "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_activity a "
-            "JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'autofailover_keeper'").fetchone()
+            "JOIN pg_stat_ssl s USING (pid) WHERE a.usename LIKE 'autofailover\\_keeper\\_%'").fetchone()
         assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]
     assert total >= 2 and with_ssl == total, (with_ssl, total)
     # The probes get an authentication request from scram-sha-256 pg_hba lines: that counts as up.
