@@ -418,6 +418,7 @@ DECLARE
     v_goal autofailover.node_state;
     v_role text;
     v_password text;
+    v_count bigint;
 BEGIN
     PERFORM autofailover._check_formation(p_formation);
     PERFORM autofailover._require(p_host, 'host');
@@ -455,10 +456,10 @@ BEGIN
             USING ERRCODE = 'unique_violation', HINT = 'Drop the old node first (autoctl drop node).';
     END IF;
     -- Every node gets a replication slot on the primary (max_replication_slots = 12 on data nodes).
-    IF (SELECT count(*) FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.group_id = v_group)
-       >= pg_catalog.current_setting('autofailover.max_nodes_per_group')::int THEN
-        RAISE EXCEPTION 'group % of formation "%" already has % nodes, the most autofailover.max_nodes_per_group allows',
-            v_group, p_formation, pg_catalog.current_setting('autofailover.max_nodes_per_group')
+    SELECT count(*) INTO v_count FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.group_id = v_group;
+    IF v_count >= pg_catalog.current_setting('autofailover.max_nodes_per_group')::int THEN
+        RAISE EXCEPTION 'group % of formation "%" has % nodes, autofailover.max_nodes_per_group allows %',
+            v_group, p_formation, v_count, pg_catalog.current_setting('autofailover.max_nodes_per_group')
             USING ERRCODE = 'program_limit_exceeded',
                   HINT = 'Drop a node first, or put this one in another group.';
     END IF;
