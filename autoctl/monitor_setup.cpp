@@ -212,9 +212,15 @@ void complete_monitor_database(const MonitorSetup& s, const std::string& os_user
         }
         pqxx::connection conn(local_conninfo(s, kMonitorDatabase));
         pqxx::work tx(conn);
-        // The extension script creates the roles autofailover_keeper and autofailover_operator.
+        // The extension script creates the roles autofailover_keeper, autofailover_node_keepers
+        // and autofailover_operator.
         tx.exec("CREATE EXTENSION IF NOT EXISTS autofailover");
         tx.exec(fmt::format("GRANT autofailover_operator TO {}", tx.quote_name(os_user)));
+        // Only those roles may connect: LISTEN/NOTIFY cannot be revoked, CONNECT can (docs/security.md).
+        tx.exec(fmt::format("REVOKE CONNECT ON DATABASE {} FROM PUBLIC", tx.quote_name(kMonitorDatabase)));
+        tx.exec(fmt::format("GRANT CONNECT ON DATABASE {} TO autofailover_keeper, autofailover_node_keepers, "
+                            "autofailover_operator",
+                            tx.quote_name(kMonitorDatabase)));
         std::string password;
         if (s.auth != "trust") {
             // Kept in the data directory (mode 0600) so that a re-run keeps the

@@ -177,6 +177,21 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
     out->stored_waiting_reason = stored_waiting_reason;
 }
 
+namespace {
+
+// Enough for a usual decision; a larger answer (60 standbys named in synchronous_standby_names)
+// asks for more (grow_text), which the regression test sync_names exercises.
+constexpr std::size_t kInitialTextBytes = 1024;
+
+autofailover_bridge::TextBuffer new_text_buffer(std::size_t capacity) {
+    autofailover_bridge::TextBuffer text{};
+    text.data = static_cast<char*>(palloc(capacity));
+    text.capacity = capacity;
+    return text;
+}
+
+}  // namespace
+
 DecisionOutput* new_decision_output(std::size_t capacity) {
     // Room for two assignments per node: the core assigns each node at most
     // once per decision, the slack only guards against a core bug.
@@ -185,7 +200,20 @@ DecisionOutput* new_decision_output(std::size_t capacity) {
     out->assignments =
         static_cast<autofailover_bridge::AssignmentRow*>(palloc0(sizeof(autofailover_bridge::AssignmentRow) * slots));
     out->capacity = slots;
+    out->waiting_reason = "";
+    out->text = new_text_buffer(kInitialTextBytes);
     return out;
+}
+
+autofailover_bridge::KeeperView* new_keeper_view() {
+    auto* view = static_cast<autofailover_bridge::KeeperView*>(palloc0(sizeof(autofailover_bridge::KeeperView)));
+    view->synchronous_standby_names = "";
+    view->text = new_text_buffer(kInitialTextBytes);
+    return view;
+}
+
+void grow_text(autofailover_bridge::TextBuffer* text) {
+    *text = new_text_buffer(text->needed > text->capacity ? text->needed : text->capacity);
 }
 
 int find_row(const GroupInput* group, std::int64_t node_id) {
@@ -250,6 +278,10 @@ void raise_if_failed(const autofailover_bridge::BridgeResult& result) {
             break;
         case autofailover_bridge::Outcome::InternalError:
             ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("autofailover core: %s", result.message)));
+            break;
+        case autofailover_bridge::Outcome::NeedMoreText:
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                            errmsg("autofailover core: its answer did not fit the buffer it asked for")));
             break;
     }
 }

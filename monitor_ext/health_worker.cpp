@@ -1,7 +1,7 @@
 // Health-check worker loop. Each round: (1) load the node list, (2) probe
 // every node (probe.cpp), (3) store health + check time in one statement into
 // autofailover.node_health (rows no keeper call touches, so the worker never
-// waits on a keeper's group lock), (4) run autofailover.run_decision() for each
+// waits on a keeper's group lock), (4) run autofailover._worker_decision() for each
 // group whose health changed or that waits for something, one transaction per
 // group so one failing group never blocks the others.
 // A round waits for its probes at most health_check_timeout (and never past
@@ -158,7 +158,7 @@ void decide_group(MemoryContext round_context, const GroupKey* group) {
         begin_round_transaction();
         Oid types[2] = {TEXTOID, INT4OID};
         Datum args[2] = {CStringGetTextDatum(group->formation), Int32GetDatum(group->group_id)};
-        SPI_execute_with_args("SELECT autofailover.run_decision($1, $2)", 2, types, args, nullptr, false, 0);
+        SPI_execute_with_args("SELECT autofailover._worker_decision($1, $2)", 2, types, args, nullptr, false, 0);
         end_round_transaction();
     }
     PG_CATCH();

@@ -12,6 +12,7 @@ namespace {
 using autofailover_bridge::BridgeResult;
 using autofailover_bridge::DecisionOutput;
 using autofailover_bridge::GroupInput;
+using autofailover_bridge::Outcome;
 
 const char* text_arg(FunctionCallInfo fcinfo, int n, const char* what) {
     if (PG_ARGISNULL(n))
@@ -85,19 +86,25 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
     DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count);
     int goal_changes = 0;
     if (autofailover_ext::leader_lease_allows_decisions()) {
-        const BridgeResult decided = autofailover_bridge::run_decide(*group, *decision);
+        BridgeResult decided = autofailover_bridge::run_decide(*group, *decision);
+        if (decided.outcome == Outcome::NeedMoreText) {
+            autofailover_ext::grow_text(&decision->text);
+            decided = autofailover_bridge::run_decide(*group, *decision);
+        }
         autofailover_ext::raise_if_failed(decided);
         goal_changes = autofailover_ext::store_decision(group, decision);
     } else {
         // Replicated monitors, lease not held (docs/monitor-ha.md): the heartbeat the
         // caller stored stays, the keeper gets the stored goal, nothing is decided.
-        strlcpy(decision->waiting_reason, "no decision: this monitor does not hold the leader lease",
-                sizeof decision->waiting_reason);
+        decision->waiting_reason = "no decision: this monitor does not hold the leader lease";
     }
 
-    autofailover_bridge::KeeperView* view =
-        static_cast<autofailover_bridge::KeeperView*>(palloc0(sizeof(autofailover_bridge::KeeperView)));
-    const BridgeResult viewed = autofailover_bridge::keeper_view(*group, node_id, *view);
+    autofailover_bridge::KeeperView* view = autofailover_ext::new_keeper_view();
+    BridgeResult viewed = autofailover_bridge::keeper_view(*group, node_id, *view);
+    if (viewed.outcome == Outcome::NeedMoreText) {
+        autofailover_ext::grow_text(&view->text);
+        viewed = autofailover_bridge::keeper_view(*group, node_id, *view);
+    }
     autofailover_ext::raise_if_failed(viewed);
 
     const int self = autofailover_ext::find_row(group, node_id);
@@ -149,8 +156,11 @@ PGDLLEXPORT Datum autofailover_register_assign(PG_FUNCTION_ARGS) {
     GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
     autofailover_ext::load_group(formation, group_id, node_id, group);
     DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count + 1);
-    const BridgeResult assigned =
-        autofailover_bridge::run_initial_assignment(*group, node_id, candidate_priority, *decision);
+    BridgeResult assigned = autofailover_bridge::run_initial_assignment(*group, node_id, candidate_priority, *decision);
+    if (assigned.outcome == Outcome::NeedMoreText) {
+        autofailover_ext::grow_text(&decision->text);
+        assigned = autofailover_bridge::run_initial_assignment(*group, node_id, candidate_priority, *decision);
+    }
     autofailover_ext::raise_if_failed(assigned);
     autofailover_ext::store_decision(group, decision);
     const char* goal = decision->count > 0 ? decision->assignments[0].goal : "init";
@@ -180,7 +190,11 @@ PGDLLEXPORT Datum autofailover_operator(PG_FUNCTION_ARGS) {
     GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
     autofailover_ext::load_group(formation, group_id, 0, group);
     DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count);
-    const BridgeResult planned = autofailover_bridge::run_operator(*group, command, *decision);
+    BridgeResult planned = autofailover_bridge::run_operator(*group, command, *decision);
+    if (planned.outcome == Outcome::NeedMoreText) {
+        autofailover_ext::grow_text(&decision->text);
+        planned = autofailover_bridge::run_operator(*group, command, *decision);
+    }
     autofailover_ext::raise_if_failed(planned);
     autofailover_ext::store_decision(group, decision);
     char* waiting = MemoryContextStrdup(caller_context, decision->waiting_reason);
@@ -203,9 +217,12 @@ PGDLLEXPORT Datum autofailover_group_view(PG_FUNCTION_ARGS) {
     SPI_connect();
     GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
     autofailover_ext::load_group(formation, group_id, 0, group);
-    autofailover_bridge::KeeperView* view =
-        static_cast<autofailover_bridge::KeeperView*>(palloc0(sizeof(autofailover_bridge::KeeperView)));
-    const BridgeResult viewed = autofailover_bridge::keeper_view(*group, 0, *view);
+    autofailover_bridge::KeeperView* view = autofailover_ext::new_keeper_view();
+    BridgeResult viewed = autofailover_bridge::keeper_view(*group, 0, *view);
+    if (viewed.outcome == Outcome::NeedMoreText) {
+        autofailover_ext::grow_text(&view->text);
+        viewed = autofailover_bridge::keeper_view(*group, 0, *view);
+    }
     autofailover_ext::raise_if_failed(viewed);
     MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
     Datum values[2] = {Int64GetDatum(view->primary_node_id), CStringGetTextDatum(view->synchronous_standby_names)};

@@ -152,25 +152,45 @@ CREATE FUNCTION autofailover.core_node_states() RETURNS text[]
 
 ------------------------------------------------------------------------------
 -- Locking. One order everywhere, so no two calls can deadlock:
---   1. the formation lock: shared by every group-level call, exclusive for
---      formation-wide changes (set_formation_number_sync_standbys, drop_formation);
---   2. then group locks, one per group, in ascending group_id when several.
--- Both are transaction-scoped advisory locks keyed by hashtext(formation).
+--   1. a formation-wide change (set_formation_number_sync_standbys,
+--      drop_formation) first takes the formation lock, which orders such changes;
+--   2. group locks, one per group: a group-level call (every keeper call, the
+--      worker's decision, operator commands on a group) takes its group's only; a
+--      formation-wide change takes all of them, in ascending group_id.
+-- Both are row locks (FOR NO KEY UPDATE of the formations / groups row) that only
+-- these SECURITY DEFINER functions take: no other role may lock those rows (it
+-- would need UPDATE on the tables), unlike advisory locks, which PUBLIC may take
+-- (security review #6). Waiters queue in order (no shared lock a stream of keepers
+-- could keep held). A keeper cannot keep them either: _guard_decision_lock() ends
+-- the session of a non-operator whose transaction holds them longer than
+-- autofailover.keeper_transaction_limit, and bounds its waits for them at twice
+-- that. The health-check worker waits at most autofailover.decision_lock_timeout.
 ------------------------------------------------------------------------------
-CREATE FUNCTION autofailover._lock_formation(formation text, exclusive bool)
+CREATE FUNCTION autofailover._guard_decision_lock(acquired bool) RETURNS void
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_guard_decision_lock';
+
+CREATE FUNCTION autofailover._lock_formation(formation text)
     RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    IF exclusive THEN
-        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('autofailover:' || formation)::bigint);
-    ELSE
-        PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('autofailover:' || formation)::bigint);
+    PERFORM autofailover._guard_decision_lock(false);
+    PERFORM 1 FROM autofailover.formations f WHERE f.formation_id = $1 FOR NO KEY UPDATE OF f;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'formation "%" does not exist', left($1, 80)
+            USING ERRCODE = 'undefined_object', HINT = 'Create it with autofailover.create_formation().';
     END IF;
+    PERFORM autofailover._guard_decision_lock(true);
 END $$;
 
 CREATE FUNCTION autofailover._lock_group(formation text, group_id int)
-    RETURNS void LANGUAGE sql AS $$
-    SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('autofailover:' || $1), $2)
-$$;
+    RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM autofailover._guard_decision_lock(false);
+    PERFORM 1 FROM autofailover.groups g WHERE g.formation_id = $1 AND g.group_id = $2 FOR NO KEY UPDATE OF g;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'group % of formation "%" has no nodes', $2, left($1, 80) USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM autofailover._guard_decision_lock(true);
+END $$;
 
 ------------------------------------------------------------------------------
 -- Validation helpers: clear errors with SQLSTATEs before any write.
@@ -361,12 +381,22 @@ $$;
 ------------------------------------------------------------------------------
 -- Decision entry used by the health-check worker (and after forced removals).
 ------------------------------------------------------------------------------
+-- The health-check worker's entry: like run_decision, but a group whose lock is
+-- held longer than autofailover.decision_lock_timeout is skipped for this round
+-- (an ERROR, logged by the worker) instead of stalling every other group.
+CREATE FUNCTION autofailover._worker_decision(formation text, group_id int)
+    RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('lock_timeout', pg_catalog.current_setting('autofailover.decision_lock_timeout'),
+                                  true);
+    RETURN autofailover.run_decision($1, $2);
+END $$;
+
 CREATE FUNCTION autofailover.run_decision(formation text, group_id int)
     RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     v_waiting text;
 BEGIN
-    PERFORM autofailover._lock_formation($1, false);
     PERFORM autofailover._lock_group($1, $2);
     SELECT d.waiting_reason INTO v_waiting FROM autofailover._decide($1, $2, NULL) d;
     RETURN v_waiting;
@@ -388,6 +418,7 @@ DECLARE
     v_goal autofailover.node_state;
     v_role text;
     v_password text;
+    v_count bigint;
 BEGIN
     PERFORM autofailover._check_formation(p_formation);
     PERFORM autofailover._require(p_host, 'host');
@@ -409,7 +440,9 @@ BEGIN
         PERFORM autofailover._check_node_name(p_name);
     END IF;
 
-    PERFORM autofailover._lock_formation(p_formation, false);
+    -- The group's row is its lock: a new group gets it first (rolled back on any error below).
+    INSERT INTO autofailover.groups (formation_id, group_id) VALUES (p_formation, v_group)
+        ON CONFLICT DO NOTHING;
     PERFORM autofailover._lock_group(p_formation, v_group);
 
     IF p_name IS NOT NULL AND EXISTS (SELECT 1 FROM autofailover.nodes n
@@ -423,10 +456,10 @@ BEGIN
             USING ERRCODE = 'unique_violation', HINT = 'Drop the old node first (autoctl drop node).';
     END IF;
     -- Every node gets a replication slot on the primary (max_replication_slots = 12 on data nodes).
-    IF (SELECT count(*) FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.group_id = v_group)
-       >= pg_catalog.current_setting('autofailover.max_nodes_per_group')::int THEN
-        RAISE EXCEPTION 'group % of formation "%" already has % nodes, the most autofailover.max_nodes_per_group allows',
-            v_group, p_formation, pg_catalog.current_setting('autofailover.max_nodes_per_group')
+    SELECT count(*) INTO v_count FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.group_id = v_group;
+    IF v_count >= pg_catalog.current_setting('autofailover.max_nodes_per_group')::int THEN
+        RAISE EXCEPTION 'group % of formation "%" has % nodes, autofailover.max_nodes_per_group allows %',
+            v_group, p_formation, v_count, pg_catalog.current_setting('autofailover.max_nodes_per_group')
             USING ERRCODE = 'program_limit_exceeded',
                   HINT = 'Drop a node first, or put this one in another group.';
     END IF;
@@ -438,8 +471,6 @@ BEGIN
                   HINT = 'A node must be a copy of the group''s primary: start from an empty data directory.';
     END IF;
 
-    INSERT INTO autofailover.groups (formation_id, group_id) VALUES (p_formation, v_group)
-        ON CONFLICT DO NOTHING;
     v_id := nextval('autofailover.nodes_node_id_seq');
     v_name := coalesce(p_name, 'node_' || v_id);
     IF p_name IS NULL AND EXISTS (SELECT 1 FROM autofailover.nodes n
@@ -518,7 +549,6 @@ BEGIN
     PERFORM autofailover._authorize(p_formation, p_node_id);
 
     -- Lock order: formation (shared), then group (see docs/api.md, Locking).
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('autofailover:' || p_formation)::bigint);
     -- A node never changes group, so reading it before the group lock is safe.
     SELECT n.group_id INTO v_group FROM autofailover.nodes n
      WHERE n.node_id = p_node_id AND n.formation_id = p_formation;
@@ -526,7 +556,7 @@ BEGIN
         RAISE EXCEPTION 'node % is not registered in formation "%"', p_node_id, left(p_formation, 80)
             USING ERRCODE = 'undefined_object', HINT = 'Register it with autofailover.register_node().';
     END IF;
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('autofailover:' || p_formation), v_group);
+    PERFORM autofailover._lock_group(p_formation, v_group);
 
     UPDATE autofailover.nodes n
        SET reported_state = p_reported, pg_is_running = p_running, timeline = p_timeline, lsn = p_lsn,
@@ -658,7 +688,6 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'node % is not registered', p_node_id USING ERRCODE = 'undefined_object';
     END IF;
-    PERFORM autofailover._lock_formation(v_formation, false);
     PERFORM autofailover._lock_group(v_formation, v_group);
     IF NOT p_force THEN
         PERFORM autofailover._operator('remove_node', v_formation, v_group, p_node_id, false, NULL);
@@ -704,11 +733,12 @@ BEGIN
         RAISE EXCEPTION 'invalid number_sync_standbys %: 0 to 16 expected', $3
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM autofailover._lock_formation($1, true);
-    IF EXISTS (SELECT 1 FROM autofailover.formations f WHERE f.formation_id = $1) THEN
+    -- A concurrent creation of the same name waits on the primary key, then finds it taken.
+    INSERT INTO autofailover.formations (formation_id, dbname, number_sync_standbys) VALUES ($1, $2, $3)
+        ON CONFLICT (formation_id) DO NOTHING;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'formation "%" already exists', $1 USING ERRCODE = 'duplicate_object';
     END IF;
-    INSERT INTO autofailover.formations (formation_id, dbname, number_sync_standbys) VALUES ($1, $2, $3);
     INSERT INTO autofailover.formation_secrets (formation_id) VALUES ($1);
     RETURN true;
 END $$;
@@ -717,7 +747,7 @@ CREATE FUNCTION autofailover.drop_formation(formation text) RETURNS bool
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM autofailover._check_formation($1);
-    PERFORM autofailover._lock_formation($1, true);
+    PERFORM autofailover._lock_formation($1);
     IF EXISTS (SELECT 1 FROM autofailover.nodes n WHERE n.formation_id = $1) THEN
         RAISE EXCEPTION 'formation "%" still has nodes', $1
             USING ERRCODE = 'dependent_objects_still_exist', HINT = 'Drop its nodes first.';
@@ -732,7 +762,6 @@ CREATE FUNCTION autofailover._operator_on_group(p_command text, p_formation text
 BEGIN
     PERFORM autofailover._check_formation(p_formation);
     PERFORM autofailover._require(p_group, 'group_id');
-    PERFORM autofailover._lock_formation(p_formation, false);
     PERFORM autofailover._lock_group(p_formation, p_group);
     IF NOT EXISTS (SELECT 1 FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.group_id = p_group) THEN
         RAISE EXCEPTION 'group % of formation "%" has no nodes', p_group, p_formation
@@ -793,7 +822,6 @@ DECLARE
     v_what text;
 BEGIN
     SELECT f.o_node_id, f.o_group_id INTO v_node_id, v_group FROM autofailover._find_node(p_formation, p_node_name) f;
-    PERFORM autofailover._lock_formation(p_formation, false);
     PERFORM autofailover._lock_group(p_formation, v_group);
     IF p_priority IS NOT NULL THEN
         UPDATE autofailover.nodes n SET candidate_priority = p_priority WHERE n.node_id = v_node_id;
@@ -836,7 +864,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- Formation-wide change: exclusive formation lock, then group locks in ascending order.
-    PERFORM autofailover._lock_formation($1, true);
+    PERFORM autofailover._lock_formation($1);
     UPDATE autofailover.formations f SET number_sync_standbys = $2 WHERE f.formation_id = $1;
     FOR v_group IN SELECT DISTINCT n.group_id FROM autofailover.nodes n WHERE n.formation_id = $1 ORDER BY 1 LOOP
         PERFORM autofailover._lock_group($1, v_group);
@@ -928,7 +956,9 @@ BEGIN
                             'autofailover.health_check_max_retries', 'autofailover.health_check_retry_delay',
                             'autofailover.node_considered_unhealthy_timeout',
                             'autofailover.network_partition_timeout', 'autofailover.fencing_margin',
-                            'autofailover.startup_grace_period', 'autofailover.switchover_timeout']) AS s(name);
+                            'autofailover.startup_grace_period', 'autofailover.switchover_timeout',
+                            'autofailover.max_nodes_per_group', 'autofailover.keeper_transaction_limit',
+                            'autofailover.decision_lock_timeout']) AS s(name);
 END $$;
 
 ------------------------------------------------------------------------------

@@ -24,6 +24,31 @@ def formation(formation_factory):
     return f
 
 
+def test_keeper_calls_stuck_on_a_lock_are_cancelled(formation):
+    """An operator transaction holds the group's decision lock for 4 s: each keeper call gives up after
+    monitor_call_timeout and cancels its query (PQcancel), so no backend is left waiting behind
+    (security review #6: 5 stuck backends after 8 s, one per second)."""
+    f = formation
+    with psycopg.connect(f.monitor_conninfo(), autocommit=True) as op, \
+            psycopg.connect(f.monitor_conninfo(), autocommit=True) as watch:
+        op.execute("BEGIN")
+        op.execute("SELECT autofailover.set_node_candidate_priority('default', 'node2', 50)")
+        most = {}
+        started = time.monotonic()
+        while time.monotonic() - started < 4.0:
+            for role, waiting in watch.execute(
+                    "SELECT usename, count(*) FROM pg_stat_activity WHERE usename LIKE 'autofailover\\_keeper\\_%' "
+                    "AND wait_event_type = 'Lock' GROUP BY usename").fetchall():
+                most[role] = max(most.get(role, 0), waiting)
+            time.sleep(0.05)
+        op.execute("ROLLBACK")
+    print(f"\n[cancel] most keeper backends waiting on the lock at once, per role: {most}")
+    assert most, "no keeper call waited on the lock: the test held nothing"
+    # One call in flight, plus at most one whose cancel request is still on its way.
+    assert max(most.values()) <= 2, most
+    f.wait_healthy()
+
+
 def refuse_keeper_reports(f):
     """New monitor sessions are read-only; the keepers' current sessions are ended so they reconnect into one."""
     with psycopg.connect(f.monitor_conninfo(), autocommit=True) as conn:
