@@ -13,6 +13,8 @@
 namespace autoctl {
 namespace {
 
+namespace keeper = autofailover::keeper;
+
 struct EnableMonitorOptions {
     keeper::AdoptOptions adopt;
     int candidate_priority = -1;

@@ -72,7 +72,7 @@ def sql_as(role, password, query, params=None):
 
 def node_role_password(node):
     with open(os.path.join(node.state_dir, "monitor.pgpass")) as fh:
-        line = fh.readline().strip()
+        line = [entry.strip() for entry in fh if entry.strip() and not entry.startswith("#")][0]
     return line.rsplit(":", 1)[1]
 
 
