@@ -26,6 +26,8 @@ NEW_MONITOR_PORT = PORT_BASE + 10
 # How long the formation runs without any monitor before the new one is built.
 MONITORLESS_S = 5.0
 PRIORITIES = {"node_a": 60, "node_b": 40}
+# To show what the adoption grace prevents: AUTOFAILOVER_M6_ADOPTION_GRACE=0 (ms) gives the new monitor none.
+ADOPTION_GRACE = os.environ.get("AUTOFAILOVER_M6_ADOPTION_GRACE")
 
 
 def children_of(pid):
@@ -109,7 +111,7 @@ def test_new_monitor_adopts_running_formation(formation_factory):
         f.monitor_pgdata = os.path.join(f.workdir, "monitor2")
         f.operator_uri = f"postgres:///autofailover?host={f.monitor_pgdata}&port={NEW_MONITOR_PORT}"
         f.env["AUTOFAILOVER_MONITOR"] = f.operator_uri
-        f.create_monitor()
+        f.create_monitor(settings={"adoption_grace_period": ADOPTION_GRACE} if ADOPTION_GRACE else None)
 
         # Refused: no password, a wrong one (authentication), nothing changes on the node.
         r = enable_monitor(f, standby, None, check=False)
