@@ -227,6 +227,18 @@ void lone_node_becomes_single(DecisionContext& ctx) {
     const auto active = ctx.active_nodes();
     if (active.size() != 1) return;
     const NodeSnapshot& node = *active.front();
+    // A lone standby adopted by a new monitor is not alone: its primary, never adopted,
+    // may still run. No promotion during the adoption grace, and after it only once that
+    // primary has surely fenced itself (its standby froze when report_lsn was assigned).
+    if (const auto& deadline = ctx.group().adoption_deadline; deadline && node.goal_state == S::ReportLsn) {
+        const auto& t = ctx.settings().timeouts;
+        const auto fence_wait = t.network_partition_timeout + t.fencing_margin;
+        if (ctx.clock().now < *deadline || ctx.clock().now - node.goal_assigned_at < fence_wait) {
+            ctx.wait(label(node) + " is the only adopted node: the primary of this group was never adopted and may "
+                                   "still run; no promotion before the adoption grace ends and it has fenced itself");
+            return;
+        }
+    }
     if (node.goal_state == S::ReportLsn && converged(node, S::ReportLsn) && node.candidate_priority > 0)
         ctx.assign(node.id, S::Single, label(node) + " is alone and may now be promoted: it runs as a single primary");
     else if (node.goal_state == S::ReportLsn && node.candidate_priority == 0)

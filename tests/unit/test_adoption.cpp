@@ -103,3 +103,30 @@ TEST_CASE("an adopted primary with a standby not yet confirmed relaxes synchrono
     CHECK(goal_for(d, 1) == S::WaitPrimary);
     CHECK_FALSE(goal_for(d, 2).has_value());
 }
+
+TEST_CASE("a lone adopted standby is not promoted alone before its never-adopted primary has fenced",
+          "[adoption][election]") {
+    FormationSettings settings;
+    const auto fence_wait = settings.timeouts.network_partition_timeout + settings.timeouts.fencing_margin;
+    GroupBuilder b;
+    b.node(2, S::ReportLsn).goal_assigned(test_clock().now - 500ms);
+    GroupSnapshot group = b.build();
+    group.adoption_deadline = b.clock().now - 1s;
+    Decision early = decide(group, settings, b.clock());
+    INFO(describe(early));
+    // Not run as a primary: at most elected, and then the election's own fence wait applies.
+    CHECK(goal_for(early, 2) != S::Single);
+    CHECK(goal_for(early, 2) != S::WaitPrimary);
+
+    group.adoption_deadline = b.clock().now + 1s;  // grace still running
+    group.nodes[0].goal_assigned_at = b.clock().now - fence_wait - 1s;
+    CHECK_FALSE(goal_for(decide(group, settings, b.clock()), 2).has_value());
+
+    group.adoption_deadline = b.clock().now - 1s;  // grace over, fenced by now
+    CHECK(goal_for(decide(group, settings, b.clock()), 2) == S::Single);
+
+    // Without an adoption (the existing rule): a lone frozen standby runs as single at once.
+    group.adoption_deadline.reset();
+    group.nodes[0].goal_assigned_at = b.clock().now - 500ms;
+    CHECK(goal_for(decide(group, settings, b.clock()), 2) == S::Single);
+}
