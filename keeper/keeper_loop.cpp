@@ -211,6 +211,10 @@ bool KeeperLoop::contact_monitor(const Observation& obs) {
         state_.last_monitor_contact = sent;
         state_.goal_state = assignment_.goal;
         if (assignment_.network_partition_timeout) state_.network_partition_timeout = *assignment_.network_partition_timeout;
+        if (assignment_.goal != NodeState::Dropped) {
+            state_.candidate_priority = assignment_.candidate_priority;
+            state_.replication_quorum = assignment_.replication_quorum;
+        }
         if (assignment_.goal != NodeState::Dropped) try {
             others_ = monitor_.get_other_nodes(state_.node_id);
             others_known_ = true;

@@ -81,6 +81,8 @@ std::string state_to_json(const KeeperState& s) {
         {"fenced_at_ms", time_to_json(s.fenced_at)},
         {"dropped", s.dropped},
         {"rejoin_needs_base_backup", s.rejoin_needs_base_backup},
+        {"candidate_priority", s.candidate_priority},
+        {"replication_quorum", s.replication_quorum},
     };
     return j.dump(2) + "\n";
 }
@@ -106,6 +108,8 @@ KeeperState state_from_json(const std::string& text) {
     s.fenced_at = time_from_json(j, "fenced_at_ms");
     s.dropped = boolean(j, "dropped", false);
     s.rejoin_needs_base_backup = boolean(j, "rejoin_needs_base_backup", false);
+    s.candidate_priority = static_cast<int>(integer(j, "candidate_priority", 50, 0, 100));
+    s.replication_quorum = boolean(j, "replication_quorum", true);
     return s;
 }
 

@@ -28,6 +28,10 @@ struct KeeperState {
     // diverged): the next rejoin copies a fresh base backup instead of rewinding
     // again, also after a keeper crash. Cleared once a base backup is in place.
     bool rejoin_needs_base_backup = false;
+    // As the monitor last assigned them (node_active): what `autoctl enable monitor`
+    // hands a new monitor that adopts this node (docs/monitor-ha.md, M6).
+    int candidate_priority = 50;
+    bool replication_quorum = true;
 };
 
 std::string state_to_json(const KeeperState& state);

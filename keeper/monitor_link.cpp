@@ -364,4 +364,28 @@ bool MonitorLink::wait_for_group_event(const std::string& formation, int group, 
     }
 }
 
+Registration MonitorLink::adopt_node(const std::string& formation, std::int64_t node_id, const std::string& name,
+                                     const std::string& host, int port, int group, NodeState reported, int timeline,
+                                     Lsn lsn, int candidate_priority, bool replication_quorum,
+                                     const std::optional<std::string>& system_identifier) {
+    auto rows = call(
+        "SELECT node_id, node_name, group_id, goal_state, keeper_role, keeper_password "
+        "FROM autofailover.adopt_node($1, $2::bigint, $3, $4, $5::int, $6::int, $7::autofailover.node_state, "
+        "$8::int, $9::pg_lsn, $10::int, $11::bool, $12::bigint)",
+        {formation, std::to_string(node_id), name, host, std::to_string(port), std::to_string(group),
+         std::string(to_string(reported)), std::to_string(timeline), format_lsn(lsn),
+         std::to_string(candidate_priority), replication_quorum ? "true" : "false", system_identifier});
+    if (rows.size() != 1) throw MonitorRefused("adopt_node returned " + std::to_string(rows.size()) + " rows");
+    Registration r;
+    r.node_id = std::stoll(rows[0][0].value_or("0"));
+    r.node_name = rows[0][1].value_or("");
+    r.group_id = to_int(rows[0][2]);
+    r.goal = to_state(rows[0][3]);
+    r.keeper_role = rows[0][4].value_or("");
+    r.keeper_password = rows[0][5].value_or("");
+    if (r.keeper_role.empty() || r.keeper_password.empty())
+        throw MonitorRefused("adopt_node returned no keeper role for node " + std::to_string(r.node_id));
+    return r;
+}
+
 }  // namespace autofailover::keeper

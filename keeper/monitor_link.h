@@ -106,6 +106,12 @@ public:
                                bool replication_quorum);
     NodeAssignment node_active(const std::string& formation, std::int64_t node_id, const NodeReport& report);
     std::vector<OtherNode> get_other_nodes(std::int64_t node_id);
+    // adopt_node on a new, empty monitor (docs/monitor-ha.md, M6): the node keeps its
+    // id, name, group, priority and quorum; returns its new role and password.
+    Registration adopt_node(const std::string& formation, std::int64_t node_id, const std::string& name,
+                            const std::string& host, int port, int group, NodeState reported, int timeline, Lsn lsn,
+                            int candidate_priority, bool replication_quorum,
+                            const std::optional<std::string>& system_identifier);
 
     // LISTEN autofailover_state (re-issued after every reconnect). Then
     // wait_for_group_event() sleeps up to `timeout` and returns true early when

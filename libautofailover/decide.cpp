@@ -2,6 +2,7 @@
 // situation it handles; decide() applies them in order, like a runbook.
 #include "libautofailover/decide.h"
 
+#include "libautofailover/operator_commands.h"
 #include "libautofailover/replication_names.h"
 #include "libautofailover/rules.h"
 
@@ -226,6 +227,18 @@ void lone_node_becomes_single(DecisionContext& ctx) {
     const auto active = ctx.active_nodes();
     if (active.size() != 1) return;
     const NodeSnapshot& node = *active.front();
+    // A lone standby adopted by a new monitor is not alone: its primary, never adopted,
+    // may still run. No promotion during the adoption grace, and after it only once that
+    // primary has surely fenced itself (its standby froze when report_lsn was assigned).
+    if (const auto& deadline = ctx.group().adoption_deadline; deadline && node.goal_state == S::ReportLsn) {
+        const auto& t = ctx.settings().timeouts;
+        const auto fence_wait = t.network_partition_timeout + t.fencing_margin;
+        if (ctx.clock().now < *deadline || ctx.clock().now - node.goal_assigned_at < fence_wait) {
+            ctx.wait(label(node) + " is the only adopted node: the primary of this group was never adopted and may "
+                                   "still run; no promotion before the adoption grace ends and it has fenced itself");
+            return;
+        }
+    }
     if (node.goal_state == S::ReportLsn && converged(node, S::ReportLsn) && node.candidate_priority > 0)
         ctx.assign(node.id, S::Single, label(node) + " is alone and may now be promoted: it runs as a single primary");
     else if (node.goal_state == S::ReportLsn && node.candidate_priority == 0)
@@ -273,6 +286,42 @@ Assignment initial_assignment(const GroupSnapshot& group, NodeId new_node_id, in
                 "first node of the group, with candidate_priority 0: it waits for a node that can be primary"};
     }
     return {new_node_id, NodeState::WaitStandby, "the group has a node already: this one joins as a standby"};
+}
+
+Assignment adoption_assignment(const GroupSnapshot& group, NodeId node_id, NodeState reported, int timeline) {
+    const std::string who = "node " + std::to_string(node_id);
+    if (is_writable(reported)) {
+        for (const auto& node : group.nodes) {
+            if (node.id == node_id) continue;
+            if (belongs_to_primary(node.goal_state))
+                throw OperatorError("group " + std::to_string(group.group_id) + " already has a primary: " +
+                                    detail::label(node) + " (id " + std::to_string(node.id) +
+                                    ") was adopted as primary; " + who +
+                                    " claims to be primary too. Check which one really is (the other must be "
+                                    "stopped or rebuilt as a standby) before adopting it");
+            if (node.timeline > timeline)
+                throw OperatorError(who + " claims to be primary on timeline " + std::to_string(timeline) + ", but " +
+                                    detail::label(node) + " was adopted on timeline " +
+                                    std::to_string(node.timeline) + ": a newer primary exists or existed");
+        }
+        return {node_id, reported,
+                who + " adopted by a new monitor as the primary it runs as (" + std::string(to_string(reported)) +
+                    "): no failover"};
+    }
+    if (reported == NodeState::Secondary || reported == NodeState::Catchingup) {
+        for (const auto& node : group.nodes)
+            if (node.id != node_id && belongs_to_primary(node.goal_state) && node.timeline < timeline)
+                throw OperatorError(who + " is a standby on timeline " + std::to_string(timeline) +
+                                    ", newer than the adopted primary " + detail::label(node) + "'s timeline " +
+                                    std::to_string(node.timeline) + ": adopt the node that really is primary");
+        return {node_id, NodeState::Catchingup,
+                who + " adopted by a new monitor as a standby: it is a secondary again once the primary reports it "
+                      "streaming"};
+    }
+    throw OperatorError(who + " reports " + std::string(to_string(reported)) +
+                        ": only a node running as a primary (single, wait_primary, primary, join_primary, "
+                        "apply_settings) or a standby (secondary, catchingup) can be adopted; wait until its "
+                        "transition ends");
 }
 
 std::optional<NodeId> find_primary(const GroupSnapshot& group) {

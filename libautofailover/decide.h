@@ -38,6 +38,14 @@ Decision decide(const GroupSnapshot& group, const FormationSettings& settings, c
 // Goal state of a node registering into `group` (which does not contain it yet).
 Assignment initial_assignment(const GroupSnapshot& group, NodeId new_node_id, int candidate_priority);
 
+// Goal state of a running node that a new, empty monitor adopts (docs/monitor-ha.md,
+// M6): `reported` is the state its keeper is in, `group` the nodes adopted so far
+// (without it). A primary stays the primary it is; a standby becomes catchingup (it
+// is a secondary only once the primary reports it streaming). Throws OperatorError
+// with the reason when the claim cannot be accepted: a second primary, a timeline
+// older than an adopted standby's, or a state in the middle of a transition.
+Assignment adoption_assignment(const GroupSnapshot& group, NodeId node_id, NodeState reported, int timeline);
+
 // The node standbys must follow (current or being-promoted primary), if any.
 std::optional<NodeId> find_primary(const GroupSnapshot& group);
 

@@ -37,6 +37,11 @@ std::string old_primary_not_yet_fenced(const DecisionContext& ctx, const NodeSna
     const auto& t = ctx.settings().timeouts;
     const auto fence_wait = t.network_partition_timeout + t.fencing_margin;
     const auto since_chosen = ctx.clock().now - candidate.goal_assigned_at;
+    // A group adopted without its primary (M6): that primary is in no row, but may
+    // run until it fences itself, which starts when its standbys froze.
+    if (ctx.group().adoption_deadline && since_chosen < fence_wait)
+        return "promotion of " + label(candidate) + " waits " + ms_text(fence_wait - since_chosen) +
+               " more: the primary of this group was never adopted and may still run until it fences itself";
     for (const auto& node : ctx.group().nodes) {
         if (node.id == candidate.id) continue;
         if (node.goal_state != NodeState::Demoted && node.goal_state != NodeState::Dropped) continue;
@@ -140,6 +145,16 @@ void primary_failed(DecisionContext& ctx) {
 
 void election_without_primary(DecisionContext& ctx) {
     if (ctx.writable_goal_node() || ctx.handing_over_node()) return;
+
+    // Standbys adopted by a new monitor before their primary (M6): "no primary" is
+    // expected until the operator adopts it; the standbys keep streaming from it.
+    const auto& deadline = ctx.group().adoption_deadline;
+    if (deadline && ctx.clock().now < *deadline) {
+        ctx.wait("adoption: no primary adopted in this group yet; no election for " +
+                 ms_text(*deadline - ctx.clock().now) +
+                 " (autofailover.adoption_grace_period): adopt the primary with autoctl enable monitor");
+        return;
+    }
 
     // Every standby freezes, including one that comes back during the election.
     bool any_standby = false;

@@ -63,6 +63,10 @@ struct GroupSnapshot {
     std::string formation = "default";
     int group_id = 0;
     std::vector<NodeSnapshot> nodes;
+    // Set while standbys of this group were adopted by a new monitor but its primary
+    // was not (docs/monitor-ha.md, M6): no election before this instant, and the
+    // promotion after it waits for the never-adopted primary to have fenced itself.
+    std::optional<TimePoint> adoption_deadline;
 
     const NodeSnapshot* find(NodeId id) const;
 };

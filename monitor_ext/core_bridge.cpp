@@ -107,6 +107,7 @@ af::GroupSnapshot to_snapshot(const GroupInput& input) {
             node.streaming_standbys.push_back(af::StreamingStandby{row.streaming_ids[s], row.streaming_flush_lsns[s]});
         group.nodes.push_back(std::move(node));
     }
+    if (input.has_adoption_deadline) group.adoption_deadline = from_us(input.adoption_deadline_us);
     return group;
 }
 
@@ -178,6 +179,16 @@ BridgeResult run_initial_assignment(const GroupInput& input, std::int64_t new_no
         out.count = 0;
         out.waiting_reason = put_text(out.text, "");
         store_assignment(af::initial_assignment(group, new_node_id, candidate_priority), out);
+    });
+}
+
+BridgeResult run_adoption_assignment(const GroupInput& input, std::int64_t node_id, const char* reported_state,
+                                     int timeline, DecisionOutput& out) {
+    return guarded(&out.text, [&] {
+        const auto group = to_snapshot(input);
+        out.count = 0;
+        out.waiting_reason = put_text(out.text, "");
+        store_assignment(af::adoption_assignment(group, node_id, parse_state(reported_state), timeline), out);
     });
 }
 

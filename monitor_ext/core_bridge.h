@@ -79,6 +79,9 @@ struct GroupInput {
     SettingsRow settings;
     std::int64_t now_us;
     std::int64_t monitor_started_us;
+    // groups.adoption_deadline (docs/monitor-ha.md, M6); has_ false when NULL.
+    bool has_adoption_deadline;
+    std::int64_t adoption_deadline_us;
     // PostgreSQL side only (the core ignores it): the stored waiting_reason, so
     // an unchanged one is not rewritten on every call.
     const char* stored_waiting_reason;
@@ -135,6 +138,10 @@ BridgeResult run_decide(const GroupInput& group, DecisionOutput& out);
 BridgeResult run_initial_assignment(const GroupInput& group, std::int64_t new_node_id, int candidate_priority,
                                     DecisionOutput& out);
 BridgeResult run_operator(const GroupInput& group, const OperatorInput& command, DecisionOutput& out);
+// The goal of a node a new monitor adopts (af::adoption_assignment); a refused claim
+// is an OperatorError (55000) with the core's reason.
+BridgeResult run_adoption_assignment(const GroupInput& group, std::int64_t node_id, const char* reported_state,
+                                     int timeline, DecisionOutput& out);
 // `node_id` may be 0: only the group-wide parts (primary, standby names) are filled.
 BridgeResult keeper_view(const GroupInput& group, std::int64_t node_id, KeeperView& out);
 BridgeResult node_health(const GroupInput& group, std::int64_t node_id, NodeHealthView& out);

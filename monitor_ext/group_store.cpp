@@ -104,7 +104,7 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
     Datum formation_args[2] = {CStringGetTextDatum(formation), Int32GetDatum(group_id)};
     SPIPlanPtr formation_plan = prepare_once(
         &load_formation_plan,
-        "SELECT f.number_sync_standbys, g.waiting_reason FROM autofailover.formations f "
+        "SELECT f.number_sync_standbys, g.waiting_reason, g.adoption_deadline FROM autofailover.formations f "
         "LEFT JOIN autofailover.groups g ON g.formation_id = f.formation_id AND g.group_id = $2 "
         "WHERE f.formation_id = $1",
         2, formation_types);
@@ -117,6 +117,8 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
     const int number_sync_standbys =
         DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     const char* stored_waiting_reason = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+    const std::int64_t adoption_deadline = int64_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+    const bool has_adoption_deadline = !isnull;
 
     Oid node_types[3] = {TEXTOID, INT4OID, INT8OID};
     Datum node_args[3] = {CStringGetTextDatum(formation), Int32GetDatum(group_id), Int64GetDatum(exclude_node)};
@@ -175,6 +177,8 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
     const std::int64_t leader_since = leader_since_unix_us();
     if (leader_since > out->monitor_started_us) out->monitor_started_us = leader_since;
     out->stored_waiting_reason = stored_waiting_reason;
+    out->has_adoption_deadline = has_adoption_deadline;
+    out->adoption_deadline_us = has_adoption_deadline ? to_unix_us(adoption_deadline) : 0;
 }
 
 namespace {

@@ -20,6 +20,7 @@ char* database_name = nullptr;
 int max_nodes_per_group = 10;
 int keeper_transaction_limit = 5000;
 int decision_lock_timeout_ms = 1000;
+int adoption_grace_period_ms = 30000;
 
 void define_ms(const char* name, const char* description, int* variable, int default_ms, int min_ms) {
     DefineCustomIntVariable(name, description, nullptr, variable, default_ms, min_ms, 3600 * 1000, PGC_SIGHUP,
@@ -61,6 +62,10 @@ void define_settings() {
               "How long the health-check worker waits for a group's decision lock before it skips the group "
               "for this round.",
               &decision_lock_timeout_ms, 1000, 10);
+    define_ms("autofailover.adoption_grace_period",
+              "After a standby is adopted by a new monitor into a group whose primary is not adopted yet, no "
+              "election runs for this long (docs/monitor-ha.md, M6).",
+              &adoption_grace_period_ms, 30000, 0);
     // Superuser-settable per session too, so a test can build a larger group.
     DefineCustomIntVariable("autofailover.max_nodes_per_group",
                             "register_node refuses a node beyond this many in its group (each one takes a "

@@ -59,6 +59,7 @@ extern "C" {
 
 PG_FUNCTION_INFO_V1(autofailover_decide);
 PG_FUNCTION_INFO_V1(autofailover_register_assign);
+PG_FUNCTION_INFO_V1(autofailover_adopt_assign);
 PG_FUNCTION_INFO_V1(autofailover_operator);
 PG_FUNCTION_INFO_V1(autofailover_group_view);
 PG_FUNCTION_INFO_V1(autofailover_node_health);
@@ -160,6 +161,40 @@ PGDLLEXPORT Datum autofailover_register_assign(PG_FUNCTION_ARGS) {
     if (assigned.outcome == Outcome::NeedMoreText) {
         autofailover_ext::grow_text(&decision->text);
         assigned = autofailover_bridge::run_initial_assignment(*group, node_id, candidate_priority, *decision);
+    }
+    autofailover_ext::raise_if_failed(assigned);
+    autofailover_ext::store_decision(group, decision);
+    const char* goal = decision->count > 0 ? decision->assignments[0].goal : "init";
+    text* result = static_cast<text*>(MemoryContextAlloc(caller_context, VARHDRSZ + strlen(goal)));
+    SET_VARSIZE(result, VARHDRSZ + strlen(goal));
+    memcpy(VARDATA(result), goal, strlen(goal));
+    SPI_finish();
+    PG_RETURN_TEXT_P(result);
+}
+
+// _adopt_assign(formation, group_id, node_id, reported_state, timeline): the goal of
+// a node just inserted by adopt_node (docs/monitor-ha.md, M6), decided by the core
+// on the group without it; a refused claim is an ERROR 55000 with the core's reason.
+PGDLLEXPORT Datum autofailover_adopt_assign(PG_FUNCTION_ARGS) {
+    const char* formation = text_arg(fcinfo, 0, "formation");
+    require_not_null(fcinfo, 1, "group_id");
+    require_not_null(fcinfo, 2, "node_id");
+    const char* reported = text_arg(fcinfo, 3, "reported_state");
+    require_not_null(fcinfo, 4, "timeline");
+    const int group_id = PG_GETARG_INT32(1);
+    const std::int64_t node_id = PG_GETARG_INT64(2);
+    const int timeline = PG_GETARG_INT32(4);
+    autofailover_ext::require_leader_lease("adopting a node");
+    MemoryContext caller_context = CurrentMemoryContext;
+
+    SPI_connect();
+    GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
+    autofailover_ext::load_group(formation, group_id, node_id, group);
+    DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count + 1);
+    BridgeResult assigned = autofailover_bridge::run_adoption_assignment(*group, node_id, reported, timeline, *decision);
+    if (assigned.outcome == Outcome::NeedMoreText) {
+        autofailover_ext::grow_text(&decision->text);
+        assigned = autofailover_bridge::run_adoption_assignment(*group, node_id, reported, timeline, *decision);
     }
     autofailover_ext::raise_if_failed(assigned);
     autofailover_ext::store_decision(group, decision);

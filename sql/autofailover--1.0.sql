@@ -31,6 +31,9 @@ CREATE TABLE autofailover.groups (
     formation_id text NOT NULL REFERENCES autofailover.formations ON DELETE CASCADE,
     group_id int NOT NULL CHECK (group_id >= 0),
     waiting_reason text NOT NULL DEFAULT '',
+    -- Standbys were adopted by this (new) monitor before the group's primary: no
+    -- election until then (adopt_node, docs/monitor-ha.md M6). NULL otherwise.
+    adoption_deadline timestamptz,
     PRIMARY KEY (formation_id, group_id)
 );
 
@@ -109,6 +112,10 @@ CREATE FUNCTION autofailover._decide(formation text, group_id int, node_id bigin
 
 CREATE FUNCTION autofailover._register_assign(formation text, group_id int, node_id bigint, candidate_priority int)
     RETURNS text LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_register_assign';
+
+CREATE FUNCTION autofailover._adopt_assign(formation text, group_id int, node_id bigint, reported_state text,
+    timeline int)
+    RETURNS text LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_adopt_assign';
 
 CREATE FUNCTION autofailover._operator(command text, formation text, group_id int, target bigint,
     accept_data_loss bool, what_changed text)
@@ -503,6 +510,113 @@ CREATE FUNCTION autofailover.register_node(formation text, host text, port int, 
     SELECT * FROM autofailover._register_node($1, $2, $3, $4, $5, $6, $7, $8)
 $$;
 
+-- A new, empty monitor learns a running node from its keeper (docs/monitor-ha.md,
+-- M6): the node keeps its id, name, group, priority and quorum, and the role it
+-- runs as (the core's adoption_assignment decides its goal or refuses the claim).
+-- Called by `autoctl enable monitor` with the bootstrap credential, or an operator.
+CREATE FUNCTION autofailover._adopt_node(p_formation text, p_node_id bigint, p_name text, p_host text, p_port int,
+    p_group int, p_reported autofailover.node_state, p_timeline int, p_lsn pg_lsn, p_priority int, p_quorum bool,
+    p_sysid bigint)
+    RETURNS TABLE (o_node_id bigint, o_node_name text, o_group_id int, o_goal autofailover.node_state,
+                   o_keeper_role text, o_keeper_password text)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    v_goal autofailover.node_state;
+    v_role text;
+    v_password text;
+BEGIN
+    PERFORM autofailover._check_formation(p_formation);
+    PERFORM autofailover._require(p_node_id, 'node_id');
+    PERFORM autofailover._require(p_name, 'node_name');
+    PERFORM autofailover._require(p_host, 'host');
+    PERFORM autofailover._require(p_port, 'port');
+    PERFORM autofailover._require(p_group, 'group_id');
+    PERFORM autofailover._require(p_reported, 'reported_state');
+    PERFORM autofailover._require(p_timeline, 'timeline');
+    PERFORM autofailover._require(p_lsn, 'lsn');
+    PERFORM autofailover._require(p_priority, 'candidate_priority');
+    PERFORM autofailover._require(p_quorum, 'replication_quorum');
+    PERFORM autofailover._check_host(p_host);
+    PERFORM autofailover._check_node_name(p_name);
+    IF p_node_id < 1 THEN
+        RAISE EXCEPTION 'invalid node_id %: 1 or more expected', p_node_id USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_port NOT BETWEEN 1 AND 65535 THEN
+        RAISE EXCEPTION 'invalid port %: 1 to 65535 expected', p_port USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_priority NOT BETWEEN 0 AND 100 THEN
+        RAISE EXCEPTION 'invalid candidate_priority %: 0 to 100 expected', p_priority
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_group < 0 OR p_timeline < 1 THEN
+        RAISE EXCEPTION 'invalid group_id % or timeline %', p_group, p_timeline
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    INSERT INTO autofailover.groups (formation_id, group_id) VALUES (p_formation, p_group) ON CONFLICT DO NOTHING;
+    PERFORM autofailover._lock_group(p_formation, p_group);
+
+    IF EXISTS (SELECT 1 FROM autofailover.nodes n WHERE n.node_id = p_node_id) THEN
+        RAISE EXCEPTION 'node % already exists on this monitor', p_node_id
+            USING ERRCODE = 'unique_violation',
+                  HINT = 'adopt_node is for a new, empty monitor; this node is known here already.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.node_name = p_name) THEN
+        RAISE EXCEPTION 'a node named "%" already exists in formation "%"', p_name, p_formation
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    IF EXISTS (SELECT 1 FROM autofailover.nodes n
+               WHERE n.formation_id = p_formation AND n.host = p_host AND n.port = p_port) THEN
+        RAISE EXCEPTION 'a node at %:% already exists in formation "%"', p_host, p_port, p_formation
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    IF p_sysid IS NOT NULL AND EXISTS (SELECT 1 FROM autofailover.nodes n
+            WHERE n.formation_id = p_formation AND n.group_id = p_group
+              AND n.system_identifier IS NOT NULL AND n.system_identifier <> p_sysid) THEN
+        RAISE EXCEPTION 'system identifier % differs from the other nodes of group %', p_sysid, p_group
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Adopt only nodes of one formation: copies of the same primary.';
+    END IF;
+
+    -- Adoption is a report: the keeper observed this state, timeline and LSN just now.
+    v_role := 'autofailover_keeper_' || p_node_id;
+    v_password := autofailover._random_secret();
+    INSERT INTO autofailover.nodes (node_id, formation_id, group_id, node_name, host, port, system_identifier,
+                                    reported_state, last_report, pg_is_running, timeline, lsn,
+                                    candidate_priority, replication_quorum, keeper_role)
+        VALUES (p_node_id, p_formation, p_group, p_name, p_host, p_port, p_sysid, p_reported, clock_timestamp(),
+                true, p_timeline, p_lsn, p_priority, p_quorum, v_role);
+    INSERT INTO autofailover.node_health (node_id) VALUES (p_node_id);
+    -- Later registrations get ids past every adopted one.
+    PERFORM pg_catalog.setval('autofailover.nodes_node_id_seq',
+                              greatest(p_node_id, (SELECT s.last_value FROM autofailover.nodes_node_id_seq s)));
+    v_goal := autofailover._adopt_assign(p_formation, p_group, p_node_id, p_reported::text, p_timeline)
+                  ::autofailover.node_state;
+    PERFORM autofailover._create_keeper_role(v_role, v_password);
+    IF v_goal IN ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings') THEN
+        UPDATE autofailover.groups g SET adoption_deadline = NULL
+         WHERE g.formation_id = p_formation AND g.group_id = p_group AND g.adoption_deadline IS NOT NULL;
+    ELSIF NOT EXISTS (SELECT 1 FROM autofailover.nodes n
+                       WHERE n.formation_id = p_formation AND n.group_id = p_group
+                         AND n.goal_state IN ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings',
+                                              'draining', 'demote_timeout', 'prepare_maintenance')) THEN
+        UPDATE autofailover.groups g
+           SET adoption_deadline = coalesce(g.adoption_deadline, clock_timestamp() +
+                   pg_catalog.current_setting('autofailover.adoption_grace_period')::interval)
+         WHERE g.formation_id = p_formation AND g.group_id = p_group;
+    END IF;
+    RETURN QUERY SELECT p_node_id, p_name, p_group, v_goal, v_role, v_password;
+END $$;
+
+CREATE FUNCTION autofailover.adopt_node(formation text, node_id bigint, node_name text, host text, port int,
+    group_id int, reported_state autofailover.node_state, timeline int, lsn pg_lsn,
+    candidate_priority int DEFAULT 50, replication_quorum bool DEFAULT true, system_identifier bigint DEFAULT NULL)
+    RETURNS TABLE (node_id bigint, node_name text, group_id int, goal_state autofailover.node_state,
+                   keeper_role text, keeper_password text)
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM autofailover._adopt_node($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+$$;
+
 CREATE FUNCTION autofailover._node_active(p_formation text, p_node_id bigint, p_reported autofailover.node_state,
     p_running bool, p_timeline int, p_lsn pg_lsn, p_sync_state text, p_streaming bigint[], p_streaming_lsns pg_lsn[])
     RETURNS TABLE (o_goal autofailover.node_state, o_priority int, o_quorum bool,
@@ -576,6 +690,15 @@ BEGIN
                     format('%s reports %s', v_name, p_reported));
         PERFORM autofailover._notify(p_formation, v_group, p_node_id, v_name, p_reported, v_goal,
                                      format('%s reports %s', v_name, p_reported));
+    END IF;
+
+    -- The group has a primary again (adopted, or elected after the adoption grace):
+    -- the adoption guard is over (docs/monitor-ha.md, M6). Primaries only: standby
+    -- heartbeats, the hot path, skip it.
+    IF p_reported IN ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings')
+       AND v_goal IN ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings') THEN
+        UPDATE autofailover.groups g SET adoption_deadline = NULL
+         WHERE g.formation_id = p_formation AND g.group_id = v_group AND g.adoption_deadline IS NOT NULL;
     END IF;
 
     IF p_reported = 'dropped' AND v_goal = 'dropped' THEN
@@ -992,6 +1115,10 @@ GRANT USAGE ON TYPE autofailover.node_state TO autofailover_keeper, autofailover
 -- each node's own role then runs the keeper protocol for that node only.
 GRANT EXECUTE ON FUNCTION
     autofailover.register_node(text, text, int, text, int, int, bool, bigint)
+    TO autofailover_keeper, autofailover_operator;
+-- Adoption by a new, empty monitor (docs/monitor-ha.md, M6): the same trust as a registration.
+GRANT EXECUTE ON FUNCTION
+    autofailover.adopt_node(text, bigint, text, text, int, int, autofailover.node_state, int, pg_lsn, int, bool, bigint)
     TO autofailover_keeper, autofailover_operator;
 GRANT EXECUTE ON FUNCTION
     autofailover.node_active(text, bigint, autofailover.node_state, bool, int, pg_lsn, text, bigint[], pg_lsn[]),
