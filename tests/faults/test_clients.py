@@ -22,7 +22,7 @@ import pytest
 import cluster as clustermod
 import netns
 from common_path import checker
-from scenarios import COMMIT_TIMEOUT, RATE, run_scenario, wait_new_primary
+from scenarios import COMMIT_TIMEOUT, FAILOVER_TIMEOUT, RATE, run_scenario
 
 PG_BINDIR = clustermod.PG_BINDIR
 APP_ROLE = "app"
@@ -226,6 +226,13 @@ def _scenario(s, sid, title, inject, expect_failover):
     return result, rewound
 
 
+def wait_promoted(c, old_name):
+    """Two nodes: the new primary runs as wait_primary (no standby to wait for) until the old one is back."""
+    return c.wait_until(lambda st: any(n != old_name and r["reported_state"] in ("primary", "wait_primary")
+                                       and r["goal_state"] == r["reported_state"] for n, r in st.items()),
+                        f"a primary other than {old_name}", FAILOVER_TIMEOUT)
+
+
 def _kept_count(node):
     path = os.path.join(node.cluster.workdir, f"{node.name}.keeper.out")
     try:
@@ -249,7 +256,7 @@ def test_C2_primary_crash(s):
         p = c.primary()
         old["name"] = p.name
         p.crash()
-        wait_new_primary(c, p.name)
+        wait_promoted(c, p.name)
         ctx["failover_s"] = round(time.time() - ctx["t_fault"], 2)
         ctx["t_repaired"] = time.time()
         p.boot()
@@ -265,7 +272,7 @@ def test_C3_primary_isolated(s):
         p = c.primary()
         old["name"] = p.name
         c.net.isolate(p.host)
-        wait_new_primary(c, p.name)
+        wait_promoted(c, p.name)
         ctx["failover_s"] = round(time.time() - ctx["t_fault"], 2)
         time.sleep(1)
         if p.name in c.writable_now():
