@@ -1,9 +1,9 @@
 """Applications on other hosts (docs/clients.md): the monitor, two data nodes and the application each in its own
 network namespace. The application reaches the nodes only through the pg_hba lines the keepers write from
 `--allow-clients` (role `app`, database postgres, hostssl + scram-sha-256), with the multi-host URI printed by
-`autoctl show uri`, and keeps writing through a switchover, a primary crash and an isolated primary: 0 lost
-acknowledged commits, never two writers, downtimes printed. Each node also carries a pg_hba line of its own DBA;
-after every role change (pg_rewind copies the new primary's pg_hba.conf) each node still has its own line and
+`autoctl show uri`, and keeps writing through a switchover, a primary crash, an isolated primary, and a primary
+crash whose rejoin goes through a base backup: 0 lost acknowledged commits, never two writers, downtimes printed. Each node also carries a pg_hba line of its own DBA;
+after every role change (pg_rewind and pg_basebackup copy the new primary's pg_hba.conf) each node still has its own line and
 not the other's, and both nodes hold the same application lines."""
 
 import json
@@ -233,13 +233,17 @@ def wait_promoted(c, old_name):
                         f"a primary other than {old_name}", FAILOVER_TIMEOUT)
 
 
-def _kept_count(node):
+def _count(node, text):
     path = os.path.join(node.cluster.workdir, f"{node.name}.keeper.out")
     try:
         with open(path, errors="replace") as f:
-            return f.read().count(KEPT_MESSAGE)
+            return f.read().count(text)
     except OSError:
         return 0
+
+
+def _kept_count(node):
+    return _count(node, KEPT_MESSAGE)
 
 
 def test_C1_switchover(s):
@@ -280,4 +284,31 @@ def test_C3_primary_isolated(s):
         ctx["t_repaired"] = time.time()
         c.net.heal(p.host)
     _, rewound = _scenario(s, "C3", "application on another host: primary isolated", inject, expect_failover=True)
+    assert old["name"] in [n.name for n in rewound], "the old primary's pg_hba.conf lines were not put back"
+
+
+def test_C4_primary_crash_rejoin_by_base_backup(s):
+    """The old primary rejoins through a fresh base backup (as after a rewind that could not follow), which copies
+    the new primary's whole data directory, pg_hba.conf included."""
+    old = {}
+
+    def inject(c, ctx):
+        p = c.primary()
+        old["name"] = p.name
+        p.crash()
+        wait_promoted(c, p.name)
+        ctx["failover_s"] = round(time.time() - ctx["t_fault"], 2)
+        path = os.path.join(p.state_dir, "state.json")
+        with open(path) as f:
+            state = json.load(f)
+        state["rejoin_needs_base_backup"] = True
+        with open(path, "w") as f:   # in place: keeps the owner and mode
+            json.dump(state, f)
+        old["backups"] = _count(p, "pg_basebackup from")
+        ctx["t_repaired"] = time.time()
+        p.boot()
+    _, rewound = _scenario(s, "C4", "application on another host: primary crash, rejoin by base backup", inject,
+                           expect_failover=True)
+    node = s.c.nodes[old["name"]]
+    assert _count(node, "pg_basebackup from") > old["backups"], "the old primary did not rejoin by base backup"
     assert old["name"] in [n.name for n in rewound], "the old primary's pg_hba.conf lines were not put back"
