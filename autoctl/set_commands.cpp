@@ -73,9 +73,10 @@ void add_allow_clients(CLI::App* node) {
             throw CliError(ExitCode::BadArguments, e.what());
         }
         auto access = k::client_access(o->pgdata, o->state_dir);
-        if (access.skip_pg_hba)
-            std::cerr << "autoctl: WARNING: this node runs with --skip-pg-hba: the keeper writes no pg_hba line; "
-                         "add them yourself\n";
+        if (access.skip_pg_hba) {
+            std::cout << "keeper.json updated; this node runs with --skip-pg-hba: its pg_hba.conf is yours to write\n";
+            return;
+        }
         if (!pid) {
             std::cout << "keeper.json updated; no keeper runs for this node: it applies the change when it starts\n";
             return;
@@ -85,7 +86,7 @@ void add_allow_clients(CLI::App* node) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
             access = k::client_access(o->pgdata, o->state_dir);
         }
-        if (!access.hba_applied && !access.skip_pg_hba) {
+        if (!access.hba_applied) {
             if (o->wait_seconds == 0) {
                 std::cout << fmt::format("keeper.json updated; the keeper (pid {}) applies it within a poll period\n", *pid);
                 return;

@@ -142,6 +142,10 @@ std::optional<long> set_client_access(const std::string& pgdata, const std::stri
     check_client_access(allow_clients, client_database.value_or("all"), client_role.value_or("all"));
     const std::string dir = resolve_state_dir(absolute(pgdata), state_dir);
     KeeperConfig config = load_config(dir);
+    if (config.skip_pg_hba && !allow_clients.empty())
+        throw KeeperError(KeeperError::Kind::BadArguments,
+                          "this node was created with --skip-pg-hba: the keeper writes no pg_hba.conf line; add the "
+                          "application's lines to pg_hba.conf yourself");
     config.allow_clients = allow_clients;
     if (client_database) config.client_database = *client_database;
     if (client_role) config.client_role = *client_role;
