@@ -148,6 +148,36 @@ void add_create_monitor(CLI::App* create) {
     });
 }
 
+// Application access (docs/clients.md): lines the keeper writes into pg_hba.conf.
+void add_client_access_options(CLI::App* cmd, keeper::CreateNodeOptions& node) {
+    cmd->add_option("--allow-clients", node.allow_clients,
+                    "Network (CIDR) or address from which applications may connect (repeatable); the keeper "
+                    "writes pg_hba lines with --auth (hostssl scram-sha-256 by default). Give every node of the "
+                    "group the same list");
+    cmd->add_option("--client-database", node.client_database,
+                    "Databases those lines admit: all, or names separated by commas (never replication)")
+        ->capture_default_str();
+    cmd->add_option("--client-role", node.client_role,
+                    "Roles those lines admit: all, names or +group, separated by commas (only roles with a "
+                    "password get in with scram-sha-256)")
+        ->capture_default_str();
+    cmd->add_flag("--skip-pg-hba", node.skip_pg_hba,
+                  "The keeper never writes pg_hba.conf: you write every line, the replication role's from the "
+                  "group's hosts and the probe role's from the monitor included");
+}
+
+void warn_about_client_access(const keeper::CreateNodeOptions& node) {
+    if (node.skip_pg_hba && !node.allow_clients.empty())
+        throw CliError(ExitCode::BadArguments, "--allow-clients needs the keeper to write pg_hba.conf: drop --skip-pg-hba");
+    if (node.auth_method == "trust" && !node.allow_clients.empty())
+        std::cerr << "autoctl: WARNING: --auth trust with --allow-clients: every host of those networks logs in "
+                     "without a password as any admitted role.\n";
+    for (const auto& network : node.allow_clients)
+        if (network == "0.0.0.0/0" || network == "::/0")
+            std::cerr << fmt::format("autoctl: WARNING: --allow-clients {} admits every address; only a password "
+                                     "stands between the internet and the admitted roles.\n", network);
+}
+
 void add_create_postgres(CLI::App* create) {
     auto o = std::make_shared<CreatePostgresOptions>();
     CLI::App* cmd = create->add_subcommand(
@@ -183,6 +213,7 @@ void add_create_postgres(CLI::App* create) {
     add_tls_options(cmd, o->no_ssl, o->node.ssl_ca_file, o->node.server_cert, o->node.server_key,
                     "this node's certificate; replication verifies the peer (verify-full)");
     cmd->add_option("--state-dir", o->node.state_dir, "Keeper state directory (default: <pgdata>.keeper)");
+    add_client_access_options(cmd, o->node);
     cmd->add_option("--init-timeout", o->init_timeout_seconds,
                     "Seconds to wait for the node's first stable state (single, catchingup, secondary)")
         ->capture_default_str()
@@ -198,6 +229,7 @@ void add_create_postgres(CLI::App* create) {
                 "group's hosts and the monitor's host as autofailover_replicator, who can copy all the data. "
                 "Leave --auth out (scram-sha-256) unless this machine and network are yours alone.\n",
                 o->node.port, os_user_name());
+        warn_about_client_access(o->node);
         if (o->group >= 0) o->node.group = o->group;
         o->node.replication_quorum = o->replication_quorum == "true";
         o->node.init_timeout = std::chrono::seconds(o->init_timeout_seconds);

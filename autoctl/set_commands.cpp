@@ -1,13 +1,18 @@
 // autoctl set node candidate-priority | replication-quorum, set formation number-sync-standbys
 #include "autoctl/command_tree.h"
+#include "autoctl/exit_codes.h"
 #include "autoctl/monitor_client.h"
 #include "autoctl/monitor_target.h"
 #include "autoctl/wait_for_health.h"
+#include "keeper/keeper.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <chrono>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 namespace autoctl {
 
@@ -25,6 +30,76 @@ struct SetOptions {
 
 void report(bool changed, const std::string& what) {
     std::cout << (changed ? fmt::format("{} set\n", what) : fmt::format("{} already set; nothing to do\n", what));
+}
+
+struct ClientAccessOptions {
+    std::string pgdata;
+    std::string state_dir;
+    std::vector<std::string> networks;
+    bool none = false;
+    std::string database;  // "" = unchanged
+    std::string role;      // "" = unchanged
+    int wait_seconds = 10;
+};
+
+// Local to the node: keeper.json lives on its host. Run it on every node of the group.
+void add_allow_clients(CLI::App* node) {
+    auto o = std::make_shared<ClientAccessOptions>();
+    CLI::App* cmd = node->add_subcommand(
+        "allow-clients",
+        "Networks from which applications may connect to this node (replaces the list in keeper.json; the running "
+        "keeper rewrites pg_hba.conf and reloads). Run it on every node of the group with the same list");
+    cmd->add_option("networks", o->networks, "Addresses or networks (CIDR), e.g. 10.0.1.0/24");
+    cmd->add_flag("--none", o->none, "Remove every application line");
+    cmd->add_option("--pgdata", o->pgdata, "Data directory of the local node")->required()->envname("PGDATA");
+    cmd->add_option("--state-dir", o->state_dir, "Keeper state directory (default: <pgdata>.keeper)");
+    cmd->add_option("--client-database", o->database, "Databases admitted: all or names, comma-separated (default: unchanged)");
+    cmd->add_option("--client-role", o->role, "Roles admitted: all, names or +group, comma-separated (default: unchanged)");
+    cmd->add_option("--wait", o->wait_seconds, "Seconds to wait for the keeper to apply it (0: do not wait)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cmd->callback([o] {
+        namespace k = autofailover::keeper;
+        if (o->none == !o->networks.empty())
+            throw CliError(ExitCode::BadArguments, "give the networks to allow, or --none to remove them all");
+        std::optional<long> pid;
+        try {
+            pid = k::set_client_access(o->pgdata, o->state_dir, o->networks,
+                                       o->database.empty() ? std::nullopt : std::optional<std::string>(o->database),
+                                       o->role.empty() ? std::nullopt : std::optional<std::string>(o->role));
+        } catch (const k::KeeperError& e) {
+            throw CliError(static_cast<ExitCode>(e.exit_code()), e.what());
+        } catch (const std::exception& e) {
+            throw CliError(ExitCode::BadArguments, e.what());
+        }
+        auto access = k::client_access(o->pgdata, o->state_dir);
+        if (access.skip_pg_hba) {
+            std::cout << "keeper.json updated; this node runs with --skip-pg-hba: its pg_hba.conf is yours to write\n";
+            return;
+        }
+        if (!pid) {
+            std::cout << "keeper.json updated; no keeper runs for this node: it applies the change when it starts\n";
+            return;
+        }
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o->wait_seconds);
+        while (!access.hba_applied && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            access = k::client_access(o->pgdata, o->state_dir);
+        }
+        if (!access.hba_applied) {
+            if (o->wait_seconds == 0) {
+                std::cout << fmt::format("keeper.json updated; the keeper (pid {}) applies it within a poll period\n", *pid);
+                return;
+            }
+            throw CliError(ExitCode::Timeout,
+                           fmt::format("keeper.json updated, but the keeper (pid {}) did not rewrite pg_hba.conf "
+                                       "within {}s: see its log",
+                                       *pid, o->wait_seconds));
+        }
+        std::cout << fmt::format("pg_hba.conf of this node now admits {} from {}\n", access.client_role,
+                                 access.allow_clients.empty() ? std::string("no client network")
+                                                              : fmt::format("{}", fmt::join(access.allow_clients, ", ")));
+    });
 }
 
 }  // namespace
@@ -72,6 +147,8 @@ void add_set_commands(CLI::App& app) {
             },
             std::cout);
     });
+
+    add_allow_clients(node);
 
     CLI::App* formation = set->add_subcommand("formation", "Change a formation setting");
     formation->require_subcommand(1);

@@ -1,15 +1,21 @@
 // autoctl show state | uri | events | settings | standby-names | systemd
 #include "autoctl/command_tree.h"
+#include "autoctl/exit_codes.h"
 #include "autoctl/monitor_client.h"
 #include "autoctl/monitor_target.h"
 #include "autoctl/state_view.h"
 #include "autoctl/systemd_unit.h"
 #include "autoctl/wait_for_health.h"
+#include "keeper/keeper.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <cctype>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <regex>
 
 namespace autoctl {
 
@@ -54,17 +60,97 @@ void show_standby_names(const MonitorTarget& t) {
     }
 }
 
-void show_uri(const MonitorTarget& t, const std::string& sslmode) {
+struct UriOptions {
+    std::string sslmode;      // "" = chosen from the node's or the monitor's TLS settings
+    std::string sslrootcert;  // "" = the node's CA (keeper.json) or the monitor URI's
+    std::string user;
+    std::string dbname;
+};
+
+std::string uri_parameter(const std::string& uri, const std::string& key) {
+    std::smatch m;
+    if (std::regex_search(uri, m, std::regex("[?&]" + key + "=([^&]*)"))) return m[1].str();
+    return "";
+}
+
+std::string percent_encoded(const std::string& text) {
+    std::string out;
+    for (unsigned char c : text) {
+        if (std::isalnum(c) || c == '/' || c == '.' || c == '-' || c == '_' || c == '~') out += static_cast<char>(c);
+        else out += fmt::format("%{:02X}", c);
+    }
+    return out;
+}
+
+void show_uri(const MonitorTarget& t, const UriOptions& o) {
     const std::string monitor_uri = resolve_monitor_uri(t);
+    namespace k = autofailover::keeper;
+    std::optional<k::ClientAccess> access;
+    if (!t.pgdata.empty()) {
+        try {
+            access = k::client_access(t.pgdata);
+        } catch (const std::exception& e) {
+            throw CliError(ExitCode::BadArguments, fmt::format("--pgdata {}: {}", t.pgdata, e.what()));
+        }
+    }
+    // With a CA the application verifies that the server is the node it asked for (verify-full).
+    std::string sslmode = o.sslmode;
+    std::string rootcert = o.sslrootcert;
+    if (sslmode.empty()) {
+        if (access && !access->ssl_ca_file.empty()) sslmode = "verify-full";
+        else if (access) sslmode = access->ssl ? "require" : "prefer";
+        else if (!rootcert.empty()) sslmode = "verify-full";
+        else if (uri_parameter(monitor_uri, "sslmode") == "verify-full") sslmode = "verify-full";
+        else if (uri_parameter(monitor_uri, "sslmode") == "require") sslmode = "require";
+        else sslmode = "prefer";
+    }
+    if (rootcert.empty() && (sslmode == "verify-full" || sslmode == "verify-ca")) {
+        if (access && !access->ssl_ca_file.empty()) rootcert = access->ssl_ca_file;
+        else rootcert = uri_parameter(monitor_uri, "sslrootcert");
+    }
+    if (!o.user.empty() && !std::regex_match(o.user, std::regex(R"([A-Za-z_][A-Za-z0-9_$-]{0,62})")))
+        throw CliError(ExitCode::BadArguments, "--user must be a plain role name (letters, digits, _, $, -)");
+    if (!o.dbname.empty() && !std::regex_match(o.dbname, std::regex(R"([A-Za-z_][A-Za-z0-9_$-]{0,62})")))
+        throw CliError(ExitCode::BadArguments, "--dbname must be a plain database name (letters, digits, _, $, -)");
     MonitorClient monitor(monitor_uri);
     std::string formation_uri = monitor.formation_uri(t.formation, sslmode);
+    if (!rootcert.empty()) formation_uri += "&sslrootcert=" + percent_encoded(rootcert);
+    if (!o.dbname.empty()) formation_uri = std::regex_replace(formation_uri, std::regex(R"(/[^/?]*\?)"), "/" + o.dbname + "?");
+    if (!o.user.empty()) formation_uri = std::regex_replace(formation_uri, std::regex("^(postgres(ql)?://)"), "$1" + o.user + "@");
     if (t.json) {
         nlohmann::json j{{"monitor", redact_uri(monitor_uri)}, {"formation", {{t.formation, formation_uri}}}};
+        j["client"] = {{"sslmode", sslmode}, {"sslrootcert", rootcert}, {"user", o.user}};
+        if (access) {
+            j["client"]["allow_clients"] = access->allow_clients;
+            j["client"]["client_database"] = access->client_database;
+            j["client"]["client_role"] = access->client_role;
+            j["client"]["auth_method"] = access->auth_method;
+        }
         std::cout << j.dump(2) << "\n";
-    } else {
-        std::cout << render_table({"Type", "Name", "Connection string"},
-                                  {{"monitor", "monitor", redact_uri(monitor_uri)},
-                                   {"formation", t.formation, formation_uri}});
+        return;
+    }
+    std::cout << render_table({"Type", "Name", "Connection string"},
+                              {{"monitor", "monitor", redact_uri(monitor_uri)},
+                               {"formation", t.formation, formation_uri}});
+    std::cout << "\nThe formation URI holds no password. Applications connect as their own role"
+              << (o.user.empty() ? " (--user, or user=/PGUSER)" : " " + o.user)
+              << ": create it on the primary with a password (CREATE ROLE app LOGIN, then \\password app in psql);\n"
+                 "its password goes in a pgpass file (passfile= or PGPASSFILE), never in the URI. docs/clients.md.\n";
+    if (rootcert.empty() && (sslmode == "verify-full" || sslmode == "verify-ca"))
+        std::cout << "sslmode=" << sslmode << " needs the CA: add sslrootcert=<CA file> (or --sslrootcert).\n";
+    else if (!rootcert.empty())
+        std::cout << "sslrootcert " << rootcert << " must hold the CA certificate on the application's host.\n";
+    if (access) {
+        if (access->skip_pg_hba)
+            std::cout << "This node runs with --skip-pg-hba: its pg_hba.conf is yours to write.\n";
+        else if (access->allow_clients.empty())
+            std::cout << "This node admits applications from loopback only: autoctl set node allow-clients CIDR "
+                         "--pgdata DIR (on every node).\n";
+        else
+            std::cout << fmt::format("This node admits role {} to database {} from {} ({}{}).\n",
+                                     access->client_role, access->client_database,
+                                     fmt::join(access->allow_clients, ", "), access->ssl ? "hostssl " : "host ",
+                                     access->auth_method);
     }
 }
 
@@ -84,12 +170,19 @@ void add_show_commands(CLI::App& app) {
     state->callback([state_opts, state_wait] { show_state(*state_opts, *state_wait); });
 
     auto uri_opts = std::make_shared<MonitorTarget>();
-    auto sslmode = std::make_shared<std::string>("prefer");
+    auto uri_extra = std::make_shared<UriOptions>();
     CLI::App* uri = show->add_subcommand("uri", "The monitor URI and the formation's multi-host client URI");
     add_monitor_options(uri, *uri_opts);
     add_json_option(uri, *uri_opts);
-    uri->add_option("--sslmode", *sslmode, "sslmode written into the client URI")->capture_default_str();
-    uri->callback([uri_opts, sslmode] { show_uri(*uri_opts, *sslmode); });
+    uri->add_option("--sslmode", uri_extra->sslmode,
+                    "sslmode written into the client URI (default: verify-full when --pgdata's node has a CA, require "
+                    "when it runs TLS, else the monitor URI's sslmode, else prefer)")
+        ->check(CLI::IsMember({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}));
+    uri->add_option("--sslrootcert", uri_extra->sslrootcert,
+                    "CA file named in the URI for verify-full (default: the node's CA, or the monitor URI's)");
+    uri->add_option("--user", uri_extra->user, "The application's role, written into the URI");
+    uri->add_option("--dbname", uri_extra->dbname, "Database in the URI (default: the formation's)");
+    uri->callback([uri_opts, uri_extra] { show_uri(*uri_opts, *uri_extra); });
 
     auto events_opts = std::make_shared<MonitorTarget>();
     auto count = std::make_shared<int>(10);

@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace autofailover::keeper {
 
@@ -58,6 +59,12 @@ struct CreateNodeOptions {
     std::string server_cert;  // --server-cert: this node's certificate (CN or SAN = --hostname)
     std::string server_key;   // --server-key: its key
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
+    // --allow-clients / --client-database / --client-role / --skip-pg-hba: application
+    // access written by the keeper (keeper.json, docs/clients.md).
+    std::vector<std::string> allow_clients;
+    std::string client_database = "all";
+    std::string client_role = "all";
+    bool skip_pg_hba = false;
     // Run the first transition now (initdb + start for the first node, pg_basebackup
     // for a later one once the primary allows it), waiting at most init_timeout.
     // When false, `run_keeper` does it on its first loops.
@@ -116,6 +123,29 @@ struct KeeperStatus {
 
 // Reads keeper.json / state.json / keeper.pid / postmaster.pid; never contacts the monitor.
 KeeperStatus keeper_status(const std::string& pgdata, const std::string& state_dir = "");
+
+// What a node's keeper.json says about applications (autoctl show uri, set node allow-clients).
+struct ClientAccess {
+    std::vector<std::string> allow_clients;
+    std::string client_database;
+    std::string client_role;
+    bool skip_pg_hba = false;
+    std::string auth_method;
+    bool ssl = false;
+    std::string ssl_ca_file;                 // "" = self-signed or no TLS
+    std::vector<std::string> hba_lines;      // the client lines the keeper writes
+    bool hba_applied = false;                // pg_hba.conf holds exactly these client lines now
+};
+ClientAccess client_access(const std::string& pgdata, const std::string& state_dir = "");
+
+// `autoctl set node allow-clients`: replaces the client access keys of the node's
+// keeper.json (checked like any load, then written atomically) and sends the running
+// keeper SIGHUP, which rewrites pg_hba.conf and reloads Postgres within a poll period.
+// Returns the running keeper's pid, or nullopt when none runs (it applies them at start).
+std::optional<long> set_client_access(const std::string& pgdata, const std::string& state_dir,
+                                      const std::vector<std::string>& allow_clients,
+                                      const std::optional<std::string>& client_database,
+                                      const std::optional<std::string>& client_role);
 
 // The connection string with any password replaced by "****" (URI and key=value forms).
 std::string redact_conninfo(const std::string& conninfo);

@@ -1,14 +1,19 @@
 // keeper.h: what autoctl and the keeper binary call.
 #include "keeper/keeper.h"
 
+#include "libautofailover/input_validation.h"
+
 #include "keeper/conninfo.h"
 #include "keeper/keeper_log.h"
 #include "keeper/keeper_loop.h"
 #include "keeper/local_postgres.h"
 #include "keeper/monitor_link.h"
 #include "keeper/pid_file.h"
+#include "keeper/atomic_file.h"
+#include "keeper/postgres_files.h"
 #include "keeper/replication_auth.h"
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <thread>
@@ -115,7 +120,74 @@ void store_registration_secrets(const Registration& reg, const std::string& dir,
     }
 }
 
+// Before anything is written: every value goes into pg_hba.conf.
+void check_client_access(const std::vector<std::string>& networks, const std::string& database,
+                         const std::string& role) {
+    for (const auto& network : networks)
+        if (auto problem = autofailover::client_network_problem(network); !problem.empty())
+            throw KeeperError(KeeperError::Kind::BadArguments, "--allow-clients " + network + ": " + problem);
+    if (networks.size() > 64) throw KeeperError(KeeperError::Kind::BadArguments, "--allow-clients: at most 64 networks");
+    if (auto problem = autofailover::client_database_problem(database); !problem.empty())
+        throw KeeperError(KeeperError::Kind::BadArguments, "--client-database " + database + ": " + problem);
+    if (auto problem = autofailover::client_role_problem(role); !problem.empty())
+        throw KeeperError(KeeperError::Kind::BadArguments, "--client-role " + role + ": " + problem);
+}
+
 }  // namespace
+
+std::optional<long> set_client_access(const std::string& pgdata, const std::string& state_dir,
+                                      const std::vector<std::string>& allow_clients,
+                                      const std::optional<std::string>& client_database,
+                                      const std::optional<std::string>& client_role) {
+    check_client_access(allow_clients, client_database.value_or("all"), client_role.value_or("all"));
+    const std::string dir = resolve_state_dir(absolute(pgdata), state_dir);
+    KeeperConfig config = load_config(dir);
+    if (config.skip_pg_hba && !allow_clients.empty())
+        throw KeeperError(KeeperError::Kind::BadArguments,
+                          "this node was created with --skip-pg-hba: the keeper writes no pg_hba.conf line; add the "
+                          "application's lines to pg_hba.conf yourself");
+    config.allow_clients = allow_clients;
+    if (client_database) config.client_database = *client_database;
+    if (client_role) config.client_role = *client_role;
+    check_client_access(config.allow_clients, config.client_database, config.client_role);
+    // The same checks as a keeper's load, before the running keeper reads it.
+    config_from_json(config_to_json(config));
+    save_config(dir, config);
+    auto pid = live_pid_in(pid_path(dir));
+    if (pid && ::kill(static_cast<pid_t>(*pid), SIGHUP) != 0) return std::nullopt;
+    return pid;
+}
+
+ClientAccess client_access(const std::string& pgdata, const std::string& state_dir) {
+    const KeeperConfig config = load_config(resolve_state_dir(absolute(pgdata), state_dir));
+    ClientAccess a;
+    a.allow_clients = config.allow_clients;
+    a.client_database = config.client_database;
+    a.client_role = config.client_role;
+    a.skip_pg_hba = config.skip_pg_hba;
+    a.auth_method = config.auth_method;
+    a.ssl = ssl_enabled(config);
+    a.ssl_ca_file = config.ssl_ca_file;
+    a.hba_lines = client_hba_lines(config);
+    // Applied: every expected line is in pg_hba.conf, and no other client line is.
+    const std::string text = read_file_if_exists(config.pgdata + "/pg_hba.conf").value_or("");
+    std::vector<std::string> present;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        std::size_t end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        present.push_back(text.substr(start, end - start));
+        start = end + 1;
+    }
+    a.hba_applied = true;
+    for (const auto& line : a.hba_lines)
+        if (std::find(present.begin(), present.end(), line) == present.end()) a.hba_applied = false;
+    for (const auto& line : present)
+        if (line.rfind("host all autofailover_replicator,autofailover_monitor ", 0) == 0 &&
+            std::find(a.hba_lines.begin(), a.hba_lines.end(), line) == a.hba_lines.end())
+            a.hba_applied = false;
+    return a;
+}
 
 std::string default_state_dir(const std::string& pgdata) {
     std::string p = pgdata;
@@ -138,6 +210,7 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         throw KeeperError(KeeperError::Kind::BadArguments, "--state-dir " + dir + ": " + *reason);
     if (auto reason = invalid_hostname_reason(options.hostname))
         throw KeeperError(KeeperError::Kind::BadArguments, "--hostname " + options.hostname + ": " + *reason);
+    check_client_access(options.allow_clients, options.client_database, options.client_role);
     fs::create_directories(dir);
     fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
 
@@ -166,6 +239,10 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         config.pgdata = pgdata;
         config.pg_bindir = options.pg_bindir;
         config.auth_method = options.auth_method;
+        config.allow_clients = options.allow_clients;
+        config.client_database = options.client_database;
+        config.client_role = options.client_role;
+        config.skip_pg_hba = options.skip_pg_hba;
         set_up_credentials(options, dir, config);
         // The bootstrap password may only register; it is kept (0600) for a re-registration
         // after `drop node`, never in keeper.json and never used for anything else.

@@ -1,5 +1,7 @@
 #include "keeper/keeper_config.h"
 
+#include "libautofailover/input_validation.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <nlohmann/json.hpp>
@@ -89,6 +91,28 @@ std::size_t utf8_length(const std::string& text) {
         std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
+// Every value reaches pg_hba.conf: each is checked by libautofailover/input_validation.
+void read_client_access(const Json& j, KeeperConfig& c) {
+    if (auto it = j.find("allow_clients"); it != j.end()) {
+        if (!it->is_array()) bad("allow_clients", "must be an array of addresses or networks (CIDR)");
+        if (it->size() > 64) bad("allow_clients", "holds at most 64 networks");
+        c.allow_clients.clear();
+        for (const auto& item : *it) {
+            if (!item.is_string()) bad("allow_clients", "must be an array of strings");
+            const std::string network = item.get<std::string>();
+            const std::string problem = autofailover::client_network_problem(network);
+            if (!problem.empty()) bad("allow_clients", "\"" + network.substr(0, 64) + "\": " + problem);
+            c.allow_clients.push_back(network);
+        }
+    }
+    read_text(j, "client_database", c.client_database, 512);
+    if (auto problem = autofailover::client_database_problem(c.client_database); !problem.empty())
+        bad("client_database", problem);
+    read_text(j, "client_role", c.client_role, 512);
+    if (auto problem = autofailover::client_role_problem(c.client_role); !problem.empty()) bad("client_role", problem);
+    read_bool(j, "skip_pg_hba", c.skip_pg_hba);
+}
+
 }  // namespace
 
 std::optional<std::string> unsafe_path_reason(const std::string& path) {
@@ -165,6 +189,10 @@ std::string config_to_json(const KeeperConfig& c) {
         {"sync_new_data_directories", c.sync_new_data_directories},
         {"wal_keep_size", c.wal_keep_size},
         {"max_slot_wal_keep_size", c.max_slot_wal_keep_size},
+        {"allow_clients", c.allow_clients},
+        {"client_database", c.client_database},
+        {"client_role", c.client_role},
+        {"skip_pg_hba", c.skip_pg_hba},
         {"timeouts", timeouts},
     };
     return j.dump(2) + "\n";
@@ -213,6 +241,7 @@ KeeperConfig config_from_json(const std::string& text) {
     read_bool(j, "sync_new_data_directories", c.sync_new_data_directories);
     read_text(j, "wal_keep_size", c.wal_keep_size, 32);
     read_text(j, "max_slot_wal_keep_size", c.max_slot_wal_keep_size, 32);
+    read_client_access(j, c);
     if (auto it = j.find("timeouts"); it != j.end()) {
         if (!it->is_object()) bad("timeouts", "must be an object");
         auto& t = c.timeouts;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace autofailover::keeper {
 
@@ -79,6 +80,16 @@ struct KeeperConfig {
     // disk. A node away longer finds its WAL gone and is rebuilt from a base backup.
     // "-1": no limit.
     std::string max_slot_wal_keep_size = "10GB";
+    // Application access (docs/clients.md): the networks (addresses or CIDRs, checked by
+    // client_network_problem) from which client_role may reach client_database, with
+    // auth_method, over TLS when the node runs with SSL. The same on every node of a
+    // group, so a failover changes nothing for clients. Empty: no application line.
+    std::vector<std::string> allow_clients;
+    std::string client_database = "all";  // comma list: all or names (never replication)
+    std::string client_role = "all";      // comma list: all, names or +group (never autofailover_*)
+    // true: the keeper never writes pg_hba.conf; the DBA provides every line, the
+    // keeper's replication and probe lines included.
+    bool skip_pg_hba = false;
     KeeperTimeouts timeouts;
 };
 

@@ -101,6 +101,11 @@ KeeperLoop::KeeperLoop(std::string state_dir, std::function<bool()> stop_request
     if (state_.node_id == 0)
         throw KeeperError(KeeperError::Kind::BadArguments,
                           "state.json in " + state_dir_ + " holds no registration: run `autoctl create postgres`");
+    // A keeper that died between a pg_rewind (or base backup) and putting the node's own
+    // pg_hba.conf lines back finishes that now.
+    if (restore_local_hba(config_.pgdata))
+        log_info("node={} state={} put this node's own pg_hba.conf lines back after an interrupted rewind", name(),
+                 to_string(state_.current_state));
     monitor_.listen_for_state_changes();
 }
 

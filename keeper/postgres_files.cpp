@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -162,6 +163,87 @@ std::string with_hba_block(const std::string& hba_text, const std::vector<std::s
     for (const auto& l : lines) out += l + "\n";
     out += std::string(kBlockEnd) + "\n";
     return out + rest;
+}
+
+std::vector<std::string> client_hba_lines(const KeeperConfig& c) {
+    std::vector<std::string> lines;
+    if (c.allow_clients.empty()) return lines;
+    const char* type = ssl_enabled(c) ? "hostssl" : "host";
+    std::vector<std::string> networks;
+    for (const auto& network : c.allow_clients) {
+        // keeper.json is checked at load; this is the last fence before pg_hba.conf.
+        if (!client_network_problem(network).empty()) {
+            lines.push_back("# refused client network: " + printable(network));
+            continue;
+        }
+        const std::string cidr = client_network_cidr(network);
+        if (std::find(networks.begin(), networks.end(), cidr) == networks.end()) networks.push_back(cidr);
+    }
+    const bool safe_names = client_database_problem(c.client_database).empty() && client_role_problem(c.client_role).empty();
+    if (!safe_names) {
+        lines.push_back("# refused client_database or client_role: no application line");
+        return lines;
+    }
+    // `host` matches TLS and plain connections alike: the keeper's roles never log in from there.
+    for (const auto& cidr : networks)
+        lines.push_back(fmt::format("host all autofailover_replicator,autofailover_monitor {} reject", cidr));
+    for (const auto& cidr : networks)
+        lines.push_back(fmt::format("{} {} {} {} {}", type, c.client_database, c.client_role, cidr, c.auth_method));
+    return lines;
+}
+
+std::string hba_local_part(const std::string& hba_text) {
+    std::istringstream in(hba_text);
+    std::string line;
+    std::string rest;
+    bool inside = false;
+    while (std::getline(in, line)) {
+        if (line == kBlockBegin) inside = true;
+        else if (inside && line == kBlockEnd) inside = false;
+        else if (!inside) rest += line + "\n";
+    }
+    return rest;
+}
+
+std::string with_hba_local_part(const std::string& current_text, const std::string& local_part) {
+    std::istringstream in(current_text);
+    std::string line;
+    std::string block;
+    bool inside = false;
+    while (std::getline(in, line)) {
+        if (line == kBlockBegin) inside = true;
+        if (inside) block += line + "\n";
+        if (inside && line == kBlockEnd) break;
+    }
+    if (inside && block.find(std::string(kBlockEnd) + "\n") == std::string::npos) block.clear();  // cut block: dropped
+    return block + local_part;
+}
+
+std::string saved_hba_path(const std::string& pgdata) {
+    std::string p = pgdata;
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    return p + ".pg_hba.saved";
+}
+
+void save_local_hba(const std::string& pgdata) {
+    const std::string saved = saved_hba_path(pgdata);
+    if (read_file_if_exists(saved)) return;  // from before an interrupted rewind: that one is the node's own
+    auto text = read_file_if_exists(pgdata + "/pg_hba.conf");
+    if (!text) return;
+    write_file_atomically(saved, hba_local_part(*text));
+}
+
+bool restore_local_hba(const std::string& pgdata) {
+    const std::string saved = saved_hba_path(pgdata);
+    auto local = read_file_if_exists(saved);
+    if (!local) return false;
+    const std::string path = pgdata + "/pg_hba.conf";
+    auto current = read_file_if_exists(path);
+    if (!current) return false;  // no data directory (yet): keep the saved part for later
+    const std::string updated = with_hba_local_part(*current, *local);
+    if (updated != *current) write_file_atomically(path, updated);
+    ::unlink(saved.c_str());
+    return true;
 }
 
 bool write_hba_block(const std::string& pgdata, const std::vector<std::string>& lines) {

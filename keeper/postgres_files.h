@@ -34,6 +34,30 @@ bool write_hba_block(const std::string& pgdata, const std::vector<std::string>& 
 // Replaces pg_hba.conf text's keeper block (pure; used by write_hba_block and tests).
 std::string with_hba_block(const std::string& hba_text, const std::vector<std::string>& lines);
 
+// Application access from config.allow_clients (docs/clients.md), for the end of the
+// keeper's block: first the keeper's own roles are rejected from those networks (they
+// get in only from the group's and the monitor's hosts, by the lines above), then
+// client_role may reach client_database with auth_method (hostssl with SSL). The
+// lines depend on keeper.json only, so they are the same on every node given the
+// same options. Empty without allow_clients.
+std::vector<std::string> client_hba_lines(const KeeperConfig& config);
+
+// The DBA's part of pg_hba.conf text: everything but the keeper's block (pure).
+std::string hba_local_part(const std::string& hba_text);
+// `current_text`'s keeper block (if any) followed by `local_part` (pure).
+std::string with_hba_local_part(const std::string& current_text, const std::string& local_part);
+
+// pg_rewind and pg_basebackup copy pg_hba.conf from the primary, which would replace
+// this node's own DBA lines with the primary's. Before either runs, the keeper keeps
+// the DBA part of the node's pg_hba.conf in <pgdata>.pg_hba.saved (0600; an existing
+// one is kept: it predates an interrupted rewind); afterwards it puts that part back
+// under the keeper's block and removes the file. The keeper also restores it at start,
+// in case it died in between. A fresh node has nothing saved and keeps the primary's.
+std::string saved_hba_path(const std::string& pgdata);
+void save_local_hba(const std::string& pgdata);
+// Returns true when a saved part was put back.
+bool restore_local_hba(const std::string& pgdata);
+
 // Sets (value) or removes (nullopt) keys in postgresql.auto.conf text (pure).
 std::string with_auto_conf_settings(const std::string& auto_conf_text,
                                     const std::map<std::string, std::optional<std::string>>& settings);

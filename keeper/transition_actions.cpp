@@ -137,9 +137,11 @@ void base_backup(ActionContext& ctx, const std::string& host, int port, const st
     if (ctx.config.sync_new_data_directories) sync_data_directory(temp);
     const std::string old = keep_old_as.empty() ? pgdata + ".old" : keep_old_as;
     fs::remove_all(pgdata + ".old");
+    save_local_hba(pgdata);  // the copy holds the primary's pg_hba.conf: this node's DBA lines come back below
     if (fs::exists(pgdata)) fs::rename(pgdata, old);
     fs::rename(temp, pgdata);
     if (ctx.config.sync_new_data_directories) fsync_directory(fs::path(pgdata).parent_path().string());
+    if (restore_local_hba(pgdata)) log_info("node={} kept this node's own pg_hba.conf lines", ctx.config.name);
     if (keep_old_as.empty()) fs::remove_all(old);
     ctx.state.rejoin_needs_base_backup = false;  // a fresh copy follows its primary
     persist(ctx);
@@ -360,6 +362,8 @@ void rewind_or_reinit(ActionContext& ctx) {
     // pg_rewind runs crash recovery itself (single-user) when the target was not shut down cleanly;
     // standby.signal would make that refuse, and the standby setup is rewritten afterwards anyway.
     remove_standby_signal(ctx.config.pgdata);
+    // pg_rewind copies the primary's pg_hba.conf; this node's DBA lines come back after it.
+    save_local_hba(ctx.config.pgdata);
     ChildOptions options;
     options.timeout = ctx.config.timeouts.rewind_timeout;
     options.tick = ctx.tick;
@@ -382,6 +386,7 @@ void rewind_or_reinit(ActionContext& ctx) {
                  "re-initializing from a fresh base backup", name, state, host, port, tail_of(r.output), keep);
         return reinit_from_primary(ctx, host, port, keep);
     }
+    if (restore_local_hba(ctx.config.pgdata)) log_info("node={} state={} kept this node's own pg_hba.conf lines", name, state);
     sync_data_directory(ctx.config.pgdata);
     log_info("node={} state={} pg_rewind from {}:{} done in {}: {}", name, state, host, port, ms_since(rewind_started),
              tail_of(r.output, 120));
@@ -574,6 +579,7 @@ SyncStandbyNames parse_synchronous_standby_names(const std::string& value) {
 }
 
 void ensure_replication_access(ActionContext& ctx, bool reload_if_changed) {
+    if (ctx.config.skip_pg_hba) return;  // --skip-pg-hba: the DBA writes every line (docs/clients.md)
     std::vector<std::string> hosts = {ctx.config.hostname};
     for (const auto& o : ctx.others) hosts.push_back(o.host);
     const std::vector<std::string> monitors = conninfo_hosts(ctx.config.monitor_uri);
@@ -583,13 +589,16 @@ void ensure_replication_access(ActionContext& ctx, bool reload_if_changed) {
     for (std::size_t i = 1; i < monitors.size(); ++i)
         for (auto& line : hba_lines({}, monitors[i], ctx.config.auth_method, ssl_enabled(ctx.config)))
             if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(line);
+    // After the replication and probe lines, which keep the keeper's roles to the group's hosts.
+    for (auto& line : client_hba_lines(ctx.config)) lines.push_back(std::move(line));
     if (write_hba_block(ctx.config.pgdata, lines)) {
         // Logged when the block changes, so once per change of the group, not every period.
         for (const auto& host : hosts_refused_by_hba(hosts))
             log_error("node={} group host \"{}\" is neither an IP address nor a host name: no pg_hba.conf line for it",
                       ctx.config.name, printable(host));
         if (reload_if_changed && ctx.pg.postmaster_alive()) {
-            log_info("node={} pg_hba.conf updated for {} group hosts", ctx.config.name, hosts.size());
+            log_info("node={} pg_hba.conf updated for {} group hosts and {} client networks", ctx.config.name,
+                     hosts.size(), ctx.config.allow_clients.size());
             ctx.pg.reload();
         }
     }

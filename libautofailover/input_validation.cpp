@@ -119,4 +119,100 @@ std::string node_name_problem(std::string_view name) {
     return "";
 }
 
+namespace {
+
+// Whether the bits of `address` (len bytes) past `prefix` are all zero.
+bool host_bits_zero(const unsigned char* address, std::size_t len, int prefix) {
+    for (std::size_t i = 0; i < len; ++i) {
+        const int first_bit = static_cast<int>(i) * 8;
+        unsigned char mask = 0;
+        if (prefix >= first_bit + 8) continue;
+        if (prefix > first_bit) mask = static_cast<unsigned char>(0xFF >> (prefix - first_bit));
+        else mask = 0xFF;
+        if ((address[i] & mask) != 0) return false;
+    }
+    return true;
+}
+
+bool plain_name(std::string_view name) {
+    if (name.empty() || name.size() > 63) return false;
+    if (is_ascii_digit(name.front()) || name.front() == '$' || name.front() == '-') return false;
+    for (char c : name)
+        if (!is_ascii_letter(c) && !is_ascii_digit(c) && c != '_' && c != '$' && c != '-') return false;
+    return true;
+}
+
+// Shared by client_database_problem and client_role_problem: items of a comma list.
+std::string client_list_problem(std::string_view list, bool roles) {
+    const char* what = roles ? "role" : "database";
+    if (list.empty()) return std::string("a ") + what + " name or all expected";
+    if (list.size() > 512) return "at most 512 bytes";
+    std::size_t start = 0;
+    while (start <= list.size()) {
+        std::size_t end = list.find(',', start);
+        if (end == std::string_view::npos) end = list.size();
+        std::string_view item = list.substr(start, end - start);
+        if (item == "all") {
+            start = end + 1;
+            continue;
+        }
+        for (std::string_view keyword : {"replication", "sameuser", "samerole", "samegroup"})
+            if (equals_ignoring_case(item, keyword))
+                return "\"" + std::string(keyword) + "\" is a pg_hba.conf keyword that would open more than "
+                       "applications' access";
+        if (roles && !item.empty() && item.front() == '+') item.remove_prefix(1);
+        if (!plain_name(item))
+            return std::string("each ") + what + " is all or a plain name (letters, digits, _, $, -; 1 to 63 bytes" +
+                   (roles ? "; +group for a group's members" : "") + "), comma-separated without spaces";
+        if (item.size() >= 13 && equals_ignoring_case(item.substr(0, 13), "autofailover_"))
+            return std::string("the autofailover_* ") + what + "s belong to the keeper and the monitor";
+        start = end + 1;
+    }
+    return "";
+}
+
+}  // namespace
+
+std::string client_network_problem(std::string_view network) {
+    if (network.empty() || network.size() > 64) return "an IP address or network (CIDR) expected";
+    const std::size_t slash = network.find('/');
+    const std::string address(network.substr(0, slash));
+    unsigned char buffer[16];
+    std::size_t bytes = 0;
+    if (address.find(':') != std::string::npos) {
+        if (::inet_pton(AF_INET6, address.c_str(), buffer) != 1)
+            return "not an IP address or network: give an address (10.0.0.5, fd00::5) or a CIDR (10.0.0.0/24); "
+                   "host names and pg_hba.conf keywords (all, samehost, samenet) are not accepted";
+        bytes = 16;
+    } else {
+        if (::inet_pton(AF_INET, address.c_str(), buffer) != 1)
+            return "not an IP address or network: give an address (10.0.0.5, fd00::5) or a CIDR (10.0.0.0/24); "
+                   "host names and pg_hba.conf keywords (all, samehost, samenet) are not accepted";
+        bytes = 4;
+    }
+    if (slash == std::string_view::npos) return "";
+    const std::string_view prefix_text = network.substr(slash + 1);
+    if (prefix_text.empty() || prefix_text.size() > 3) return "the prefix length after / must be a number";
+    int prefix = 0;
+    for (char c : prefix_text) {
+        if (!is_ascii_digit(c)) return "the prefix length after / must be a number";
+        prefix = prefix * 10 + (c - '0');
+    }
+    const int max = static_cast<int>(bytes) * 8;
+    if (prefix > max) return "the prefix length is at most " + std::to_string(max);
+    if (!host_bits_zero(buffer, bytes, prefix))
+        return "bits set after the prefix length: write the network address (e.g. 10.0.0.0/8), or /" +
+               std::to_string(max) + " for one host";
+    return "";
+}
+
+std::string client_network_cidr(std::string_view network) {
+    if (network.find('/') != std::string_view::npos) return std::string(network);
+    return std::string(network) + (network.find(':') != std::string_view::npos ? "/128" : "/32");
+}
+
+std::string client_database_problem(std::string_view databases) { return client_list_problem(databases, false); }
+
+std::string client_role_problem(std::string_view roles) { return client_list_problem(roles, true); }
+
 }  // namespace autofailover

@@ -234,3 +234,26 @@ TEST_CASE("state.json: integers and times are range-checked", "[state][ranges]")
     auto s = state_from_json(ok + R"(,"last_monitor_contact_ms":1700000000123,"network_partition_timeout_ms":2147483647})");
     CHECK(s.network_partition_timeout == milliseconds(2147483647));
 }
+
+TEST_CASE("keeper.json: client access keys are checked like the others", "[config][clients]") {
+    CHECK(refusal(config_with(R"("allow_clients":["10.0.0.0/24","fd00::5"])")) == "accepted");
+    CHECK(refusal(config_with(R"("allow_clients":[],"client_database":"app,reports","client_role":"+app")")) ==
+          "accepted");
+    CHECK_THAT(refusal(config_with(R"("allow_clients":"10.0.0.0/24")")), Catch::Contains("\"allow_clients\" must be an array"));
+    CHECK_THAT(refusal(config_with(R"("allow_clients":[5])")), Catch::Contains("\"allow_clients\" must be an array of strings"));
+    CHECK_THAT(refusal(config_with(R"("allow_clients":["all"])")), Catch::Contains("\"allow_clients\""));
+    CHECK_THAT(refusal(config_with(R"("allow_clients":["samenet"])")), Catch::Contains("\"allow_clients\""));
+    CHECK_THAT(refusal(config_with(R"("allow_clients":["10.0.0.0/24 trust"])")), Catch::Contains("\"allow_clients\""));
+    CHECK_THAT(refusal(config_with(R"("allow_clients":["10.0.0.0/24\nhost all all 0.0.0.0/0 trust"])")),
+               Catch::Contains("\"allow_clients\""));
+    CHECK_THAT(refusal(config_with(R"("client_database":"replication")")), Catch::Contains("\"client_database\""));
+    CHECK_THAT(refusal(config_with(R"("client_role":"autofailover_replicator")")), Catch::Contains("\"client_role\""));
+    CHECK_THAT(refusal(config_with(R"("client_role":"a b")")), Catch::Contains("\"client_role\""));
+    CHECK_THAT(refusal(config_with(R"("skip_pg_hba":"yes")")), Catch::Contains("\"skip_pg_hba\" must be true or false"));
+    KeeperConfig c = config_from_json(config_with(R"("allow_clients":["10.1.0.0/16"],"client_role":"app","skip_pg_hba":true)"));
+    KeeperConfig back = config_from_json(config_to_json(c));
+    CHECK(back.allow_clients == std::vector<std::string>{"10.1.0.0/16"});
+    CHECK(back.client_role == "app");
+    CHECK(back.client_database == "all");
+    CHECK(back.skip_pg_hba);
+}

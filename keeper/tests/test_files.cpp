@@ -360,3 +360,96 @@ TEST_CASE("keeper.json refuses a password method without a replication passfile"
     CHECK(ssl_enabled(c));
     CHECK(c.replication_passfile == "/k/replication.pgpass");
 }
+
+namespace {
+KeeperConfig client_config(std::vector<std::string> networks, bool ssl = true, std::string auth = "scram-sha-256") {
+    KeeperConfig c;
+    c.allow_clients = std::move(networks);
+    c.auth_method = std::move(auth);
+    if (ssl) {
+        c.ssl_cert_file = "/x/server.crt";
+        c.ssl_key_file = "/x/server.key";
+    }
+    return c;
+}
+}  // namespace
+
+TEST_CASE("client lines: hostssl with the node's method, keeper roles rejected first", "[hba][clients]") {
+    CHECK(client_hba_lines(client_config({})).empty());
+    auto lines = client_hba_lines(client_config({"10.77.0.0/24", "10.9.9.9", "10.77.0.0/24"}));
+    CHECK(lines == std::vector<std::string>{
+                       "host all autofailover_replicator,autofailover_monitor 10.77.0.0/24 reject",
+                       "host all autofailover_replicator,autofailover_monitor 10.9.9.9/32 reject",
+                       "hostssl all all 10.77.0.0/24 scram-sha-256",
+                       "hostssl all all 10.9.9.9/32 scram-sha-256",
+                   });
+    auto plain = client_config({"fd00::/8"}, false, "trust");
+    plain.client_database = "shop";
+    plain.client_role = "+shop_apps";
+    CHECK(client_hba_lines(plain).back() == "host shop +shop_apps fd00::/8 trust");
+    // The last fence: a hand-edited value that escaped the load checks never becomes a line.
+    auto hostile = client_config({"all", "10.0.0.0/8\nhost all all 0.0.0.0/0 trust"});
+    for (const auto& line : client_hba_lines(hostile)) CHECK(line.rfind("# refused", 0) == 0);
+    auto bad_role = client_config({"10.0.0.0/8"});
+    bad_role.client_role = "all\nhost all all 0.0.0.0/0 trust";
+    CHECK(client_hba_lines(bad_role) == std::vector<std::string>{"# refused client_database or client_role: no application line"});
+}
+
+TEST_CASE("the same options give the same client lines on every node", "[hba][clients]") {
+    auto a = client_config({"10.77.0.0/24"});
+    a.hostname = "10.0.0.1";
+    auto b = client_config({"10.77.0.0/24"});
+    b.hostname = "10.0.0.2";
+    CHECK(client_hba_lines(a) == client_hba_lines(b));
+}
+
+TEST_CASE("the DBA's part of pg_hba.conf is everything outside the keeper's block", "[hba][clients]") {
+    const std::string dba = "local all all peer\nhostssl shop app 10.5.0.0/16 scram-sha-256\n# my note\n";
+    const auto with_block = with_hba_block(dba, {"hostssl replication autofailover_replicator 10.0.0.1/32 scram-sha-256"});
+    CHECK(hba_local_part(with_block) == dba);
+    CHECK(hba_local_part(dba) == dba);
+    // What pg_rewind leaves: the primary's file (its block and its DBA lines); the node's own come back.
+    const std::string primary_file =
+        with_hba_block("local all all peer\nhost all primary_only 10.6.0.0/16 reject\n", {"hostssl x y 10.0.0.2/32 z"});
+    const auto restored = with_hba_local_part(primary_file, dba);
+    CHECK(restored.rfind("# BEGIN autofailover", 0) == 0);
+    CHECK(restored.find("hostssl x y 10.0.0.2/32 z") != std::string::npos);
+    CHECK(restored.find("primary_only") == std::string::npos);
+    CHECK(hba_local_part(restored) == dba);
+    // No block in the new file (--skip-pg-hba): the node's whole file comes back.
+    CHECK(with_hba_local_part("host all primary_only 1.2.3.4/32 trust\n", dba) == dba);
+    // A cut block (no END) is dropped rather than kept open.
+    CHECK(with_hba_local_part("# BEGIN autofailover: managed by the keeper, do not edit inside this block\nhost x\n", dba) ==
+          dba);
+}
+
+TEST_CASE("save and restore keep the node's own lines across a copied pg_hba.conf", "[hba][clients]") {
+    TempDir dir;
+    const std::string pgdata = dir.path + "/node";
+    fs::create_directories(pgdata);
+    const std::string hba = pgdata + "/pg_hba.conf";
+    const std::string own = "local all all peer\nhostssl all dba_n1 10.9.0.1/32 scram-sha-256\n";
+    write_file_atomically(hba, with_hba_block(own, {"hostssl replication autofailover_replicator 10.0.0.1/32 scram-sha-256"}));
+    CHECK_FALSE(restore_local_hba(pgdata));  // nothing saved: nothing to do
+    save_local_hba(pgdata);
+    REQUIRE(fs::exists(saved_hba_path(pgdata)));
+    struct stat st {};
+    REQUIRE(::stat(saved_hba_path(pgdata).c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    // pg_rewind copies the primary's file...
+    write_file_atomically(hba, with_hba_block("local all all peer\nhostssl all dba_n2 10.9.0.2/32 scram-sha-256\n",
+                                              {"hostssl replication autofailover_replicator 10.0.0.2/32 scram-sha-256"}));
+    // ...a second save (the base backup after a failed rewind) keeps the first one.
+    save_local_hba(pgdata);
+    CHECK(restore_local_hba(pgdata));
+    CHECK_FALSE(fs::exists(saved_hba_path(pgdata)));
+    const auto text = *read_file_if_exists(hba);
+    CHECK(text.find("dba_n1") != std::string::npos);
+    CHECK(text.find("dba_n2") == std::string::npos);
+    CHECK(hba_local_part(text) == own);
+    // A data directory that is not there yet (pgdata being swapped): the saved part waits.
+    const std::string missing = dir.path + "/other";
+    write_file_atomically(saved_hba_path(missing), own);
+    CHECK_FALSE(restore_local_hba(missing));
+    CHECK(fs::exists(saved_hba_path(missing)));
+}

@@ -349,3 +349,27 @@ def test_own_ca_uris_and_replication_verify_the_server(with_ca):
     other = make_ca(os.path.join(f.workdir, "other-ca"))
     with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
         psycopg.connect(f.monitor_conninfo() + f" sslmode=verify-full sslrootcert={other['ca']}")
+
+
+def test_show_uri_with_a_ca_verifies_the_server(with_ca):
+    """docs/clients.md: with --pgdata of a node created with a CA, the client URI says verify-full and names the
+    CA; a client using it verifies the node's certificate."""
+    f = with_ca
+    node = f.primary()
+    shown = json.loads(f.autoctl("show", "uri", "--pgdata", node.pgdata, "--json").stdout)
+    uri = shown["formation"]["default"]
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)
+    assert query["sslmode"] == ["verify-full"], uri
+    assert query["sslrootcert"] and os.path.exists(query["sslrootcert"][0]), uri
+    assert shown["client"]["sslmode"] == "verify-full", shown
+    text = f.autoctl("show", "uri", "--pgdata", node.pgdata, "--user", "app").stdout
+    assert "postgres://app@" in text and "pgpass" in text and "loopback only" in text, text
+    password = secrets.token_hex(8)
+    node.sql(f"CREATE ROLE app_ca LOGIN PASSWORD '{password}'")
+    with_password = re.sub(r"^postgres(ql)?://", f"postgresql://app_ca:{password}@", uri)
+    with psycopg.connect(with_password, autocommit=True) as conn:
+        assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]
+    other = make_ca(os.path.join(f.workdir, "other-ca-uri"))
+    wrong = re.sub(r"sslrootcert=[^&]*", "sslrootcert=" + urllib.parse.quote(other["ca"]), with_password)
+    with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
+        psycopg.connect(wrong)

@@ -227,6 +227,8 @@ class Cluster:
         _secret_file(self.replication_password_file, "repl:" + secrets.token_hex(12) + "\n", owner=True)
         self.monitor_password_file = None
         self.user_password = secrets.token_hex(12)
+        # Per-node extra `create postgres` options (tests/faults/test_clients.py: --allow-clients ...).
+        self.create_extra_args = {}
         self.test_pgpass = os.path.join(workdir, "test-process.pgpass")
         _secret_file(self.test_pgpass, f"*:*:*:{TEST_USER}:{self.user_password}\n", owner=False)
 
@@ -263,7 +265,8 @@ class Cluster:
                 "--candidate-priority", spec.get("candidate_priority", 50),
                 "--replication-quorum", "true" if spec.get("replication_quorum", True) else "false",
                 "--replication-password-file", self.replication_password_file,
-                "--monitor-password-file", self.monitor_password_file]
+                "--monitor-password-file", self.monitor_password_file] + \
+            [str(a) for a in self.create_extra_args.get(node.name, [])]
 
     def _new_node(self, name):
         host = self.net.add_host(name)

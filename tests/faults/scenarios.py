@@ -107,13 +107,15 @@ def wait_stable_health(c, t_fault):
             raise AssertionError(f"full health did not hold {SETTLE}s within {clustermod.HEALTHY_TIMEOUT}s")
 
 
-def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=False):
-    """Returns the checker.Result; asserts the invariants. The row is recorded also when it fails."""
+def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=False, make_writer=None):
+    """Returns the checker.Result; asserts the invariants. The row is recorded also when it fails.
+    make_writer(sid): a writer with writer.Writer's interface (test_clients.py: one in its own namespace)."""
     c.wait_healthy()
     old = c.primary()
     ctx = {"old_primary": old.name}
     probe = c.probe().start()
-    w = writer.Writer(c.client_uri(), rate=RATE, name=sid, commit_timeout=COMMIT_TIMEOUT)
+    w = make_writer(sid) if make_writer else writer.Writer(c.client_uri(), rate=RATE, name=sid,
+                                                           commit_timeout=COMMIT_TIMEOUT)
     w.start()
     row = {"id": sid, "title": title, "date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z",
            "machine": _machine(), "settings": {**clustermod.MONITOR_SETTINGS,

@@ -62,3 +62,34 @@ TEST_CASE("node names must be valid UTF-8", "[validation]") {
     for (const char* name : {"\xff", "a\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"})
         CHECK(node_name_problem(name) == "not valid UTF-8");
 }
+
+TEST_CASE("client networks: addresses and CIDRs with zero host bits, never names or keywords", "[validation][clients]") {
+    using autofailover::client_network_cidr;
+    using autofailover::client_network_problem;
+    for (const char* ok : {"10.0.0.5", "10.0.0.0/24", "10.200.0.0/16", "0.0.0.0/0", "192.168.1.7/32", "fd00::5",
+                           "fd00::/8", "::1/128", "::/0"})
+        CHECK(client_network_problem(ok) == "");
+    for (const char* bad : {"", "all", "samehost", "samenet", "db.example.com", ".example.com", "10.0.0.0/33",
+                            "fd00::/129", "10.0.0.0/", "10.0.0.0/x", "10.0.0.0/8/8", "10.0.0.1 ", " 10.0.0.1",
+                            "10.0.0.1\nhost all all 0.0.0.0/0 trust", "+role", "@file", "10.0.0.0/-1",
+                            "fe80::1%eth0", "10.1.2.3/8", "fd00::1/64"})
+        CHECK_FALSE(client_network_problem(bad) == "");
+    CHECK_THAT(client_network_problem("10.1.2.3/8"), Catch::Contains("10.0.0.0/8"));
+    CHECK(client_network_cidr("10.0.0.5") == "10.0.0.5/32");
+    CHECK(client_network_cidr("fd00::5") == "fd00::5/128");
+    CHECK(client_network_cidr("10.0.0.0/24") == "10.0.0.0/24");
+}
+
+TEST_CASE("client databases and roles: all or plain names, never keywords that widen access", "[validation][clients]") {
+    using autofailover::client_database_problem;
+    using autofailover::client_role_problem;
+    for (const char* ok : {"all", "app", "app,reports", "shop_db", "a$b-c"}) CHECK(client_database_problem(ok) == "");
+    for (const char* ok : {"all", "app_user", "+app_users", "app,+readers"}) CHECK(client_role_problem(ok) == "");
+    for (const char* bad : {"", "replication", "REPLICATION", "app,replication", "sameuser", "samerole", "@dbs",
+                            "\"app\"", "app, reports", "app,", ",app", "1app", "autofailover_x"})
+        CHECK_FALSE(client_database_problem(bad) == "");
+    for (const char* bad : {"", "autofailover_replicator", "+autofailover_operator", "autofailover_monitor", "@roles",
+                            "app user", "++x", "a\tb", "samerole"})
+        CHECK_FALSE(client_role_problem(bad) == "");
+    CHECK_FALSE(client_database_problem("+app") == "");  // + means group membership for roles only
+}
