@@ -106,6 +106,10 @@ void add_create_postgres(CLI::App* create) {
     cmd->add_flag("--ssl-self-signed", o->node.ssl_self_signed,
                   "Create a self-signed certificate for this node; ssl=on, replication and probes over TLS")
         ->excludes(no_ssl);
+    cmd->add_option("--http-port", o->node.http_port,
+                    "Port of the keeper's read-only HTTP health endpoint (on --hostname; 0 = off, the default)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 65535));
     cmd->add_option("--state-dir", o->node.state_dir, "Keeper state directory (default: <pgdata>.keeper)");
     cmd->add_option("--init-timeout", o->init_timeout_seconds,
                     "Seconds to wait for the node's first stable state (single, catchingup, secondary)")

@@ -45,6 +45,7 @@ struct CreateNodeOptions {
     std::string replication_password_file;
     bool ssl_self_signed = false;       // certificate in the state dir, ssl=on, hostssl lines
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
+    int http_port = 0;  // keeper HTTP endpoint, 0 = off
     // Run the first transition now (initdb + start for the first node, pg_basebackup
     // for a later one once the primary allows it), waiting at most init_timeout.
     // When false, `run_keeper` does it on its first loops.

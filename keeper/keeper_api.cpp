@@ -3,6 +3,7 @@
 
 #include "keeper/keeper_log.h"
 #include "keeper/keeper_loop.h"
+#include "keeper/http_endpoint.h"
 #include "keeper/local_postgres.h"
 #include "keeper/monitor_link.h"
 #include "keeper/pid_file.h"
@@ -10,6 +11,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <memory>
 #include <thread>
 #include <unistd.h>
 
@@ -131,6 +133,7 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         config.pgdata = pgdata;
         config.pg_bindir = options.pg_bindir;
         config.auth_method = options.auth_method;
+        config.http_port = options.http_port;
         set_up_credentials(options, dir, config);
         MonitorLink monitor(config.monitor_uri, std::chrono::seconds(10));
         Registration reg;
@@ -182,6 +185,20 @@ int run_keeper(const std::string& pgdata, const std::string& state_dir) {
         if (loop.state().dropped) {
             log_info("node={} state=dropped this node was removed from the monitor; nothing to run", loop.config().name);
             return 121;
+        }
+        // Bound at start, before the first step, so a taken port stops the keeper at once.
+        std::unique_ptr<HttpEndpoint> http;
+        if (const auto& c = loop.config(); c.http_port != 0) {
+            const std::string host = c.http_listen.empty() ? c.hostname : c.http_listen;
+            try {
+                http = std::make_unique<HttpEndpoint>(host, c.http_port, c.http_threads, c.timeouts.http_io_timeout,
+                                                      c.timeouts.http_liveness_timeout);
+            } catch (const std::runtime_error& e) {
+                throw KeeperError(KeeperError::Kind::BadArguments, e.what());
+            }
+            loop.set_observer([&http](const NodeObservation& o) { http->publish(o); });
+            log_info("node={} state={} HTTP endpoint on {}:{}", c.name, to_string(loop.state().current_state), host,
+                     c.http_port);
         }
         log_info("node={} state={} keeper started (pid {}, state dir {}, monitor poll every {} ms)",
                  loop.config().name, to_string(loop.state().current_state), ::getpid(), dir,

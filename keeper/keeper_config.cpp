@@ -48,6 +48,8 @@ std::string config_to_json(const KeeperConfig& c) {
         {"base_backup_timeout_ms", t.base_backup_timeout.count()},
         {"rewind_timeout_ms", t.rewind_timeout.count()},
         {"rejoin_stream_timeout_ms", t.rejoin_stream_timeout.count()},
+        {"http_io_timeout_ms", t.http_io_timeout.count()},
+        {"http_liveness_timeout_ms", t.http_liveness_timeout.count()},
     };
     Json j = {
         {"monitor_uri", c.monitor_uri},
@@ -67,6 +69,9 @@ std::string config_to_json(const KeeperConfig& c) {
         {"sync_new_data_directories", c.sync_new_data_directories},
         {"wal_keep_size", c.wal_keep_size},
         {"max_slot_wal_keep_size", c.max_slot_wal_keep_size},
+        {"http_port", c.http_port},
+        {"http_listen", c.http_listen},
+        {"http_threads", c.http_threads},
         {"timeouts", timeouts},
     };
     return j.dump(2) + "\n";
@@ -98,6 +103,9 @@ KeeperConfig config_from_json(const std::string& text) {
     read(j, "sync_new_data_directories", c.sync_new_data_directories);
     read(j, "wal_keep_size", c.wal_keep_size);
     read(j, "max_slot_wal_keep_size", c.max_slot_wal_keep_size);
+    read(j, "http_port", c.http_port);
+    read(j, "http_listen", c.http_listen);
+    read(j, "http_threads", c.http_threads);
     if (auto it = j.find("timeouts"); it != j.end()) {
         if (!it->is_object()) throw std::runtime_error("keeper.json: \"timeouts\" must be an object");
         auto& t = c.timeouts;
@@ -115,6 +123,8 @@ KeeperConfig config_from_json(const std::string& text) {
         read_ms(*it, "base_backup_timeout_ms", t.base_backup_timeout);
         read_ms(*it, "rewind_timeout_ms", t.rewind_timeout);
         read_ms(*it, "rejoin_stream_timeout_ms", t.rejoin_stream_timeout);
+        read_ms(*it, "http_io_timeout_ms", t.http_io_timeout);
+        read_ms(*it, "http_liveness_timeout_ms", t.http_liveness_timeout);
     }
     if (c.monitor_uri.empty()) throw std::runtime_error("keeper.json: \"monitor_uri\" is required");
     if (c.pgdata.empty()) throw std::runtime_error("keeper.json: \"pgdata\" is required");
@@ -131,6 +141,12 @@ KeeperConfig config_from_json(const std::string& text) {
         throw std::runtime_error("keeper.json: \"wal_keep_size\" must be a size such as 512MB or 0");
     if (!std::regex_match(c.max_slot_wal_keep_size, std::regex(R"(-1|\d+ ?(kB|MB|GB|TB)?)")))
         throw std::runtime_error("keeper.json: \"max_slot_wal_keep_size\" must be a size such as 10GB, or -1");
+    if (c.http_port < 0 || c.http_port > 65535) throw std::runtime_error("keeper.json: \"http_port\" must be 0 (off) or 1..65535");
+    if (c.http_port != 0 && c.http_port == c.port)
+        throw std::runtime_error("keeper.json: \"http_port\" must differ from \"port\"");
+    if (c.http_threads < 1 || c.http_threads > 64) throw std::runtime_error("keeper.json: \"http_threads\" must be 1..64");
+    if (c.timeouts.http_io_timeout.count() < 100)
+        throw std::runtime_error("keeper.json: \"http_io_timeout_ms\" must be >= 100");
     if (c.timeouts.poll_period.count() == 0) throw std::runtime_error("keeper.json: \"poll_period_ms\" must be > 0");
     return c;
 }

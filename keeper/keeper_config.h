@@ -36,6 +36,10 @@ struct KeeperTimeouts {
     // After pg_rewind, the standby must stream from the primary within this long,
     // else it is re-initialized from a fresh base backup (docs/keeper.md).
     std::chrono::milliseconds rejoin_stream_timeout{30000};
+    // HTTP endpoint: socket read/write timeout of one request, and how old the loop's
+    // last observation may be before /liveness (and every role check) answers 503.
+    std::chrono::milliseconds http_io_timeout{2000};
+    std::chrono::milliseconds http_liveness_timeout{5000};
 };
 
 struct KeeperConfig {
@@ -68,6 +72,10 @@ struct KeeperConfig {
     // disk. A node away longer finds its WAL gone and is rebuilt from a base backup.
     // "-1": no limit.
     std::string max_slot_wal_keep_size = "10GB";
+    // Read-only HTTP health endpoint (docs/operations.md): 0 = off (default).
+    int http_port = 0;
+    std::string http_listen;  // listen address; "" = hostname
+    int http_threads = 4;     // worker threads (the most concurrent requests)
     KeeperTimeouts timeouts;
 };
 

@@ -102,7 +102,37 @@ KeeperLoop::KeeperLoop(std::string state_dir, std::function<bool()> stop_request
 
 std::string KeeperLoop::name() const { return config_.name.empty() ? "node_" + std::to_string(state_.node_id) : config_.name; }
 
-void KeeperLoop::persist() { save_state(state_dir_, state_); }
+// Every step and heartbeat ends in persist(): publishing there keeps the HTTP
+// snapshot as fresh as state.json, also during long transitions.
+void KeeperLoop::persist() {
+    save_state(state_dir_, state_);
+    if (observer_) observer_(node_observation());
+}
+
+NodeObservation KeeperLoop::node_observation() const {
+    const Observation& obs = last_observation_;
+    NodeObservation o;
+    o.published = true;
+    o.node = name();
+    o.formation = config_.formation;
+    o.reported = state_.current_state;
+    o.goal = state_.goal_state;
+    o.pg_running = obs.running;
+    o.pg_accepting = obs.accepting;
+    o.in_recovery = obs.in_recovery;
+    o.wal_receiver_streaming = obs.wal_receiver_streaming;
+    o.lsn = obs.lsn;
+    o.fenced = state_.fenced_at.has_value();
+    o.last_monitor_contact = state_.last_monitor_contact;
+    o.observed_at = Clock::now();
+    if (obs.in_recovery)
+        for (const auto& other : others_)
+            if (other.is_primary && other.lsn)
+                o.lag_bytes = *other.lsn > obs.lsn ? static_cast<std::int64_t>(*other.lsn - obs.lsn) : 0;
+    const auto left = time_to_fencing_deadline();
+    if (left != kNeverFences) o.lease_deadline = o.observed_at + std::chrono::duration_cast<Clock::duration>(left);
+    return o;
+}
 
 void KeeperLoop::reload_config() {
     try {
@@ -129,6 +159,7 @@ void KeeperLoop::reload_config() {
 
 Observation KeeperLoop::observe_and_track() {
     Observation obs = pg_.observe();
+    last_observation_ = obs;
     // Contact is when the standby last replied, not when we looked: a walsender stays
     // 'streaming' for a while after its standby stopped replicating (it froze for an
     // election), and counting that as fresh contact would delay fencing past the

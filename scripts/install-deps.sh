@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   g++ make cmake pkg-config
   postgresql-15 postgresql-server-dev-15 postgresql-contrib
-  libpq-dev libpqxx-dev libcli11-dev libfmt-dev catch2 nlohmann-json3-dev
+  libpq-dev libpqxx-dev libcli11-dev libfmt-dev catch2 nlohmann-json3-dev libcpp-httplib-dev
   python3 python3-pytest python3-psycopg
   iproute2 util-linux procps
   openssl
