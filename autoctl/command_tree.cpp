@@ -12,6 +12,7 @@ void build_command_tree(CLI::App& app) {
     add_maintenance_commands(app);
     add_set_commands(app);
     add_drop_commands(app);
+    add_monitor_ha_commands(app);
 }
 
 }  // namespace autoctl

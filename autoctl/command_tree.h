@@ -13,6 +13,7 @@ void add_perform_commands(CLI::App& app);      // perform switchover | failover 
 void add_maintenance_commands(CLI::App& app);  // enable | disable maintenance
 void add_set_commands(CLI::App& app);          // set node ... | set formation ...
 void add_drop_commands(CLI::App& app);         // drop node
+void add_monitor_ha_commands(CLI::App& app);   // run-monitor | show monitors (after add_show_commands)
 
 void build_command_tree(CLI::App& app);
 

@@ -3,6 +3,11 @@
 #include "autoctl/child_process.h"
 #include "autoctl/exit_codes.h"
 
+#include "keeper/atomic_file.h"
+#include "keeper/keeper.h"
+#include "keeper/keeper_config.h"
+#include "keeper/replication_auth.h"
+
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 
@@ -14,6 +19,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -27,13 +34,9 @@ namespace autoctl {
 
 namespace {
 
-const char* const kMonitorDatabase = "autofailover";
+namespace keeper = autofailover::keeper;
 
-std::string os_user_name() {
-    const passwd* pw = ::getpwuid(::geteuid());
-    if (pw == nullptr) throw CliError(ExitCode::LocalPostgresError, "cannot find the name of the current OS user");
-    return pw->pw_name;
-}
+const char* const kMonitorDatabase = "autofailover";
 
 std::string bin(const MonitorSetup& s, const char* program) {
     return s.pg_bindir.empty() ? program : (fs::path(s.pg_bindir) / program).string();
@@ -46,16 +49,13 @@ std::string read_file(const fs::path& path) {
     return ss.str();
 }
 
+// Unique temp name + fsync + rename (keeper/atomic_file.h); every file here is private to the OS user.
 void write_file(const fs::path& path, const std::string& content) {
-    fs::path tmp = path;
-    tmp += ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << content;
-        if (!out.flush())
-            throw CliError(ExitCode::LocalPostgresError, fmt::format("cannot write {}", tmp.string()));
+    try {
+        keeper::write_file_atomically(path.string(), content, 0600);
+    } catch (const std::exception& e) {
+        throw CliError(ExitCode::LocalPostgresError, e.what());
     }
-    fs::rename(tmp, path);
 }
 
 // The addresses `hostname` resolves to, so pg_hba can name them (pg_hba host
@@ -83,17 +83,19 @@ std::set<std::string> addresses_of(const std::string& hostname) {
     return out;
 }
 
-void create_self_signed_certificate(const MonitorSetup& s) {
+void set_up_certificate(const MonitorSetup& s) {
     const fs::path pgdata(s.pgdata);
-    if (fs::exists(pgdata / "server.crt") && fs::exists(pgdata / "server.key")) return;
-    // A common name is at most 64 characters; "/" would start another RDN.
-    std::string cn = s.hostname.substr(0, 64);
-    for (auto& c : cn)
-        if (c == '/') c = '_';
-    run_child_or_throw({"openssl", "req", "-new", "-x509", "-days", "365", "-nodes", "-subj", "/CN=" + cn, "-keyout",
-                        (pgdata / "server.key").string(), "-out", (pgdata / "server.crt").string()},
-                       "Is openssl installed (Debian package openssl)?");
-    fs::permissions(pgdata / "server.key", fs::perms::owner_read | fs::perms::owner_write);
+    try {
+        if (!s.ssl_ca_file.empty())
+            keeper::install_ca_signed_certificate(s.ssl_ca_file, s.server_cert, s.server_key,
+                                                  (pgdata / "root.crt").string(), (pgdata / "server.crt").string(),
+                                                  (pgdata / "server.key").string());
+        else
+            keeper::create_self_signed_certificate((pgdata / "server.crt").string(), (pgdata / "server.key").string(),
+                                                   s.hostname);
+    } catch (const keeper::KeeperError& e) {
+        throw CliError(static_cast<ExitCode>(e.exit_code()), e.what());
+    }
 }
 
 std::string quote_conf_value(const std::string& value) {
@@ -109,9 +111,16 @@ std::string autofailover_conf(const MonitorSetup& s) {
     conf += fmt::format("port = {}\n", s.pgport);
     // The default socket directory (/var/run/postgresql) belongs to the postgres
     // OS user; the monitor keeps its socket in its own data directory.
-    conf += fmt::format("unix_socket_directories = {}\n", quote_conf_value(s.pgdata));
+    conf += fmt::format("unix_socket_directories = {}\n", quote_conf_value(monitor_socket_dir(s)));
     conf += fmt::format("autofailover.database = '{}'\n", kMonitorDatabase);
-    if (s.ssl_self_signed) conf += "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
+    if (s.ssl) conf += "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
+    if (s.replicated) {
+        // docs/monitor-ha.md: decisions only under the leader lease; pg_rewind needs
+        // wal_log_hints; the agent writes primary_conninfo / synchronous_standby_names
+        // into autofailover_ha.conf.
+        conf += "autofailover.require_leader_lease = on\nwal_log_hints = on\nhot_standby = on\n"
+                "wal_keep_size = '1GB'\ninclude_if_exists 'autofailover_ha.conf'\n";
+    }
     static const std::regex name_re(R"([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?)");
     for (const std::string& setting : s.settings) {
         auto eq = setting.find('=');
@@ -127,21 +136,38 @@ std::string autofailover_conf(const MonitorSetup& s) {
     return conf;
 }
 
+// Where keepers and operators may connect from: loopback, the addresses of --hostname, --allow.
+std::set<std::string> allowed_sources(const MonitorSetup& s) {
+    std::set<std::string> sources{"127.0.0.1/32", "::1/128"};
+    for (const auto& a : addresses_of(s.hostname)) sources.insert(a);
+    for (const auto& network : s.allow) sources.insert(parse_allowed_network(network));
+    return sources;
+}
+
+// No line names the OS user's superuser role over TCP by itself: it logs in over the
+// socket (peer). The +autofailover_operator lines admit it over TCP only with a password,
+// which it has not unless the operator set one.
 std::string pg_hba_conf(const MonitorSetup& s, const std::string& os_user) {
     std::string hba = "# Written by autoctl create monitor: keepers and operators reach database autofailover\n"
                       "# from loopback, the monitor's --hostname and the --allow networks only.\n";
     hba += fmt::format("local   all           {:<24} peer\n", os_user);
     hba += fmt::format("local   {:<12}  {:<24} peer\n", kMonitorDatabase, "+autofailover_operator");
-    std::set<std::string> sources{"127.0.0.1/32", "::1/128"};
-    for (const auto& a : addresses_of(s.hostname)) sources.insert(a);
-    for (const auto& network : s.allow) sources.insert(parse_allowed_network(network));
+    const std::set<std::string> sources = allowed_sources(s);
     // With SSL on, plain TCP connections find no line and are refused.
-    const char* type = s.ssl_self_signed ? "hostssl" : "host";
+    const char* type = s.ssl ? "hostssl" : "host";
     for (const auto& src : sources) {
         hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, kMonitorDatabase, "autofailover_keeper", src,
                            s.auth);
+        // Each node's keeper logs in as its own role, member of this group (docs/security.md).
+        hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, kMonitorDatabase, "+autofailover_node_keepers",
+                           src, s.auth);
         hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, kMonitorDatabase, "+autofailover_operator",
                            src, s.auth);
+        // Replicated monitors: the other monitors' agents stream, rewind and clone as the OS user.
+        if (s.replicated) {
+            hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, "replication", os_user, src, s.auth);
+            hba += fmt::format("{:<7} {:<12}  {:<24} {:<20} {}\n", type, "postgres", os_user, src, s.auth);
+        }
     }
     return hba;
 }
@@ -168,12 +194,15 @@ std::string random_password() {
 }
 
 std::string local_conninfo(const MonitorSetup& s, const char* dbname) {
-    return fmt::format("host={} port={} dbname={} application_name=autoctl", s.pgdata, s.pgport, dbname);
+    return fmt::format("host={} port={} dbname={} application_name=autoctl", monitor_socket_dir(s), s.pgport,
+                       dbname);
 }
 
-// Creates the database, roles and extension that are missing; returns the
-// keeper role's new password when the auth mode needs one.
-std::string complete_monitor_database(const MonitorSetup& s, const std::string& os_user) {
+fs::path keeper_password_path(const MonitorSetup& s) { return fs::path(s.pgdata) / "autofailover_keeper.password"; }
+
+// Creates the database, roles and extension that are missing; sets the keeper
+// role's password (from the 0600 file, created once) when the auth mode needs one.
+void complete_monitor_database(const MonitorSetup& s, const std::string& os_user) {
     try {
         {
             pqxx::connection admin(local_conninfo(s, "postgres"));
@@ -183,24 +212,33 @@ std::string complete_monitor_database(const MonitorSetup& s, const std::string& 
         }
         pqxx::connection conn(local_conninfo(s, kMonitorDatabase));
         pqxx::work tx(conn);
-        // The extension script creates the roles autofailover_keeper and autofailover_operator.
+        // The extension script creates the roles autofailover_keeper, autofailover_node_keepers
+        // and autofailover_operator.
         tx.exec("CREATE EXTENSION IF NOT EXISTS autofailover");
         tx.exec(fmt::format("GRANT autofailover_operator TO {}", tx.quote_name(os_user)));
+        // Only those roles may connect: LISTEN/NOTIFY cannot be revoked, CONNECT can (docs/security.md).
+        tx.exec(fmt::format("REVOKE CONNECT ON DATABASE {} FROM PUBLIC", tx.quote_name(kMonitorDatabase)));
+        tx.exec(fmt::format("GRANT CONNECT ON DATABASE {} TO autofailover_keeper, autofailover_node_keepers, "
+                            "autofailover_operator",
+                            tx.quote_name(kMonitorDatabase)));
         std::string password;
         if (s.auth != "trust") {
-            // Kept in the data directory (mode 0600) so that a re-run prints
-            // the same URI instead of locking out the keepers already using it.
-            const fs::path saved = fs::path(s.pgdata) / "autofailover_keeper.password";
-            password = fs::exists(saved) ? read_file(saved) : random_password();
-            if (!fs::exists(saved)) {
-                write_file(saved, password);
-                fs::permissions(saved, fs::perms::owner_read | fs::perms::owner_write);
+            // Kept in the data directory (mode 0600) so that a re-run keeps the
+            // password the keepers already use instead of locking them out.
+            const fs::path saved = keeper_password_path(s);
+            if (fs::exists(saved)) {
+                password = read_file(saved);
+                password = password.substr(0, password.find('\n'));
             }
-            // ALTER ROLE takes no bind parameters; the value is quoted by libpq.
-            tx.exec(fmt::format("ALTER ROLE autofailover_keeper PASSWORD {}", tx.quote(password)));
+            if (password.empty()) {
+                password = random_password();
+                write_file(saved, password + "\n");  // created 0600, never readable by others
+            }
         }
         tx.commit();
-        return password;
+        // As a SCRAM verifier computed here: the plain password never reaches the server or its log.
+        if (!password.empty())
+            keeper::set_role_password(local_conninfo(s, kMonitorDatabase), "autofailover_keeper", password);
     } catch (const pqxx::sql_error& e) {
         throw CliError(ExitCode::LocalPostgresError,
                        fmt::format("setting up the monitor database failed: {}\nIs the autofailover extension "
@@ -210,7 +248,19 @@ std::string complete_monitor_database(const MonitorSetup& s, const std::string& 
         throw CliError(ExitCode::LocalPostgresError,
                        fmt::format("cannot connect to the new monitor through its socket in {}: {}", s.pgdata,
                                    e.what()));
+    } catch (const keeper::KeeperError& e) {
+        throw CliError(ExitCode::LocalPostgresError, e.what());
     }
+}
+
+// Percent-encodes what a URI query value may not hold as is ('/' stays, as libpq accepts it).
+std::string uri_encode(const std::string& value) {
+    std::string out;
+    for (unsigned char c : value) {
+        if (std::isalnum(c) || std::strchr("-._~/", c) != nullptr) out += static_cast<char>(c);
+        else out += fmt::format("%{:02X}", c);
+    }
+    return out;
 }
 
 std::string uri_host(const std::string& host) {
@@ -218,6 +268,12 @@ std::string uri_host(const std::string& host) {
 }
 
 }  // namespace
+
+std::string os_user_name() {
+    const passwd* pw = ::getpwuid(::geteuid());
+    if (pw == nullptr) throw CliError(ExitCode::LocalPostgresError, "cannot find the name of the current OS user");
+    return pw->pw_name;
+}
 
 std::string parse_allowed_network(const std::string& text) {
     const auto slash = text.find('/');
@@ -271,6 +327,10 @@ MonitorUris create_monitor(const MonitorSetup& input) {
     MonitorSetup s = input;
     s.pgdata = fs::absolute(s.pgdata).lexically_normal().string();
     if (!s.pgdata.empty() && s.pgdata.size() > 1 && s.pgdata.back() == '/') s.pgdata.pop_back();
+    if (auto reason = keeper::unsafe_path_reason(s.pgdata))
+        throw CliError(ExitCode::BadArguments, fmt::format("--pgdata {}: {}", s.pgdata, *reason));
+    if (auto reason = keeper::invalid_hostname_reason(s.hostname))
+        throw CliError(ExitCode::BadArguments, fmt::format("--hostname {}: {}", s.hostname, *reason));
     const std::string os_user = os_user_name();
     const fs::path pgdata(s.pgdata);
     for (const auto& network : s.allow) parse_allowed_network(network);  // refuse typos before initdb
@@ -286,15 +346,7 @@ MonitorUris create_monitor(const MonitorSetup& input) {
                             "--auth-local=peer", "--auth-host=reject", "--no-instructions"},
                            "Check that the parent directory exists and belongs to the current OS user.");
     }
-    // Also when a monitor created without SSL is re-run with --ssl-self-signed.
-    if (s.ssl_self_signed) create_self_signed_certificate(s);
-
-    write_file(pgdata / "autofailover.conf", autofailover_conf(s));
-    const fs::path postgresql_conf = pgdata / "postgresql.conf";
-    std::string main_conf = read_file(postgresql_conf);
-    if (main_conf.find("include 'autofailover.conf'") == std::string::npos)
-        write_file(postgresql_conf, main_conf + "\ninclude 'autofailover.conf'\n");
-    write_file(pgdata / "pg_hba.conf", pg_hba_conf(s, os_user));
+    write_monitor_files(s);
 
     if (server_is_running(s)) {
         run_child_or_throw({bin(s, "pg_ctl"), "-D", s.pgdata, "reload"}, "");
@@ -303,17 +355,54 @@ MonitorUris create_monitor(const MonitorSetup& input) {
                                  monitor_log_path(s.pgdata));
         start_server(s);
     }
-    std::string password = complete_monitor_database(s, os_user);
+    complete_monitor_database(s, os_user);
+    return monitor_uris(s);
+}
 
-    const std::string sslmode = s.ssl_self_signed ? "?sslmode=require" : "";
+std::string monitor_socket_dir(const MonitorSetup& s) {
+    // A replicated monitor keeps its socket out of the data directory: pg_rewind
+    // from a leader would try to copy the leader's socket file and fail.
+    if (!s.replicated) return s.pgdata;
+    fs::path p = fs::path(s.pgdata).lexically_normal();
+    if (p.filename().empty()) p = p.parent_path();
+    return p.string() + ".monitor";
+}
+
+void write_monitor_files(const MonitorSetup& s) {
+    const fs::path pgdata(s.pgdata);
+    if (s.replicated) {
+        fs::create_directories(monitor_socket_dir(s));
+        fs::permissions(monitor_socket_dir(s), fs::perms::owner_all);
+    }
+    // Also when a monitor created without SSL is re-run with it.
+    if (s.ssl) set_up_certificate(s);
+    write_file(pgdata / "autofailover.conf", autofailover_conf(s));
+    const fs::path postgresql_conf = pgdata / "postgresql.conf";
+    std::string main_conf = read_file(postgresql_conf);
+    if (main_conf.find("include 'autofailover.conf'") == std::string::npos)
+        write_file(postgresql_conf, main_conf + "\ninclude 'autofailover.conf'\n");
+    write_file(pgdata / "pg_hba.conf", pg_hba_conf(s, os_user_name()));
+}
+
+bool monitor_server_running(const MonitorSetup& s) { return server_is_running(s); }
+void start_monitor_server(const MonitorSetup& s) { start_server(s); }
+std::string monitor_program(const MonitorSetup& s, const char* program) { return bin(s, program); }
+std::string monitor_os_user() { return os_user_name(); }
+
+MonitorUris monitor_uris(const MonitorSetup& s) {
+    std::string query;
+    if (!s.ssl_ca_file.empty())
+        query = "?sslmode=verify-full&sslrootcert=" + uri_encode(fs::absolute(s.ssl_ca_file).lexically_normal().string());
+    else if (s.ssl)
+        query = "?sslmode=require";
     MonitorUris uris;
-    uris.keeper = fmt::format("postgres://autofailover_keeper{}@{}:{}/{}{}", password.empty() ? "" : ":" + password,
-                              uri_host(s.hostname), s.pgport, kMonitorDatabase, sslmode);
-    if (s.auth == "trust")
-        uris.operator_ = fmt::format("postgres://{}@{}:{}/{}{}", os_user, uri_host(s.hostname), s.pgport,
-                                     kMonitorDatabase, sslmode);
-    else  // the OS user has no password: it logs in over the socket with peer authentication
-        uris.operator_ = fmt::format("postgres:///{}?host={}&port={}", kMonitorDatabase, s.pgdata, s.pgport);
+    uris.keeper = fmt::format("postgres://autofailover_keeper@{}:{}/{}{}", uri_host(s.hostname), s.pgport,
+                              kMonitorDatabase, query);
+    if (s.auth != "trust") uris.keeper_password_file = keeper_password_path(s).string();
+    // The OS user is the monitor's superuser and has no password: it logs in over the socket (peer).
+    uris.operator_ = fmt::format("postgres:///{}?host={}&port={}", kMonitorDatabase,
+                                 uri_encode(monitor_socket_dir(s)), s.pgport);
+    for (const auto& source : allowed_sources(s)) uris.trusted_sources.push_back(source);
     return uris;
 }
 

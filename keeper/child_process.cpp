@@ -22,8 +22,18 @@ ChildResult run_child(const std::vector<std::string>& argv, const ChildOptions& 
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
+    // extra_env wins over an inherited variable of the same name (getenv takes the first):
+    // a PGPASSFILE in the operator's environment must not hide the keeper's own.
     std::vector<std::string> env_strings;
-    for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+    const auto overridden = [&](const char* inherited) {
+        for (const auto& e : options.extra_env) {
+            const auto eq = e.find('=');
+            if (eq != std::string::npos && std::strncmp(inherited, e.c_str(), eq + 1) == 0) return true;
+        }
+        return false;
+    };
+    for (char** e = environ; *e; ++e)
+        if (!overridden(*e)) env_strings.emplace_back(*e);
     for (const auto& e : options.extra_env) env_strings.push_back(e);
     std::vector<char*> env;
     for (auto& e : env_strings) env.push_back(e.data());

@@ -39,13 +39,27 @@ struct CreateNodeOptions {
     std::optional<int> group;           // empty: the monitor decides (0)
     int candidate_priority = 50;
     bool replication_quorum = true;
-    std::string auth_method = "trust";  // method of the pg_hba lines the keeper writes
+    // Method of the pg_hba lines the keeper writes and of initdb's loopback lines
+    // (--auth-host). "trust" only when the operator asks for it.
+    std::string auth_method = "scram-sha-256";
     // First line: autofailover_replicator's password, the same for every node of the
     // formation; required unless auth_method is trust. Copied to <state dir>/replication.pgpass.
     std::string replication_password_file;
-    bool ssl_self_signed = false;       // certificate in the state dir, ssl=on, hostssl lines
+    // First line: autofailover_keeper's password on the monitor (autoctl create monitor
+    // writes it to <monitor pgdata>/autofailover_keeper.password). Copied to
+    // <state dir>/monitor.pgpass; empty when the monitor URI needs none (or holds it).
+    std::string monitor_password_file;
+    // TLS: ssl=on with hostssl pg_hba lines, replication over TLS. With none of the three
+    // files below the node gets a self-signed certificate (encrypted, not authenticated);
+    // with all three, a certificate signed by the operator's CA, and replication verifies
+    // the peer (sslmode=verify-full). false: --no-ssl.
+    bool ssl = true;
+    std::string ssl_ca_file;  // --ssl-ca-file: the CA that signed every node's certificate
+    std::string server_cert;  // --server-cert: this node's certificate (CN or SAN = --hostname)
+    std::string server_key;   // --server-key: its key
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
     int http_port = 0;  // keeper HTTP endpoint, 0 = off
+    std::string http_listen = "127.0.0.1";  // its listen address
     // Run the first transition now (initdb + start for the first node, pg_basebackup
     // for a later one once the primary allows it), waiting at most init_timeout.
     // When false, `run_keeper` does it on its first loops.

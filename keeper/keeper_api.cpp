@@ -1,6 +1,7 @@
 // keeper.h: what autoctl and the keeper binary call.
 #include "keeper/keeper.h"
 
+#include "keeper/conninfo.h"
 #include "keeper/keeper_log.h"
 #include "keeper/keeper_loop.h"
 #include "keeper/http_endpoint.h"
@@ -73,22 +74,46 @@ CreatedNode created_from(const KeeperConfig& config, const KeeperState& state, c
 }
 
 // Before registering, so that a bad password file or a failing openssl leaves nothing behind.
+// Without --replication-password-file the formation's password comes from the monitor
+// (register_node), written by store_registration_secrets.
 void set_up_credentials(const CreateNodeOptions& options, const std::string& dir, KeeperConfig& config) {
-    if (options.replication_password_file.empty()) {
-        if (options.auth_method != "trust")
-            throw KeeperError(KeeperError::Kind::BadArguments,
-                              "--auth " + options.auth_method +
-                                  " needs --replication-password-file FILE (or $AUTOFAILOVER_REPLICATION_PASSWORD_FILE):"
-                                  " the password of autofailover_replicator on its first line, the same file on "
-                                  "every node of the formation, mode 0600");
-    } else {
+    if (options.auth_method != "trust" && options.auth_method != "scram-sha-256")
+        throw KeeperError(KeeperError::Kind::BadArguments,
+                          "--auth " + options.auth_method + ": expected scram-sha-256 (the default) or trust");
+    if (!options.replication_password_file.empty()) {
         config.replication_passfile = dir + "/replication.pgpass";
         write_replication_pgpass(config.replication_passfile, read_password_file(options.replication_password_file));
     }
-    if (options.ssl_self_signed) {
-        config.ssl_cert_file = dir + "/server.crt";
-        config.ssl_key_file = dir + "/server.key";
+    const bool ca = !options.ssl_ca_file.empty() || !options.server_cert.empty() || !options.server_key.empty();
+    if (ca && (options.ssl_ca_file.empty() || options.server_cert.empty() || options.server_key.empty()))
+        throw KeeperError(KeeperError::Kind::BadArguments,
+                          "--ssl-ca-file, --server-cert and --server-key go together (a certificate signed by your CA)");
+    if (!options.ssl) {
+        if (ca) throw KeeperError(KeeperError::Kind::BadArguments, "--no-ssl excludes --ssl-ca-file/--server-cert/--server-key");
+        return;
+    }
+    config.ssl_cert_file = dir + "/server.crt";
+    config.ssl_key_file = dir + "/server.key";
+    if (ca) {
+        config.ssl_ca_file = dir + "/root.crt";
+        install_ca_signed_certificate(options.ssl_ca_file, options.server_cert, options.server_key, config.ssl_ca_file,
+                                      config.ssl_cert_file, config.ssl_key_file);
+    } else {
         create_self_signed_certificate(config.ssl_cert_file, config.ssl_key_file, options.hostname);
+    }
+}
+
+// The node's own monitor credential, and the formation's replication password
+// unless the operator gave one: 0600 files in the state dir, never keeper.json.
+void store_registration_secrets(const Registration& reg, const std::string& dir, KeeperConfig& config) {
+    config.monitor_user = reg.keeper_role;
+    config.monitor_passfile = dir + "/monitor.pgpass";
+    write_monitor_pgpass(config.monitor_passfile, reg.keeper_role, reg.keeper_password);
+    if (config.replication_passfile.empty()) {
+        if (reg.replication_password.empty())
+            throw KeeperError(KeeperError::Kind::MonitorError, "the monitor returned no replication password");
+        config.replication_passfile = dir + "/replication.pgpass";
+        write_replication_pgpass(config.replication_passfile, reg.replication_password);
     }
 }
 
@@ -107,6 +132,18 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
     if (options.hostname.empty()) throw KeeperError(KeeperError::Kind::BadArguments, "--hostname is required");
     const std::string pgdata = absolute(options.pgdata);
     const std::string dir = resolve_state_dir(pgdata, options.state_dir);
+    // Before anything is written or registered: these end up in pg_ctl's shell command,
+    // postgresql.conf and pg_hba.conf (keeper.json is checked the same way at every load).
+    if (auto reason = unsafe_path_reason(pgdata))
+        throw KeeperError(KeeperError::Kind::BadArguments, "--pgdata " + pgdata + ": " + *reason);
+    if (auto reason = unsafe_path_reason(dir))
+        throw KeeperError(KeeperError::Kind::BadArguments, "--state-dir " + dir + ": " + *reason);
+    if (auto reason = invalid_hostname_reason(options.hostname))
+        throw KeeperError(KeeperError::Kind::BadArguments, "--hostname " + options.hostname + ": " + *reason);
+    if (auto reason = invalid_hostname_reason(options.http_listen))
+        throw KeeperError(KeeperError::Kind::BadArguments, "--http-listen " + options.http_listen + ": " + *reason);
+    if (options.http_port != 0 && options.http_port == options.port)
+        throw KeeperError(KeeperError::Kind::BadArguments, "--http-port must differ from --pgport");
     fs::create_directories(dir);
     fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
 
@@ -116,9 +153,11 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         log_info("node_{} state=dropped was removed from the formation; registering again", state.node_id);
         state = KeeperState{};
     }
+    // keeper.json keeps the monitor's address; the bootstrap password stays with the operator.
+    const std::string monitor_address = conninfo_without_password(options.monitor_uri);
     if (state.node_id != 0) {
         config = load_config(dir);
-        if (config.monitor_uri != options.monitor_uri || config.formation != options.formation ||
+        if (conninfo_without_password(config.monitor_uri) != monitor_address || config.formation != options.formation ||
             config.pgdata != pgdata)
             throw KeeperError(KeeperError::Kind::BadArguments,
                               dir + " already holds node " + config.name + " of formation " + config.formation +
@@ -126,7 +165,7 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         log_info("node={} state={} already registered as node id {}", config.name, to_string(state.current_state),
                  state.node_id);
     } else {
-        config.monitor_uri = options.monitor_uri;
+        config.monitor_uri = monitor_address;
         config.formation = options.formation;
         config.hostname = options.hostname;
         config.port = options.port;
@@ -134,8 +173,19 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         config.pg_bindir = options.pg_bindir;
         config.auth_method = options.auth_method;
         config.http_port = options.http_port;
+        config.http_listen = options.http_listen;
         set_up_credentials(options, dir, config);
-        MonitorLink monitor(config.monitor_uri, std::chrono::seconds(10));
+        // The bootstrap password may only register; it is kept (0600) for a re-registration
+        // after `drop node`, never in keeper.json and never used for anything else.
+        std::string bootstrap_passfile;
+        if (!options.monitor_password_file.empty()) {
+            bootstrap_passfile = dir + "/monitor-bootstrap.pgpass";
+            write_pgpass(bootstrap_passfile, "autofailover_keeper",
+                         read_password_file(options.monitor_password_file, "monitor password file"));
+        }
+        // Registration is the one call made with the bootstrap credential of --monitor
+        // (its password, when the monitor needs one, from --monitor-password-file).
+        MonitorLink monitor(MonitorLogin{options.monitor_uri, "", bootstrap_passfile}, std::chrono::seconds(10));
         Registration reg;
         try {
             reg = monitor.register_node(config.formation, config.hostname, config.port, options.name, options.group,
@@ -146,6 +196,7 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
             throw KeeperError(KeeperError::Kind::MonitorError, std::string("the monitor refused the registration: ") + e.what());
         }
         config.name = reg.node_name;
+        store_registration_secrets(reg, dir, config);
         state.node_id = reg.node_id;
         state.group_id = reg.group_id;
         state.goal_state = reg.goal;
@@ -189,7 +240,7 @@ int run_keeper(const std::string& pgdata, const std::string& state_dir) {
         // Bound at start, before the first step, so a taken port stops the keeper at once.
         std::unique_ptr<HttpEndpoint> http;
         if (const auto& c = loop.config(); c.http_port != 0) {
-            const std::string host = c.http_listen.empty() ? c.hostname : c.http_listen;
+            const std::string& host = c.http_listen;
             try {
                 http = std::make_unique<HttpEndpoint>(host, c.http_port, c.http_threads, c.timeouts.http_io_timeout,
                                                       c.timeouts.http_liveness_timeout);

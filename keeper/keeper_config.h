@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 namespace autofailover::keeper {
@@ -43,21 +44,31 @@ struct KeeperTimeouts {
 };
 
 struct KeeperConfig {
+    // The monitor's address (host, port, database, TLS); never a password.
     std::string monitor_uri;
+    // This node's own monitor role (autofailover_keeper_<id>) and the pgpass file
+    // (0600, in the state dir) with its password, both from register_node.
+    // "" (a config written before registration): the URI's user.
+    std::string monitor_user;
+    std::string monitor_passfile;
     std::string formation = "default";
     std::string name;  // as registered (the monitor may have chosen it)
     std::string hostname;
     int port = 5432;
     std::string pgdata;
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
-    std::string auth_method = "trust";  // pg_hba method of the keeper's lines (replication, probe)
+    // pg_hba method of the keeper's lines (replication, probe): scram-sha-256 or trust.
+    std::string auth_method = "scram-sha-256";
     // pgpass file (0600) holding autofailover_replicator's password, used through
     // passfile= by primary_conninfo, pg_basebackup and pg_rewind; "" = no password.
     std::string replication_passfile;
-    // This node's certificate and key (--ssl-self-signed); "" = SSL off. Outside
-    // PGDATA so a base backup never replaces them with the primary's.
+    // This node's certificate and key; "" = SSL off. Outside PGDATA so a base backup
+    // never replaces them with the primary's.
     std::string ssl_cert_file;
     std::string ssl_key_file;
+    // The CA that signed every node's certificate (--ssl-ca-file): replication then
+    // verifies the peer (sslmode=verify-full). "" = self-signed (sslmode=require).
+    std::string ssl_ca_file;
     std::string socket_dir = "/tmp";    // unix_socket_directories of the local Postgres
     std::string max_backup_rate;        // pg_basebackup --max-rate, empty = unlimited
     bool stop_postgres_on_exit = true;  // SIGTERM/SIGINT also stop Postgres (autoctl stop)
@@ -74,15 +85,31 @@ struct KeeperConfig {
     std::string max_slot_wal_keep_size = "10GB";
     // Read-only HTTP health endpoint (docs/operations.md): 0 = off (default).
     int http_port = 0;
-    std::string http_listen;  // listen address; "" = hostname
+    // Listen address. Loopback by default: the endpoint has no authentication, so
+    // exposing it to the network is the operator's explicit choice.
+    std::string http_listen = "127.0.0.1";
     int http_threads = 4;     // worker threads (the most concurrent requests)
     KeeperTimeouts timeouts;
 };
 
 inline bool ssl_enabled(const KeeperConfig& config) { return !config.ssl_key_file.empty(); }
 
-// Both throw std::runtime_error naming the offending key.
+// Both throw std::runtime_error naming the offending key. config_from_json checks
+// every value's type and range (ports, counts, timeouts, names, host names, paths)
+// before anything uses it: keeper.json is hand-editable.
 std::string config_to_json(const KeeperConfig& config);
 KeeperConfig config_from_json(const std::string& text);
+
+// Why `path` must not be a data directory or another path the keeper hands to
+// Postgres, libpq and pg_ctl (whose /bin/sh interprets ", `, $ and \), or nullopt
+// when it is fine: absolute, at most 1024 bytes, none of those characters and no
+// control character (a newline would end a line of postgresql.conf).
+std::optional<std::string> unsafe_path_reason(const std::string& path);
+
+// Why `host` is neither a host name (letters, digits, '-', dot-separated labels of
+// 1..63, at most 253 characters) nor an IPv4/IPv6 address literal, or nullopt.
+// The pg_hba keywords all, samehost and samenet are refused too: the keeper writes
+// group hosts into pg_hba.conf.
+std::optional<std::string> invalid_hostname_reason(const std::string& host);
 
 }  // namespace autofailover::keeper

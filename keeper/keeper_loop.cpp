@@ -57,6 +57,10 @@ std::string ms(milliseconds d) { return std::to_string(d.count()) + "ms"; }
 
 }  // namespace
 
+MonitorLogin monitor_login(const KeeperConfig& config) {
+    return MonitorLogin{config.monitor_uri, config.monitor_user, config.monitor_passfile};
+}
+
 std::string config_path(const std::string& dir) { return dir + "/keeper.json"; }
 std::string state_path(const std::string& dir) { return dir + "/state.json"; }
 std::string pid_path(const std::string& dir) { return dir + "/keeper.pid"; }
@@ -93,7 +97,7 @@ KeeperLoop::KeeperLoop(std::string state_dir, std::function<bool()> stop_request
       config_(load_config(state_dir_)),
       state_(load_state(state_dir_)),
       pg_(config_),
-      monitor_(config_.monitor_uri, config_.timeouts.monitor_call_timeout) {
+      monitor_(monitor_login(config_), config_.timeouts.monitor_call_timeout) {
     if (state_.node_id == 0)
         throw KeeperError(KeeperError::Kind::BadArguments,
                           "state.json in " + state_dir_ + " holds no registration: run `autoctl create postgres`");
@@ -140,6 +144,7 @@ void KeeperLoop::reload_config() {
         config_ = fresh;
         pg_ = LocalPostgres(config_);
         monitor_.disconnect();
+        monitor_.set_login(monitor_login(config_));
         monitor_.set_call_timeout(config_.timeouts.monitor_call_timeout);
         log_info("node={} state={} reloaded keeper.json (poll_period={})", name(), to_string(state_.current_state),
                  ms(config_.timeouts.poll_period));
@@ -185,6 +190,12 @@ NodeReport KeeperLoop::make_report(const Observation& obs) {
     r.timeline = obs.timeline;
     r.lsn = obs.lsn;
     r.pg_is_running = obs.running;
+    // What only the primary can vouch for: which standbys stream from it, and how far.
+    if (obs.accepting && !obs.in_recovery)
+        for (const auto& s : obs.standbys)
+            if (s.state == "streaming")
+                if (auto id = node_id_of_standby_name(s.application_name))
+                    r.streaming_standbys.push_back(StreamingStandbyReport{*id, s.flush_lsn});
     // A primary whose Postgres just crashed is restarted first; the monitor
     // hears about it only once the restart budget is spent.
     if (!obs.running && down_since_ && is_writable(state_.current_state)) {
@@ -244,8 +255,9 @@ bool KeeperLoop::contact_monitor(const Observation& obs) {
         monitor_was_unreachable_ = true;
         return false;
     } catch (const MonitorRefused& e) {
-        // The monitor answered: it is reachable, only this request was refused.
-        state_.last_monitor_contact = Clock::now();
+        // A refusal is no contact: a monitor that says "not registered", "not your node" or
+        // "read-only" has not confirmed this primary, and may be promoting another node.
+        // Counting it would keep a removed or impersonated primary from fencing (two primaries).
         log_error("node={} state={} node_active refused: {}", name(), to_string(state_.current_state), e.what());
         return false;
     }
@@ -310,11 +322,14 @@ void KeeperLoop::heartbeat() {
         } catch (const MonitorUnreachable&) {
             check_partition(obs);
         } catch (const MonitorRefused& e) {
-            state_.last_monitor_contact = Clock::now();
+            // No contact either (see contact_monitor): the fencing clock keeps running.
             log_debug("node={} heartbeat refused: {}", name(), e.what());
+            check_partition(obs);
         }
         renew_write_lease(obs);
         persist();
+        log_debug("node={} heartbeat took {}", name(),
+                  ms(std::chrono::duration_cast<milliseconds>(SteadyClock::now() - last_heartbeat_)));
     } catch (const std::exception& e) {
         log_debug("node={} heartbeat failed: {}", name(), e.what());
     }

@@ -22,6 +22,8 @@ namespace autofailover::keeper {
 
 struct ActionContext;  // keeper/transition_actions.h
 
+// How this node's keeper logs in to the monitor (its own role, docs/security.md).
+MonitorLogin monitor_login(const KeeperConfig& config);
 std::string config_path(const std::string& state_dir);
 std::string state_path(const std::string& state_dir);
 std::string pid_path(const std::string& state_dir);

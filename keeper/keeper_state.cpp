@@ -2,12 +2,48 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <limits>
 #include <stdexcept>
 
 namespace autofailover::keeper {
 namespace {
 
 using Json = nlohmann::json;
+
+// Times are milliseconds since the epoch; beyond 2200-01-01 a clock (nanoseconds in 64 bits)
+// would overflow, so such a value is corruption, not a time.
+constexpr long long kLatestTimeMs = 7258118400000LL;
+
+[[noreturn]] void bad(const std::string& key, const std::string& what) {
+    throw std::runtime_error("state.json: \"" + key + "\" " + what);
+}
+
+// An integer in [min, max]; floats, fractions and huge values are refused, never cast.
+long long integer(const Json& j, const char* key, long long fallback, long long min, long long max) {
+    auto it = j.find(key);
+    if (it == j.end()) return fallback;
+    const std::string range = "must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
+    long long value = 0;
+    if (it->is_number_unsigned()) {
+        const auto u = it->get<std::uint64_t>();
+        if (u > static_cast<std::uint64_t>(max)) bad(key, range + " (got " + it->dump() + ")");
+        value = static_cast<long long>(u);
+    } else if (it->is_number_integer()) {
+        value = it->get<std::int64_t>();
+    } else {
+        bad(key, range + " (got " + it->dump().substr(0, 40) + ")");
+    }
+    if (value < min || value > max) bad(key, range + " (got " + std::to_string(value) + ")");
+    return value;
+}
+
+bool boolean(const Json& j, const char* key, bool fallback) {
+    auto it = j.find(key);
+    if (it == j.end()) return fallback;
+    if (!it->is_boolean()) bad(key, "must be true or false");
+    return it->get<bool>();
+}
 
 Json time_to_json(const std::optional<TimePoint>& t) {
     if (!t) return nullptr;
@@ -17,15 +53,17 @@ Json time_to_json(const std::optional<TimePoint>& t) {
 std::optional<TimePoint> time_from_json(const Json& j, const char* key) {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return std::nullopt;
-    return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(it->get<long long>())));
+    const long long ms = integer(j, key, 0, 0, kLatestTimeMs);
+    return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(ms)));
 }
 
 NodeState state_from(const Json& j, const char* key) {
     auto it = j.find(key);
     if (it == j.end()) return NodeState::Init;
+    if (!it->is_string()) bad(key, "must be a state name such as \"secondary\"");
     auto text = it->get<std::string>();
     auto parsed = parse_node_state(text);
-    if (!parsed) throw std::runtime_error("state.json: unknown state \"" + text + "\" in " + key);
+    if (!parsed) throw std::runtime_error("state.json: unknown state \"" + text.substr(0, 40) + "\" in " + key);
     return *parsed;
 }
 
@@ -49,23 +87,25 @@ std::string state_to_json(const KeeperState& s) {
 
 KeeperState state_from_json(const std::string& text) {
     KeeperState s;
+    Json j;
     try {
-        Json j = Json::parse(text);
-        if (!j.is_object()) throw std::runtime_error("state.json: expected a JSON object");
-        s.node_id = j.value("node_id", std::int64_t{0});
-        s.group_id = j.value("group_id", 0);
-        s.current_state = state_from(j, "current_state");
-        s.goal_state = state_from(j, "goal_state");
-        s.last_monitor_contact = time_from_json(j, "last_monitor_contact_ms");
-        s.last_standby_contact = time_from_json(j, "last_standby_contact_ms");
-        s.network_partition_timeout =
-            std::chrono::milliseconds(j.value("network_partition_timeout_ms", s.network_partition_timeout.count()));
-        s.fenced_at = time_from_json(j, "fenced_at_ms");
-        s.dropped = j.value("dropped", false);
-        s.rejoin_needs_base_backup = j.value("rejoin_needs_base_backup", false);
+        j = Json::parse(text);
     } catch (const Json::exception& e) {
         throw std::runtime_error(std::string("state.json is malformed: ") + e.what());
     }
+    if (!j.is_object()) throw std::runtime_error("state.json: expected a JSON object");
+    s.node_id = integer(j, "node_id", 0, 0, std::numeric_limits<std::int64_t>::max());
+    s.group_id = static_cast<int>(integer(j, "group_id", 0, 0, std::numeric_limits<int>::max()));
+    s.current_state = state_from(j, "current_state");
+    s.goal_state = state_from(j, "goal_state");
+    s.last_monitor_contact = time_from_json(j, "last_monitor_contact_ms");
+    s.last_standby_contact = time_from_json(j, "last_standby_contact_ms");
+    // The monitor's value (the GUC autofailover.network_partition_timeout, an int of ms).
+    s.network_partition_timeout = std::chrono::milliseconds(integer(
+        j, "network_partition_timeout_ms", s.network_partition_timeout.count(), 1, std::numeric_limits<int>::max()));
+    s.fenced_at = time_from_json(j, "fenced_at_ms");
+    s.dropped = boolean(j, "dropped", false);
+    s.rejoin_needs_base_backup = boolean(j, "rejoin_needs_base_backup", false);
     return s;
 }
 

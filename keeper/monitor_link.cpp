@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <poll.h>
+#include <set>
+#include <thread>
 
 namespace autofailover::keeper {
 namespace {
@@ -42,12 +44,24 @@ NodeState to_state(const std::optional<std::string>& s) {
     return *parsed;
 }
 
+// Array literals of the streaming standbys: {2,5} and {0/3000060,0/3000060}.
+std::string streaming_ids_literal(const std::vector<StreamingStandbyReport>& standbys) {
+    std::string out = "{";
+    for (const auto& s : standbys) out += (out.size() > 1 ? "," : "") + std::to_string(s.node_id);
+    return out + "}";
+}
+std::string streaming_lsns_literal(const std::vector<StreamingStandbyReport>& standbys) {
+    std::string out = "{";
+    for (const auto& s : standbys) out += (out.size() > 1 ? "," : "") + format_lsn(s.flush_lsn);
+    return out + "}";
+}
+
 }  // namespace
 
 void MonitorLink::ConnDeleter::operator()(pg_conn* conn) const { PQfinish(conn); }
 
-MonitorLink::MonitorLink(std::string uri, std::chrono::milliseconds call_timeout)
-    : uri_(std::move(uri)), call_timeout_(call_timeout) {}
+MonitorLink::MonitorLink(MonitorLogin login, std::chrono::milliseconds call_timeout)
+    : login_(std::move(login)), call_timeout_(call_timeout) {}
 
 MonitorLink::~MonitorLink() = default;
 
@@ -65,23 +79,61 @@ void MonitorLink::wait_socket(bool for_write, SteadyClock::time_point deadline) 
     if (n < 0 && errno != EINTR) throw MonitorUnreachable("poll on the monitor connection failed");
 }
 
+namespace {
+
+std::vector<std::pair<std::string, std::string>> connection_options(const MonitorLogin& login) {
+    char* error = nullptr;
+    std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> parsed(PQconninfoParse(login.uri.c_str(), &error),
+                                                                      &PQconninfoFree);
+    if (!parsed) {
+        std::string message = error ? one_line(error) : "out of memory";
+        PQfreemem(error);
+        throw MonitorUnreachable("invalid monitor URI " + redact_conninfo(login.uri) + ": " + message);
+    }
+    static const std::set<std::string> ours = {"application_name", "keepalives", "keepalives_idle",
+                                               "keepalives_interval", "keepalives_count"};
+    std::vector<std::pair<std::string, std::string>> options;
+    for (const PQconninfoOption* o = parsed.get(); o->keyword != nullptr; ++o) {
+        if (o->val == nullptr || *o->val == '\0' || ours.count(o->keyword)) continue;
+        const std::string keyword = o->keyword;
+        // The URI's password belongs to the URI's user (the bootstrap role): never sent as another.
+        if (!login.user.empty() && (keyword == "user" || keyword == "password" || keyword == "passfile")) continue;
+        options.emplace_back(keyword, o->val);
+    }
+    if (!login.user.empty()) options.emplace_back("user", login.user);
+    if (!login.passfile.empty()) options.emplace_back("passfile", login.passfile);
+    options.emplace_back("application_name", "autofailover_keeper");
+    options.emplace_back("keepalives_idle", "2");
+    options.emplace_back("keepalives_interval", "1");
+    options.emplace_back("keepalives_count", "2");
+    return options;
+}
+
+}  // namespace
+
 void MonitorLink::connect(SteadyClock::time_point deadline) {
-    const char* keywords[] = {"dbname", "application_name", "keepalives_idle", "keepalives_interval",
-                              "keepalives_count", nullptr};
-    const char* values[] = {uri_.c_str(), "autofailover_keeper", "2", "1", "2", nullptr};
-    conn_.reset(PQconnectStartParams(keywords, values, 1));
+    const auto options = connection_options(login_);
+    std::vector<const char*> keywords;
+    std::vector<const char*> values;
+    for (const auto& [keyword, value] : options) {
+        keywords.push_back(keyword.c_str());
+        values.push_back(value.c_str());
+    }
+    keywords.push_back(nullptr);
+    values.push_back(nullptr);
+    conn_.reset(PQconnectStartParams(keywords.data(), values.data(), 0));
     if (!conn_) throw MonitorUnreachable("out of memory connecting to the monitor");
     if (PQstatus(conn_.get()) == CONNECTION_BAD) {
         std::string message = one_line(PQerrorMessage(conn_.get()));
         conn_.reset();
-        throw MonitorUnreachable("cannot connect to the monitor " + redact_conninfo(uri_) + ": " + message);
+        throw MonitorUnreachable("cannot connect to the monitor " + redact_conninfo(login_.uri) + ": " + message);
     }
     try {
         for (;;) {
             auto status = PQconnectPoll(conn_.get());
             if (status == PGRES_POLLING_OK) break;
             if (status == PGRES_POLLING_FAILED)
-                throw MonitorUnreachable("cannot connect to the monitor " + redact_conninfo(uri_) + ": " +
+                throw MonitorUnreachable("cannot connect to the monitor " + redact_conninfo(login_.uri) + ": " +
                                          one_line(PQerrorMessage(conn_.get())));
             wait_socket(status == PGRES_POLLING_WRITING, deadline);
         }
@@ -102,6 +154,7 @@ std::vector<MonitorLink::Row> MonitorLink::call(const std::string& sql,
     const auto deadline = SteadyClock::now() + call_timeout_;
     if (conn_ && PQstatus(conn_.get()) != CONNECTION_OK) disconnect();
     if (!conn_) connect(deadline);
+    bool query_sent = false;
     try {
         if (want_listen_ && !listening_) {
             // Simple query first so a NOTIFY sent while we were away is not missed for long.
@@ -122,6 +175,7 @@ std::vector<MonitorLink::Row> MonitorLink::call(const std::string& sql,
         if (!PQsendQueryParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
                                nullptr, nullptr, 0))
             throw MonitorUnreachable("monitor connection lost: " + one_line(PQerrorMessage(conn_.get())));
+        query_sent = true;
         while (PQflush(conn_.get()) == 1) wait_socket(true, deadline);
         std::vector<Row> rows;
         std::string error;
@@ -154,17 +208,33 @@ std::vector<MonitorLink::Row> MonitorLink::call(const std::string& sql,
         if (!error.empty()) throw MonitorRefused(error);
         return rows;
     } catch (const MonitorUnreachable&) {
+        // A query left running would keep its backend (and any lock it waits for) after we give up.
+        if (query_sent) cancel_query_in_flight();
         disconnect();
         throw;
     }
+}
+
+void MonitorLink::cancel_query_in_flight() {
+    if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK || cancel_under_way_->load()) return;
+    std::unique_ptr<PGcancel, decltype(&PQfreeCancel)> cancel(PQgetCancel(conn_.get()), &PQfreeCancel);
+    if (!cancel) return;
+    cancel_under_way_->store(true);
+    // Detached: the request may wait on a dead network far longer than the loop may.
+    std::thread([cancel = std::move(cancel), under_way = cancel_under_way_]() {
+        char error[256];
+        // A failed cancel needs no report: the server ends the statement itself (docs/security.md).
+        PQcancel(cancel.get(), error, sizeof error);
+        under_way->store(false);
+    }).detach();
 }
 
 Registration MonitorLink::register_node(const std::string& formation, const std::string& host, int port,
                                         const std::string& name, std::optional<int> group, int candidate_priority,
                                         bool replication_quorum) {
     auto rows = call(
-        "SELECT node_id, node_name, group_id, goal_state FROM autofailover.register_node("
-        "$1, $2, $3::int, $4, $5::int, $6::int, $7::bool)",
+        "SELECT node_id, node_name, group_id, goal_state, keeper_role, keeper_password, replication_password "
+        "FROM autofailover.register_node($1, $2, $3::int, $4, $5::int, $6::int, $7::bool)",
         {formation, host, std::to_string(port), name.empty() ? std::nullopt : opt(name),
          group ? opt(std::to_string(*group)) : std::nullopt, std::to_string(candidate_priority),
          replication_quorum ? "true" : "false"});
@@ -174,6 +244,11 @@ Registration MonitorLink::register_node(const std::string& formation, const std:
     r.node_name = rows[0][1].value_or("");
     r.group_id = to_int(rows[0][2]);
     r.goal = to_state(rows[0][3]);
+    r.keeper_role = rows[0][4].value_or("");
+    r.keeper_password = rows[0][5].value_or("");
+    r.replication_password = rows[0][6].value_or("");
+    if (r.keeper_role.empty() || r.keeper_password.empty())
+        throw MonitorRefused("register_node returned no keeper role for node " + std::to_string(r.node_id));
     return r;
 }
 
@@ -182,10 +257,11 @@ NodeAssignment MonitorLink::node_active(const std::string& formation, std::int64
         "SELECT goal_state, candidate_priority, replication_quorum, primary_node_id, primary_host, primary_port, "
         "synchronous_standby_names, upstream_host, upstream_port, upstream_lsn, network_partition_timeout_ms "
         "FROM autofailover.node_active($1, $2::bigint, $3::autofailover.node_state, $4::bool, $5::int, "
-        "$6::pg_lsn, $7)",
+        "$6::pg_lsn, $7, $8::bigint[], $9::pg_lsn[])",
         {formation, std::to_string(node_id), std::string(to_string(report.reported_state)),
          report.pg_is_running ? "true" : "false", std::to_string(report.timeline), format_lsn(report.lsn),
-         report.sync_state});
+         report.sync_state, streaming_ids_literal(report.streaming_standbys),
+         streaming_lsns_literal(report.streaming_standbys)});
     if (rows.size() != 1) throw MonitorRefused("node_active returned " + std::to_string(rows.size()) + " rows");
     const auto& row = rows[0];
     NodeAssignment a;

@@ -7,6 +7,7 @@
 #include "libautofailover/lsn.h"
 #include "libautofailover/node_state.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -30,11 +31,31 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// How the keeper logs in to the monitor: host, port, database and TLS options
+// come from the URI; `user` and `passfile` replace the URI's user and password
+// (docs/security.md, "Keeper identity").
+struct MonitorLogin {
+    std::string uri;
+    std::string user;      // "": the URI's user (and password)
+    std::string passfile;  // pgpass file holding `user`'s password ("": none)
+};
+
 struct Registration {
     std::int64_t node_id = 0;
     std::string node_name;
     int group_id = 0;
     NodeState goal = NodeState::Init;
+    // This node's own monitor role and its password, handed out once.
+    std::string keeper_role;
+    std::string keeper_password;
+    // The formation's replication password (autofailover_replicator).
+    std::string replication_password;
+};
+
+// A standby streaming from this node, as pg_stat_replication shows it.
+struct StreamingStandbyReport {
+    std::int64_t node_id = 0;
+    Lsn flush_lsn = 0;
 };
 
 struct NodeReport {
@@ -43,6 +64,8 @@ struct NodeReport {
     int timeline = 0;
     Lsn lsn = 0;
     std::string sync_state;
+    // The monitor makes a standby secondary only once its primary reports it here.
+    std::vector<StreamingStandbyReport> streaming_standbys;
 };
 
 struct NodeAssignment {
@@ -70,7 +93,7 @@ struct OtherNode {
 
 class MonitorLink {
 public:
-    MonitorLink(std::string uri, std::chrono::milliseconds call_timeout);
+    MonitorLink(MonitorLogin login, std::chrono::milliseconds call_timeout);
     ~MonitorLink();
     MonitorLink(const MonitorLink&) = delete;
     MonitorLink& operator=(const MonitorLink&) = delete;
@@ -88,6 +111,8 @@ public:
     bool wait_for_group_event(const std::string& formation, int group, std::chrono::milliseconds timeout);
 
     void set_call_timeout(std::chrono::milliseconds timeout) { call_timeout_ = timeout; }
+    // Takes effect at the next connection.
+    void set_login(MonitorLogin login) { login_ = std::move(login); }
     void disconnect();
 
 private:
@@ -95,11 +120,16 @@ private:
     std::vector<Row> call(const std::string& sql, const std::vector<std::optional<std::string>>& params);
     void connect(std::chrono::steady_clock::time_point deadline);
     void wait_socket(bool for_write, std::chrono::steady_clock::time_point deadline);
+    // Asks the server to cancel the query in flight, from a short-lived thread
+    // (PQcancel blocks on its own connection), so a backend stuck on a lock does
+    // not outlive our timeout. At most one such request is under way at a time.
+    void cancel_query_in_flight();
 
     struct ConnDeleter {
         void operator()(pg_conn* conn) const;
     };
-    std::string uri_;
+    MonitorLogin login_;
+    std::shared_ptr<std::atomic<bool>> cancel_under_way_ = std::make_shared<std::atomic<bool>>(false);
     std::chrono::milliseconds call_timeout_;
     std::unique_ptr<pg_conn, ConnDeleter> conn_;
     bool want_listen_ = false;

@@ -2,6 +2,7 @@
 
 #include "keeper/atomic_file.h"
 #include "keeper/conninfo.h"
+#include "libautofailover/input_validation.h"
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
@@ -26,7 +27,11 @@ std::string quote_guc(const std::string& value) {
     return out + "'";
 }
 
+// pg_hba.conf address fields for a group host. A host the monitor should never have
+// accepted (a keyword such as all or samenet, a .suffix pattern, a network) gets no
+// line at all: the monitor's validation is not the only fence (security review #4).
 std::vector<std::string> hba_addresses(const std::string& host) {
+    if (!host_problem(host).empty()) return {};
     unsigned char buf[16];
     if (inet_pton(AF_INET, host.c_str(), buf) == 1) return {host + "/32"};
     if (inet_pton(AF_INET6, host.c_str(), buf) == 1) return {host + "/128"};
@@ -44,7 +49,9 @@ std::string ssl_settings(const KeeperConfig& c) {
 std::string replication_credentials(const KeeperConfig& c) {
     std::string out;
     if (!c.replication_passfile.empty()) out += " passfile=" + conninfo_quote(c.replication_passfile);
-    if (ssl_enabled(c)) out += " sslmode=require";
+    // With the operator's CA the peer proves it is the node the monitor named.
+    if (!c.ssl_ca_file.empty()) out += " sslmode=verify-full sslrootcert=" + conninfo_quote(c.ssl_ca_file);
+    else if (ssl_enabled(c)) out += " sslmode=require";
     return out;
 }
 
@@ -108,6 +115,9 @@ std::vector<std::string> hba_lines(const std::vector<std::string>& group_hosts, 
             lines.push_back(fmt::format("{} postgres autofailover_replicator {} {}", type, address, auth_method));
         }
     }
+    // A comment names each refused host (made printable), so the block changes and the keeper
+    // logs it once; a comment line cannot widen access.
+    for (const auto& host : hosts_refused_by_hba(group_hosts)) lines.push_back("# refused group host: " + printable(host));
     if (!monitor_host.empty()) {
         // The probe role can do nothing but connect, and the monitor has no secret for it: with a
         // password method the server's authentication request is the probe's proof of life (a
@@ -116,6 +126,19 @@ std::vector<std::string> hba_lines(const std::vector<std::string>& group_hosts, 
             lines.push_back(fmt::format("{} postgres autofailover_monitor {} {}", type, address, auth_method));
     }
     return lines;
+}
+
+std::string printable(const std::string& text) {
+    std::string out;
+    for (char c : text.substr(0, 64)) out += (c > 0x20 && c < 0x7f) ? c : '?';
+    return text.size() > 64 ? out + "..." : out;
+}
+
+std::vector<std::string> hosts_refused_by_hba(const std::vector<std::string>& hosts) {
+    std::vector<std::string> refused;
+    for (const auto& host : hosts)
+        if (!host_problem(host).empty()) refused.push_back(host);
+    return refused;
 }
 
 std::string with_hba_block(const std::string& hba_text, const std::vector<std::string>& lines) {
@@ -200,7 +223,12 @@ std::string source_conninfo(const KeeperConfig& config, const std::string& host,
 std::vector<std::string> replication_client_env(const KeeperConfig& config) {
     std::vector<std::string> env;
     if (!config.replication_passfile.empty()) env.push_back("PGPASSFILE=" + config.replication_passfile);
-    if (ssl_enabled(config)) env.push_back("PGSSLMODE=require");
+    if (!config.ssl_ca_file.empty()) {
+        env.push_back("PGSSLMODE=verify-full");
+        env.push_back("PGSSLROOTCERT=" + config.ssl_ca_file);
+    } else if (ssl_enabled(config)) {
+        env.push_back("PGSSLMODE=require");
+    }
     return env;
 }
 

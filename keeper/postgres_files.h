@@ -19,9 +19,15 @@ void write_autofailover_conf(const KeeperConfig& config);
 
 // pg_hba.conf lines for the replication role from every group host and for
 // the monitor's probe role from the monitor host; nothing else. All use
-// auth_method; with ssl they are hostssl lines (plain TCP is refused).
+// auth_method; with ssl they are hostssl lines (plain TCP is refused). A host that
+// is not an address or a plain host name gets no line (hosts_refused_by_hba).
 std::vector<std::string> hba_lines(const std::vector<std::string>& group_hosts, const std::string& monitor_host,
                                    const std::string& auth_method, bool ssl = false);
+// The hosts hba_lines leaves out: neither an IP address nor a plain host name
+// (libautofailover/input_validation.h).
+std::vector<std::string> hosts_refused_by_hba(const std::vector<std::string>& hosts);
+// `text` safe for a log line or a pg_hba.conf comment: at most 64 visible ASCII characters, '?' for the rest.
+std::string printable(const std::string& text);
 // Replaces the keeper's block at the top of pg_hba.conf. Returns true when the file changed.
 bool write_hba_block(const std::string& pgdata, const std::vector<std::string>& lines);
 
@@ -40,7 +46,7 @@ void remove_standby_signal(const std::string& pgdata);
 // primary_conninfo for streaming from host:port as application_name.
 std::string replication_conninfo(const std::string& host, int port, const std::string& application_name);
 // The same with this node's credentials and TLS: passfile= (never the password
-// itself) and sslmode=require when the node runs with SSL.
+// itself) and sslmode=require when the node runs with SSL (verify-full with the operator's CA).
 std::string replication_conninfo(const KeeperConfig& config, const std::string& host, int port,
                                  const std::string& application_name);
 // A plain connection as the replication role to host:port (pg_rewind --source-server, slot check).

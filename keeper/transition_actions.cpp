@@ -1,5 +1,6 @@
 #include "keeper/transition_actions.h"
 
+#include "keeper/atomic_file.h"
 #include "keeper/child_process.h"
 #include "keeper/conninfo.h"
 #include "keeper/keeper.h"
@@ -12,6 +13,7 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <regex>
@@ -56,6 +58,10 @@ bool wait_until(ActionContext& ctx, milliseconds timeout, const std::function<bo
         }
         std::this_thread::sleep_for(milliseconds(100));
     }
+}
+
+std::string ms_since(SteadyClock::time_point start) {
+    return std::to_string(std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start).count()) + "ms";
 }
 
 bool in_recovery(LocalPostgres& pg) { return pg.sql("SELECT pg_is_in_recovery()")[0][0].as<bool>(); }
@@ -105,9 +111,10 @@ void base_backup(ActionContext& ctx, const std::string& host, int port, const st
     const std::string& pgdata = ctx.config.pgdata;
     const std::string temp = pgdata + ".basebackup";
     fs::remove_all(temp);
+    // --no-sync: one syncfs below instead of pg_basebackup's fsync of every file.
     std::vector<std::string> argv = {ctx.pg.tool("pg_basebackup"), "-D", temp, "-h", host, "-p", std::to_string(port),
-                                     "-U", "autofailover_replicator", "-S", slot, "-X", "stream", "-c", "fast", "-w"};
-    if (!ctx.config.sync_new_data_directories) argv.push_back("--no-sync");
+                                     "-U", "autofailover_replicator", "-S", slot, "-X", "stream", "-c", "fast", "-w",
+                                     "--no-sync"};
     if (!ctx.config.max_backup_rate.empty()) {
         argv.push_back("-r");
         argv.push_back(ctx.config.max_backup_rate);
@@ -126,10 +133,13 @@ void base_backup(ActionContext& ctx, const std::string& host, int port, const st
         fail("pg_basebackup from " + host + ":" + std::to_string(port) + " failed: " + tail_of(r.output));
     }
     ::chmod(temp.c_str(), 0700);
+    // The copy is durable before it is swapped in, and the swap before the old one goes.
+    if (ctx.config.sync_new_data_directories) sync_data_directory(temp);
     const std::string old = keep_old_as.empty() ? pgdata + ".old" : keep_old_as;
     fs::remove_all(pgdata + ".old");
     if (fs::exists(pgdata)) fs::rename(pgdata, old);
     fs::rename(temp, pgdata);
+    if (ctx.config.sync_new_data_directories) fsync_directory(fs::path(pgdata).parent_path().string());
     if (keep_old_as.empty()) fs::remove_all(old);
     ctx.state.rejoin_needs_base_backup = false;  // a fresh copy follows its primary
     persist(ctx);
@@ -283,11 +293,23 @@ std::optional<std::string> start_rewound_standby(ActionContext& ctx, const std::
                                    std::to_string(ctx.config.timeouts.postgres_start_timeout.count()) + "ms)");
         throw;  // Postgres did not start at all: a new base backup would not start either
     }
+    log_debug("node={} rewound standby started", ctx.config.name);
     const std::optional<Lsn> primary_lsn = primary_flush_lsn(ctx, host, port);
+    log_debug("node={} primary flush lsn {}", ctx.config.name, primary_lsn ? format_lsn(*primary_lsn) : "none");
+    std::string last_view;
     const bool streams = wait_until(ctx, ctx.config.timeouts.rejoin_stream_timeout, [&] {
         if (!reason) reason = watch.unfollowable_reason();
-        return reason.has_value() || streams_from_primary(wal_receiver(ctx.pg), primary_lsn);
+        auto v = wal_receiver(ctx.pg);
+        if (debug_enabled()) {
+            std::string text = v ? v->status + " start=" + (v->receive_start_lsn ? format_lsn(*v->receive_start_lsn) : "-") +
+                                       " flushed=" + (v->flushed_lsn ? format_lsn(*v->flushed_lsn) : "-")
+                                 : "no walreceiver";
+            if (text != last_view) log_debug("node={} walreceiver {}", ctx.config.name, text);
+            last_view = text;
+        }
+        return reason.has_value() || streams_from_primary(v, primary_lsn);
     });
+    log_debug("node={} streams={}", ctx.config.name, streams);
     if (reason) return stopped_because(*reason);
     if (streams) return std::nullopt;
     if (!primary_lsn)
@@ -344,8 +366,11 @@ void rewind_or_reinit(ActionContext& ctx) {
     options.tick_every = ctx.config.timeouts.poll_period;
     options.extra_env = {"LC_ALL=C"};
     options.cancel = ctx.cancelled;
+    const auto rewind_started = SteadyClock::now();
+    // --no-sync: one syncfs below instead of pg_rewind's fsync of every file in PGDATA (seconds on
+    // this shared VM); nothing starts from the directory before it is durable.
     auto r = run_child({ctx.pg.tool("pg_rewind"), "--target-pgdata", ctx.config.pgdata, "--source-server",
-                        source_conninfo(ctx.config, host, port)},
+                        source_conninfo(ctx.config, host, port), "--no-sync"},
                        options);
     if (r.cancelled) fail("pg_rewind interrupted: the keeper is stopping");
     if (!r.ok() && !primary_flush_lsn(ctx, host, port))
@@ -357,7 +382,9 @@ void rewind_or_reinit(ActionContext& ctx) {
                  "re-initializing from a fresh base backup", name, state, host, port, tail_of(r.output), keep);
         return reinit_from_primary(ctx, host, port, keep);
     }
-    log_info("node={} state={} pg_rewind from {}:{} done: {}", name, state, host, port, tail_of(r.output, 120));
+    sync_data_directory(ctx.config.pgdata);
+    log_info("node={} state={} pg_rewind from {}:{} done in {}: {}", name, state, host, port, ms_since(rewind_started),
+             tail_of(r.output, 120));
     const auto reason = start_rewound_standby(ctx, host, port);
     if (!reason) return drop_local_slots_once_up(ctx);
     ctx.state.rejoin_needs_base_backup = true;  // a keeper restarted from here does not rewind again
@@ -549,10 +576,22 @@ SyncStandbyNames parse_synchronous_standby_names(const std::string& value) {
 void ensure_replication_access(ActionContext& ctx, bool reload_if_changed) {
     std::vector<std::string> hosts = {ctx.config.hostname};
     for (const auto& o : ctx.others) hosts.push_back(o.host);
-    auto lines = hba_lines(hosts, conninfo_host(ctx.config.monitor_uri), ctx.config.auth_method, ssl_enabled(ctx.config));
-    if (write_hba_block(ctx.config.pgdata, lines) && reload_if_changed && ctx.pg.postmaster_alive()) {
-        log_info("node={} pg_hba.conf updated for {} group hosts", ctx.config.name, hosts.size());
-        ctx.pg.reload();
+    const std::vector<std::string> monitors = conninfo_hosts(ctx.config.monitor_uri);
+    auto lines = hba_lines(hosts, monitors.empty() ? std::string() : monitors.front(), ctx.config.auth_method,
+                           ssl_enabled(ctx.config));
+    // Replicated monitors (docs/monitor-ha.md): whichever leads probes the nodes.
+    for (std::size_t i = 1; i < monitors.size(); ++i)
+        for (auto& line : hba_lines({}, monitors[i], ctx.config.auth_method, ssl_enabled(ctx.config)))
+            if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(line);
+    if (write_hba_block(ctx.config.pgdata, lines)) {
+        // Logged when the block changes, so once per change of the group, not every period.
+        for (const auto& host : hosts_refused_by_hba(hosts))
+            log_error("node={} group host \"{}\" is neither an IP address nor a host name: no pg_hba.conf line for it",
+                      ctx.config.name, printable(host));
+        if (reload_if_changed && ctx.pg.postmaster_alive()) {
+            log_info("node={} pg_hba.conf updated for {} group hosts", ctx.config.name, hosts.size());
+            ctx.pg.reload();
+        }
     }
 }
 

@@ -72,15 +72,28 @@ void standby_allowed_to_join(DecisionContext& ctx, const NodeSnapshot& primary) 
     }
 }
 
+// A standby becomes a secondary (a failover candidate, listed in the primary's
+// synchronous_standby_names) only on the primary's word: its keeper saw it
+// streaming in pg_stat_replication, flushed within the threshold. The standby's
+// own report (state, LSN) is not enough: a registered node that lies about them
+// would freeze the primary's commits, or win an election (security review #3).
 void standby_caught_up(DecisionContext& ctx, const NodeSnapshot& primary) {
     if (!is_writable(primary.reported_state)) return;
     const Lsn threshold = ctx.settings().enable_sync_wal_threshold;
     for (const auto& node : ctx.group().nodes) {
         if (!converged(node, S::Catchingup) || ctx.unhealthy(node) || node.lsn == 0) continue;
-        if (node.timeline != primary.timeline || node.lsn + threshold < primary.lsn) continue;
+        if (node.timeline != primary.timeline) continue;
+        const auto flushed = confirmed_flush_lsn(primary, node.id);
+        if (!flushed) {
+            if (node.lsn + threshold >= primary.lsn)
+                ctx.wait(label(node) + " reports it caught up, but the primary " + label(primary) +
+                         " does not see it streaming: it stays catchingup");
+            continue;
+        }
+        if (*flushed + threshold < primary.lsn) continue;
         ctx.assign(node.id, S::Secondary,
-                   label(node) + " is within " + std::to_string(threshold) +
-                       " bytes of the primary on the same timeline: it is a failover candidate");
+                   label(node) + " streams from the primary, within " + std::to_string(threshold) +
+                       " bytes of it on the same timeline: it is a failover candidate");
         if (node.replication_quorum && converged(primary, S::Primary))
             ctx.assign(primary.id, S::ApplySettings,
                        label(node) + " caught up: the primary adds it to synchronous_standby_names");

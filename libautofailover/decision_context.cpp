@@ -99,6 +99,12 @@ bool may_be_in_sync_list(const NodeSnapshot& node) {
     return is_standby_goal(node.goal_state) || in_promotion(node.goal_state);
 }
 
+std::optional<Lsn> confirmed_flush_lsn(const NodeSnapshot& primary, NodeId standby) {
+    for (const auto& s : primary.streaming_standbys)
+        if (s.id == standby) return s.flush_lsn;
+    return std::nullopt;
+}
+
 bool lsn_precedes(const NodeSnapshot& a, const NodeSnapshot& b) {
     if (a.timeline != b.timeline) return a.timeline < b.timeline;
     return a.lsn < b.lsn;

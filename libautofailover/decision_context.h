@@ -5,6 +5,7 @@
 
 #include "libautofailover/decide.h"
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -62,6 +63,9 @@ bool reports_streaming_standby(const NodeSnapshot& node);
 // Standbys that may be listed in the synchronous_standby_names in force (see docs/fsm.md).
 bool may_be_in_sync_list(const NodeSnapshot& node);
 bool lsn_precedes(const NodeSnapshot& a, const NodeSnapshot& b);  // (timeline, lsn) of a < b
+// The flush LSN of `standby` as the primary reported it streaming; empty when the
+// primary did not see it stream (whatever the standby itself reports).
+std::optional<Lsn> confirmed_flush_lsn(const NodeSnapshot& primary, NodeId standby);
 
 // Election: promotable node with the best (priority, timeline, lsn, -id).
 const NodeSnapshot* choose_candidate(const std::vector<const NodeSnapshot*>& eligible, const FormationSettings& settings);

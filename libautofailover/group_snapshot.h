@@ -23,6 +23,14 @@ std::string_view to_string(Health health);
 
 using NodeId = std::int64_t;
 
+// One row of the primary's pg_stat_replication as its keeper reported it: a
+// standby that streams from it, and how far it has flushed. The only evidence of
+// streaming the monitor trusts: a standby's own report could be made up.
+struct StreamingStandby {
+    NodeId id = 0;
+    Lsn flush_lsn = 0;
+};
+
 struct NodeSnapshot {
     NodeId id = 0;
     std::string name;
@@ -40,6 +48,8 @@ struct NodeSnapshot {
     int timeline = 0;
     Lsn lsn = 0;             // primary: current write LSN; standby: last received LSN
     std::string sync_state;  // as pg_stat_replication.sync_state sees this node ("sync", "quorum", "async", "")
+    // While it runs as a primary: the standbys its keeper saw streaming at its last report.
+    std::vector<StreamingStandby> streaming_standbys;
 
     // From the monitor's probes.
     Health health = Health::Unknown;

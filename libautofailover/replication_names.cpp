@@ -9,6 +9,19 @@ namespace autofailover {
 
 std::string standby_name(NodeId node) { return "autofailover_node_" + std::to_string(node); }
 
+std::optional<NodeId> node_id_of_standby_name(std::string_view name) {
+    constexpr std::string_view prefix = "autofailover_node_";
+    if (name.substr(0, prefix.size()) != prefix) return std::nullopt;
+    const std::string_view digits = name.substr(prefix.size());
+    if (digits.empty() || digits.size() > 18 || (digits.size() > 1 && digits[0] == '0')) return std::nullopt;
+    NodeId id = 0;
+    for (char c : digits) {
+        if (c < '0' || c > '9') return std::nullopt;
+        id = id * 10 + (c - '0');
+    }
+    return id;
+}
+
 // The list holds the quorum standbys whose goal is secondary (or
 // prepare_promotion: a switchover candidate keeps acknowledging until the old
 // primary has drained). When the primary must run with synchronous replication

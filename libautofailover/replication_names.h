@@ -5,12 +5,16 @@
 #include "libautofailover/group_snapshot.h"
 #include "libautofailover/settings.h"
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace autofailover {
 
 // application_name of the standby's walreceiver and name of its replication slot.
 std::string standby_name(NodeId node);  // "autofailover_node_<id>"
+// The node id in a name standby_name() made; empty for any other name.
+std::optional<NodeId> node_id_of_standby_name(std::string_view name);
 
 // synchronous_standby_names the group's primary must run with:
 // "ANY n (autofailover_node_1, autofailover_node_3)" or "" (no synchronous replication).

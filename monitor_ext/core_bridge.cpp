@@ -5,6 +5,7 @@
 
 #include "libautofailover/decide.h"
 #include "libautofailover/group_snapshot.h"
+#include "libautofailover/input_validation.h"
 #include "libautofailover/node_state.h"
 #include "libautofailover/operator_commands.h"
 #include "libautofailover/replication_names.h"
@@ -28,6 +29,28 @@ void copy_text(std::string_view text, char* out, std::size_t size) {
     out[n] = '\0';
 }
 
+// For error messages only: cut at a UTF-8 character boundary, marked with "...".
+void copy_message(std::string_view text, char* out, std::size_t size) {
+    if (text.size() < size) return copy_text(text, out, size);
+    std::size_t n = size - 4;
+    while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+    std::memcpy(out, text.data(), n);
+    std::memcpy(out + n, "...", 4);
+}
+
+// Puts `text` in the buffer whole, or only counts it when it does not fit (the
+// call then ends with NeedMoreText); the answer points at "" meanwhile.
+const char* put_text(TextBuffer& buffer, std::string_view text) {
+    const std::size_t size = text.size() + 1;
+    buffer.needed += size;
+    if (buffer.data == nullptr || buffer.used + size > buffer.capacity) return "";
+    char* at = buffer.data + buffer.used;
+    std::memcpy(at, text.data(), text.size());
+    at[text.size()] = '\0';
+    buffer.used += size;
+    return at;
+}
+
 BridgeResult ok() {
     BridgeResult result{};
     result.outcome = Outcome::Ok;
@@ -37,7 +60,7 @@ BridgeResult ok() {
 BridgeResult failed(Outcome outcome, std::string_view message) {
     BridgeResult result{};
     result.outcome = outcome;
-    copy_text(message, result.message, sizeof result.message);
+    copy_message(message, result.message, sizeof result.message);
     return result;
 }
 
@@ -80,6 +103,8 @@ af::GroupSnapshot to_snapshot(const GroupInput& input) {
         if (row.has_last_health_check) node.last_health_check = from_us(row.last_health_check_us);
         node.candidate_priority = row.candidate_priority;
         node.replication_quorum = row.replication_quorum;
+        for (std::size_t s = 0; s < row.streaming_count; ++s)
+            node.streaming_standbys.push_back(af::StreamingStandby{row.streaming_ids[s], row.streaming_flush_lsns[s]});
         group.nodes.push_back(std::move(node));
     }
     return group;
@@ -105,21 +130,28 @@ void store_assignment(const af::Assignment& assignment, DecisionOutput& out) {
     AssignmentRow& row = out.assignments[out.count++];
     row.node_id = assignment.node_id;
     copy_text(af::to_string(assignment.goal), row.goal, sizeof row.goal);
-    copy_text(assignment.reason, row.reason, sizeof row.reason);
+    row.reason = put_text(out.text, assignment.reason);
 }
 
 void store_decision(const af::Decision& decision, DecisionOutput& out) {
     out.count = 0;
     for (const auto& assignment : decision.assignments) store_assignment(assignment, out);
-    copy_text(decision.waiting_reason, out.waiting_reason, sizeof out.waiting_reason);
+    out.waiting_reason = put_text(out.text, decision.waiting_reason);
 }
 
 // Runs `body` and turns every exception into a BridgeResult: the PostgreSQL
 // side raises ERROR only after this frame (and its C++ objects) are gone.
+// `text` is the answer's TextBuffer: emptied first, checked last.
 template <typename Body>
-BridgeResult guarded(Body&& body) {
+BridgeResult guarded(TextBuffer* text, Body&& body) {
     try {
+        if (text != nullptr) text->used = text->needed = 0;
         body();
+        if (text != nullptr && text->needed > text->capacity) {
+            BridgeResult result{};
+            result.outcome = Outcome::NeedMoreText;
+            return result;
+        }
         return ok();
     } catch (const af::OperatorError& error) {
         return failed(Outcome::OperatorRefused, error.what());
@@ -133,7 +165,7 @@ BridgeResult guarded(Body&& body) {
 }  // namespace
 
 BridgeResult run_decide(const GroupInput& input, DecisionOutput& out) {
-    return guarded([&] {
+    return guarded(&out.text, [&] {
         const auto group = to_snapshot(input);
         store_decision(af::decide(group, to_settings(input.settings), to_clock(input)), out);
     });
@@ -141,16 +173,16 @@ BridgeResult run_decide(const GroupInput& input, DecisionOutput& out) {
 
 BridgeResult run_initial_assignment(const GroupInput& input, std::int64_t new_node_id, int candidate_priority,
                                     DecisionOutput& out) {
-    return guarded([&] {
+    return guarded(&out.text, [&] {
         const auto group = to_snapshot(input);
         out.count = 0;
-        out.waiting_reason[0] = '\0';
+        out.waiting_reason = put_text(out.text, "");
         store_assignment(af::initial_assignment(group, new_node_id, candidate_priority), out);
     });
 }
 
 BridgeResult run_operator(const GroupInput& input, const OperatorInput& command, DecisionOutput& out) {
-    return guarded([&] {
+    return guarded(&out.text, [&] {
         const auto group = to_snapshot(input);
         const auto settings = to_settings(input.settings);
         const auto clock = to_clock(input);
@@ -184,16 +216,17 @@ BridgeResult run_operator(const GroupInput& input, const OperatorInput& command,
 }
 
 BridgeResult keeper_view(const GroupInput& input, std::int64_t node_id, KeeperView& out) {
-    return guarded([&] {
+    return guarded(&out.text, [&] {
         const auto group = to_snapshot(input);
         const auto settings = to_settings(input.settings);
+        const TextBuffer text = out.text;
         out = KeeperView{};
+        out.text = text;
         if (const auto primary = af::find_primary(group)) {
             out.has_primary = true;
             out.primary_node_id = *primary;
         }
-        copy_text(af::synchronous_standby_names(group, settings), out.synchronous_standby_names,
-                  sizeof out.synchronous_standby_names);
+        out.synchronous_standby_names = put_text(out.text, af::synchronous_standby_names(group, settings));
         const af::NodeSnapshot* node = node_id != 0 ? group.find(node_id) : nullptr;
         if (node != nullptr && node->goal_state == af::NodeState::FastForward) {
             if (const auto source = af::choose_fast_forward_source(group, node_id)) {
@@ -205,7 +238,7 @@ BridgeResult keeper_view(const GroupInput& input, std::int64_t node_id, KeeperVi
 }
 
 BridgeResult node_health(const GroupInput& input, std::int64_t node_id, NodeHealthView& out) {
-    return guarded([&] {
+    return guarded(nullptr, [&] {
         const auto group = to_snapshot(input);
         const auto settings = to_settings(input.settings);
         const auto clock = to_clock(input);
@@ -214,6 +247,15 @@ BridgeResult node_health(const GroupInput& input, std::int64_t node_id, NodeHeal
         out.keeper_reporting = af::keeper_is_reporting(*node, settings, clock);
         out.unhealthy = af::node_is_unhealthy(*node, settings, clock);
     });
+}
+
+void validation_problem(Validated what, const char* text, std::size_t length, char* problem, std::size_t size) {
+    try {
+        const std::string_view value(text, length);
+        copy_text(what == Validated::Host ? af::host_problem(value) : af::node_name_problem(value), problem, size);
+    } catch (...) {  // never let an exception reach PostgreSQL frames
+        copy_text("could not be validated", problem, size);
+    }
 }
 
 SettingsRow default_settings() {

@@ -10,16 +10,29 @@
 
 namespace autofailover_bridge {
 
-// Fixed-size text buffers: the PostgreSQL side allocates them before the call,
-// so the core side never allocates PostgreSQL memory.
+// Buffers are allocated by the PostgreSQL side before the call, so the core side
+// never allocates PostgreSQL memory. State names fit a fixed size; error messages
+// are cut at kMessageLen (with "..."); every other text (reasons, waiting reasons,
+// synchronous_standby_names) goes whole into a TextBuffer.
 constexpr std::size_t kStateLen = 32;
-constexpr std::size_t kTextLen = 1024;
+constexpr std::size_t kMessageLen = 1024;
 
-enum class Outcome { Ok = 0, OperatorRefused = 1, InternalError = 2 };
+// NeedMoreText: the caller's TextBuffer was too small; it holds the size needed,
+// and the call, deterministic, gives the same answer again with that much room.
+enum class Outcome { Ok = 0, OperatorRefused = 1, InternalError = 2, NeedMoreText = 3 };
 
 struct BridgeResult {
     Outcome outcome;
-    char message[kTextLen];
+    char message[kMessageLen];
+};
+
+// Room for the texts of one answer, NUL-terminated one after another; the
+// answer's `const char*` fields point into `data`.
+struct TextBuffer {
+    char* data;
+    std::size_t capacity;
+    std::size_t used;    // set by the core side
+    std::size_t needed;  // set by the core side: what all texts of the answer take
 };
 
 // One node row as loaded by SPI. Strings point into PostgreSQL memory that
@@ -43,6 +56,10 @@ struct NodeRow {
     std::int64_t last_health_check_us;
     int candidate_priority;
     bool replication_quorum;
+    // The standbys this node's keeper last saw streaming (pg_stat_replication), with their flush LSNs.
+    const std::int64_t* streaming_ids;
+    const std::uint64_t* streaming_flush_lsns;
+    std::size_t streaming_count;
 };
 
 struct SettingsRow {
@@ -70,15 +87,16 @@ struct GroupInput {
 struct AssignmentRow {
     std::int64_t node_id;
     char goal[kStateLen];
-    char reason[kTextLen];
+    const char* reason;  // in DecisionOutput::text
 };
 
-// Output of a decision: room for `capacity` assignments, allocated by the caller.
+// Output of a decision: room for `capacity` assignments and `text`, allocated by the caller.
 struct DecisionOutput {
     AssignmentRow* assignments;
     std::size_t capacity;
     std::size_t count;
-    char waiting_reason[kTextLen];
+    const char* waiting_reason;  // in `text`
+    TextBuffer text;
 };
 
 enum class OperatorCommand {
@@ -104,7 +122,8 @@ struct KeeperView {
     std::int64_t primary_node_id;
     bool has_upstream;
     std::int64_t upstream_node_id;
-    char synchronous_standby_names[kTextLen];
+    const char* synchronous_standby_names;  // in `text`, exact whatever the group's size
+    TextBuffer text;
 };
 
 struct NodeHealthView {
@@ -119,6 +138,11 @@ BridgeResult run_operator(const GroupInput& group, const OperatorInput& command,
 // `node_id` may be 0: only the group-wide parts (primary, standby names) are filled.
 BridgeResult keeper_view(const GroupInput& group, std::int64_t node_id, KeeperView& out);
 BridgeResult node_health(const GroupInput& group, std::int64_t node_id, NodeHealthView& out);
+
+// Input validation (libautofailover/input_validation.h): writes why `text` (UTF-8,
+// `length` bytes) is refused into `problem` (`size` bytes, "" when accepted).
+enum class Validated { Host, NodeName };
+void validation_problem(Validated what, const char* text, std::size_t length, char* problem, std::size_t size);
 
 // The core's default timeouts (libautofailover/settings.h), the GUC defaults.
 SettingsRow default_settings();

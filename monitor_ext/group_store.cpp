@@ -3,6 +3,7 @@
 // elog(ERROR) from SPI longjmps over nothing that needs unwinding.
 #include "monitor_ext/group_store.h"
 
+#include "monitor_ext/leader_lease.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
 
@@ -63,6 +64,37 @@ void notify_change(const GroupInput* group, std::int64_t node_id, const char* no
                          group->group_id, node_name, reported, goal, reason)));
 }
 
+// One int8-like array column (bigint[] or pg_lsn[], both 8 bytes by value) into palloc'd memory.
+std::size_t int8_array_column(HeapTuple tuple, TupleDesc desc, int column, Oid element_type, Datum** elements) {
+    bool isnull = false;
+    Datum value = SPI_getbinval(tuple, desc, column, &isnull);
+    *elements = nullptr;
+    if (isnull) return 0;
+    bool* nulls = nullptr;
+    int count = 0;
+    deconstruct_array(DatumGetArrayTypeP(value), element_type, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, elements, &nulls,
+                      &count);
+    return static_cast<std::size_t>(count);
+}
+
+// streaming_standbys / streaming_flush_lsns (columns 17, 18); the table's CHECK keeps them the same length.
+void load_streaming(HeapTuple tuple, TupleDesc desc, NodeRow* row) {
+    Datum* ids = nullptr;
+    Datum* lsns = nullptr;
+    const std::size_t id_count = int8_array_column(tuple, desc, 17, INT8OID, &ids);
+    const std::size_t lsn_count = int8_array_column(tuple, desc, 18, PG_LSNOID, &lsns);
+    const std::size_t count = id_count < lsn_count ? id_count : lsn_count;
+    std::int64_t* out_ids = static_cast<std::int64_t*>(palloc0(sizeof(std::int64_t) * (count + 1)));
+    std::uint64_t* out_lsns = static_cast<std::uint64_t*>(palloc0(sizeof(std::uint64_t) * (count + 1)));
+    for (std::size_t i = 0; i < count; ++i) {
+        out_ids[i] = DatumGetInt64(ids[i]);
+        out_lsns[i] = DatumGetLSN(lsns[i]);
+    }
+    row->streaming_ids = out_ids;
+    row->streaming_flush_lsns = out_lsns;
+    row->streaming_count = count;
+}
+
 }  // namespace
 
 std::int64_t to_unix_us(std::int64_t timestamptz) { return timestamptz + kUnixToPostgresEpochUs; }
@@ -92,7 +124,8 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
                                          "SELECT n.node_id, n.node_name, n.host, n.port, n.reported_state::text, "
                                          "n.goal_state::text, n.goal_assigned_at, n.last_report, n.pg_is_running, "
                                          "n.timeline, n.lsn, n.sync_state, coalesce(h.health, 'unknown'), "
-                                         "h.last_health_check, n.candidate_priority, n.replication_quorum "
+                                         "h.last_health_check, n.candidate_priority, n.replication_quorum, "
+                                         "n.streaming_standbys, n.streaming_flush_lsns "
                                          "FROM autofailover.nodes n LEFT JOIN autofailover.node_health h "
                                          "USING (node_id) "
                                          "WHERE n.formation_id = $1 AND n.group_id = $2 AND n.node_id <> $3 "
@@ -128,6 +161,7 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
         row->last_health_check_us = null ? 0 : to_unix_us(last_check);
         row->candidate_priority = DatumGetInt32(SPI_getbinval(tuple, desc, 15, &null));
         row->replication_quorum = DatumGetBool(SPI_getbinval(tuple, desc, 16, &null));
+        load_streaming(tuple, desc, row);
     }
 
     out->formation = pstrdup(formation);
@@ -137,8 +171,26 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
     out->settings = decision_settings(number_sync_standbys);
     out->now_us = to_unix_us(GetCurrentTimestamp());
     out->monitor_started_us = to_unix_us(PgStartTime);
+    // A monitor that took over leads since then: the grace period counts from the takeover.
+    const std::int64_t leader_since = leader_since_unix_us();
+    if (leader_since > out->monitor_started_us) out->monitor_started_us = leader_since;
     out->stored_waiting_reason = stored_waiting_reason;
 }
+
+namespace {
+
+// Enough for a usual decision; a larger answer (60 standbys named in synchronous_standby_names)
+// asks for more (grow_text), which the regression test sync_names exercises.
+constexpr std::size_t kInitialTextBytes = 1024;
+
+autofailover_bridge::TextBuffer new_text_buffer(std::size_t capacity) {
+    autofailover_bridge::TextBuffer text{};
+    text.data = static_cast<char*>(palloc(capacity));
+    text.capacity = capacity;
+    return text;
+}
+
+}  // namespace
 
 DecisionOutput* new_decision_output(std::size_t capacity) {
     // Room for two assignments per node: the core assigns each node at most
@@ -148,7 +200,20 @@ DecisionOutput* new_decision_output(std::size_t capacity) {
     out->assignments =
         static_cast<autofailover_bridge::AssignmentRow*>(palloc0(sizeof(autofailover_bridge::AssignmentRow) * slots));
     out->capacity = slots;
+    out->waiting_reason = "";
+    out->text = new_text_buffer(kInitialTextBytes);
     return out;
+}
+
+autofailover_bridge::KeeperView* new_keeper_view() {
+    auto* view = static_cast<autofailover_bridge::KeeperView*>(palloc0(sizeof(autofailover_bridge::KeeperView)));
+    view->synchronous_standby_names = "";
+    view->text = new_text_buffer(kInitialTextBytes);
+    return view;
+}
+
+void grow_text(autofailover_bridge::TextBuffer* text) {
+    *text = new_text_buffer(text->needed > text->capacity ? text->needed : text->capacity);
 }
 
 int find_row(const GroupInput* group, std::int64_t node_id) {
@@ -158,6 +223,7 @@ int find_row(const GroupInput* group, std::int64_t node_id) {
 }
 
 int store_decision(GroupInput* group, const DecisionOutput* decision) {
+    require_leader_lease("storing a decision");
     int changes = 0;
     Oid goal_types[3] = {INT8OID, TEXTOID, TEXTOID};
     SPIPlanPtr goal_plan = prepare_once(
@@ -212,6 +278,10 @@ void raise_if_failed(const autofailover_bridge::BridgeResult& result) {
             break;
         case autofailover_bridge::Outcome::InternalError:
             ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("autofailover core: %s", result.message)));
+            break;
+        case autofailover_bridge::Outcome::NeedMoreText:
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                            errmsg("autofailover core: its answer did not fit the buffer it asked for")));
             break;
     }
 }

@@ -16,6 +16,9 @@ namespace autofailover_ext {
 void load_group(const char* formation, int group_id, std::int64_t exclude_node, autofailover_bridge::GroupInput* out);
 
 autofailover_bridge::DecisionOutput* new_decision_output(std::size_t capacity);
+autofailover_bridge::KeeperView* new_keeper_view();
+// After Outcome::NeedMoreText: a buffer of exactly the size the core asked for.
+void grow_text(autofailover_bridge::TextBuffer* text);
 
 // Writes every goal change: nodes.goal_state, one events row with the core's
 // reason, one NOTIFY autofailover_state; then the group's waiting_reason.

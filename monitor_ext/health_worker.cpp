@@ -1,7 +1,7 @@
 // Health-check worker loop. Each round: (1) load the node list, (2) probe
 // every node (probe.cpp), (3) store health + check time in one statement into
 // autofailover.node_health (rows no keeper call touches, so the worker never
-// waits on a keeper's group lock), (4) run autofailover.run_decision() for each
+// waits on a keeper's group lock), (4) run autofailover._worker_decision() for each
 // group whose health changed or that waits for something, one transaction per
 // group so one failing group never blocks the others.
 // A round waits for its probes at most health_check_timeout (and never past
@@ -9,6 +9,7 @@
 // rounds, and its result is stored, (3) and (4), as soon as it comes.
 #include "monitor_ext/health_worker.h"
 
+#include "monitor_ext/leader_lease.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
 #include "monitor_ext/probe.h"
@@ -157,7 +158,7 @@ void decide_group(MemoryContext round_context, const GroupKey* group) {
         begin_round_transaction();
         Oid types[2] = {TEXTOID, INT4OID};
         Datum args[2] = {CStringGetTextDatum(group->formation), Int32GetDatum(group->group_id)};
-        SPI_execute_with_args("SELECT autofailover.run_decision($1, $2)", 2, types, args, nullptr, false, 0);
+        SPI_execute_with_args("SELECT autofailover._worker_decision($1, $2)", 2, types, args, nullptr, false, 0);
         end_round_transaction();
     }
     PG_CATCH();
@@ -175,6 +176,9 @@ void decide_group(MemoryContext round_context, const GroupKey* group) {
     PG_END_TRY();
 }
 
+// Whether the previous round could decide (replicated monitors: the leader lease), to log changes once.
+bool could_decide = true;
+
 // Stores the results that came in since the last call and runs the decisions
 // (always at the end of a round; between rounds only when there is a result).
 void report_results(MemoryContext round_context, RoundState* round, bool end_of_round) {
@@ -189,6 +193,13 @@ void report_results(MemoryContext round_context, RoundState* round, bool end_of_
     }
     if (!any && !end_of_round) return;
     store_health(round->targets, fresh, round->count);
+    // Without the leader lease (docs/monitor-ha.md) health is still stored, but nothing is decided.
+    const bool can_decide = leader_lease_allows_decisions();
+    if (can_decide != could_decide)
+        ereport(LOG, (errmsg(can_decide ? "autofailover health check: leader lease valid, decisions resume"
+                                        : "autofailover health check: no valid leader lease, no decisions")));
+    could_decide = can_decide;
+    if (!can_decide) return;
     GroupKey* groups = nullptr;
     const std::size_t group_count =
         groups_to_decide(round_context, round->targets, round->old_health, fresh, round->count, &groups);

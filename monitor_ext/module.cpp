@@ -2,6 +2,7 @@
 // health-check worker must start with the postmaster), defines the GUCs and
 // registers the worker.
 #include "monitor_ext/health_worker.h"
+#include "monitor_ext/leader_lease.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
 
@@ -17,6 +18,7 @@ void _PG_init(void) {
                         errmsg("autofailover must be loaded via shared_preload_libraries"),
                         errhint("Add autofailover to shared_preload_libraries in postgresql.conf and restart.")));
     autofailover_ext::define_settings();
+    autofailover_ext::define_leader_lease();  // replicated monitors (docs/monitor-ha.md)
     autofailover_ext::register_health_worker();
 }
 

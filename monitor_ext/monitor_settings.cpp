@@ -17,6 +17,9 @@ int fencing_margin_ms = 0;
 int startup_grace_period_ms = 0;
 int switchover_timeout_ms = 0;
 char* database_name = nullptr;
+int max_nodes_per_group = 10;
+int keeper_transaction_limit = 5000;
+int decision_lock_timeout_ms = 1000;
 
 void define_ms(const char* name, const char* description, int* variable, int default_ms, int min_ms) {
     DefineCustomIntVariable(name, description, nullptr, variable, default_ms, min_ms, 3600 * 1000, PGC_SIGHUP,
@@ -50,6 +53,19 @@ void define_settings() {
     define_ms("autofailover.switchover_timeout",
               "A switchover whose candidate is not promoted this long after the primary drains is abandoned.",
               &switchover_timeout_ms, core.switchover_timeout_ms, 1);
+    define_ms("autofailover.keeper_transaction_limit",
+              "A keeper's transaction that asks for a decision lock is ended (its session terminated) when still "
+              "open after this long, so no keeper can stall its group's decisions.",
+              &keeper_transaction_limit, 5000, 100);
+    define_ms("autofailover.decision_lock_timeout",
+              "How long the health-check worker waits for a group's decision lock before it skips the group "
+              "for this round.",
+              &decision_lock_timeout_ms, 1000, 10);
+    // Superuser-settable per session too, so a test can build a larger group.
+    DefineCustomIntVariable("autofailover.max_nodes_per_group",
+                            "register_node refuses a node beyond this many in its group (each one takes a "
+                            "replication slot on the primary, which has max_replication_slots = 12).",
+                            nullptr, &max_nodes_per_group, 10, 1, 1000, PGC_SUSET, 0, nullptr, nullptr, nullptr);
     DefineCustomStringVariable("autofailover.database", "Database where the health-check worker finds the extension.",
                                nullptr, &database_name, "autofailover", PGC_POSTMASTER, 0, nullptr, nullptr,
                                nullptr);
@@ -73,5 +89,7 @@ ProbeSettings probe_settings() {
 }
 
 const char* monitor_database() { return database_name; }
+
+int keeper_transaction_limit_ms() { return keeper_transaction_limit; }
 
 }  // namespace autofailover_ext

@@ -18,5 +18,7 @@ void define_settings();
 autofailover_bridge::SettingsRow decision_settings(int number_sync_standbys);
 ProbeSettings probe_settings();
 const char* monitor_database();
+// autofailover.keeper_transaction_limit, in ms (monitor_ext/decision_lock.cpp).
+int keeper_transaction_limit_ms();
 
 }  // namespace autofailover_ext

@@ -4,6 +4,7 @@
 // never throws across the bridge), SPI store, ERROR only from plain frames.
 #include "monitor_ext/core_bridge.h"
 #include "monitor_ext/group_store.h"
+#include "monitor_ext/leader_lease.h"
 #include "monitor_ext/pg_include.h"
 
 namespace {
@@ -11,6 +12,7 @@ namespace {
 using autofailover_bridge::BridgeResult;
 using autofailover_bridge::DecisionOutput;
 using autofailover_bridge::GroupInput;
+using autofailover_bridge::Outcome;
 
 const char* text_arg(FunctionCallInfo fcinfo, int n, const char* what) {
     if (PG_ARGISNULL(n))
@@ -41,6 +43,16 @@ autofailover_bridge::OperatorCommand parse_command(const char* name) {
     return OperatorCommand::Switchover;  // not reached
 }
 
+Datum validation_result(FunctionCallInfo fcinfo, autofailover_bridge::Validated what) {
+    text* value = PG_GETARG_TEXT_PP(0);
+    const int length = VARSIZE_ANY_EXHDR(value);
+    const char* utf8 = pg_server_to_any(VARDATA_ANY(value), length, PG_UTF8);
+    const std::size_t utf8_length = utf8 == VARDATA_ANY(value) ? static_cast<std::size_t>(length) : strlen(utf8);
+    char problem[256];
+    autofailover_bridge::validation_problem(what, utf8, utf8_length, problem, sizeof problem);
+    PG_RETURN_TEXT_P(cstring_to_text(problem));
+}
+
 }  // namespace
 
 extern "C" {
@@ -51,6 +63,8 @@ PG_FUNCTION_INFO_V1(autofailover_operator);
 PG_FUNCTION_INFO_V1(autofailover_group_view);
 PG_FUNCTION_INFO_V1(autofailover_node_health);
 PG_FUNCTION_INFO_V1(autofailover_core_node_states);
+PG_FUNCTION_INFO_V1(autofailover_host_problem);
+PG_FUNCTION_INFO_V1(autofailover_node_name_problem);
 
 // _decide(formation, group_id, node_id): run the decision for the group, store
 // it, and return what the keeper of node_id (may be NULL) needs to know.
@@ -70,13 +84,27 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
     GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
     autofailover_ext::load_group(formation, group_id, 0, group);
     DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count);
-    const BridgeResult decided = autofailover_bridge::run_decide(*group, *decision);
-    autofailover_ext::raise_if_failed(decided);
-    const int goal_changes = autofailover_ext::store_decision(group, decision);
+    int goal_changes = 0;
+    if (autofailover_ext::leader_lease_allows_decisions()) {
+        BridgeResult decided = autofailover_bridge::run_decide(*group, *decision);
+        if (decided.outcome == Outcome::NeedMoreText) {
+            autofailover_ext::grow_text(&decision->text);
+            decided = autofailover_bridge::run_decide(*group, *decision);
+        }
+        autofailover_ext::raise_if_failed(decided);
+        goal_changes = autofailover_ext::store_decision(group, decision);
+    } else {
+        // Replicated monitors, lease not held (docs/monitor-ha.md): the heartbeat the
+        // caller stored stays, the keeper gets the stored goal, nothing is decided.
+        decision->waiting_reason = "no decision: this monitor does not hold the leader lease";
+    }
 
-    autofailover_bridge::KeeperView* view =
-        static_cast<autofailover_bridge::KeeperView*>(palloc0(sizeof(autofailover_bridge::KeeperView)));
-    const BridgeResult viewed = autofailover_bridge::keeper_view(*group, node_id, *view);
+    autofailover_bridge::KeeperView* view = autofailover_ext::new_keeper_view();
+    BridgeResult viewed = autofailover_bridge::keeper_view(*group, node_id, *view);
+    if (viewed.outcome == Outcome::NeedMoreText) {
+        autofailover_ext::grow_text(&view->text);
+        viewed = autofailover_bridge::keeper_view(*group, node_id, *view);
+    }
     autofailover_ext::raise_if_failed(viewed);
 
     const int self = autofailover_ext::find_row(group, node_id);
@@ -121,14 +149,18 @@ PGDLLEXPORT Datum autofailover_register_assign(PG_FUNCTION_ARGS) {
     const int group_id = PG_GETARG_INT32(1);
     const std::int64_t node_id = PG_GETARG_INT64(2);
     const int candidate_priority = PG_GETARG_INT32(3);
+    autofailover_ext::require_leader_lease("registering a node");
     MemoryContext caller_context = CurrentMemoryContext;
 
     SPI_connect();
     GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
     autofailover_ext::load_group(formation, group_id, node_id, group);
     DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count + 1);
-    const BridgeResult assigned =
-        autofailover_bridge::run_initial_assignment(*group, node_id, candidate_priority, *decision);
+    BridgeResult assigned = autofailover_bridge::run_initial_assignment(*group, node_id, candidate_priority, *decision);
+    if (assigned.outcome == Outcome::NeedMoreText) {
+        autofailover_ext::grow_text(&decision->text);
+        assigned = autofailover_bridge::run_initial_assignment(*group, node_id, candidate_priority, *decision);
+    }
     autofailover_ext::raise_if_failed(assigned);
     autofailover_ext::store_decision(group, decision);
     const char* goal = decision->count > 0 ? decision->assignments[0].goal : "init";
@@ -151,13 +183,18 @@ PGDLLEXPORT Datum autofailover_operator(PG_FUNCTION_ARGS) {
     command.target = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3);
     command.accept_data_loss = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
     command.what_changed = PG_ARGISNULL(5) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(5));
+    autofailover_ext::require_leader_lease("the operator command");
     MemoryContext caller_context = CurrentMemoryContext;
 
     SPI_connect();
     GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
     autofailover_ext::load_group(formation, group_id, 0, group);
     DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count);
-    const BridgeResult planned = autofailover_bridge::run_operator(*group, command, *decision);
+    BridgeResult planned = autofailover_bridge::run_operator(*group, command, *decision);
+    if (planned.outcome == Outcome::NeedMoreText) {
+        autofailover_ext::grow_text(&decision->text);
+        planned = autofailover_bridge::run_operator(*group, command, *decision);
+    }
     autofailover_ext::raise_if_failed(planned);
     autofailover_ext::store_decision(group, decision);
     char* waiting = MemoryContextStrdup(caller_context, decision->waiting_reason);
@@ -180,9 +217,12 @@ PGDLLEXPORT Datum autofailover_group_view(PG_FUNCTION_ARGS) {
     SPI_connect();
     GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
     autofailover_ext::load_group(formation, group_id, 0, group);
-    autofailover_bridge::KeeperView* view =
-        static_cast<autofailover_bridge::KeeperView*>(palloc0(sizeof(autofailover_bridge::KeeperView)));
-    const BridgeResult viewed = autofailover_bridge::keeper_view(*group, 0, *view);
+    autofailover_bridge::KeeperView* view = autofailover_ext::new_keeper_view();
+    BridgeResult viewed = autofailover_bridge::keeper_view(*group, 0, *view);
+    if (viewed.outcome == Outcome::NeedMoreText) {
+        autofailover_ext::grow_text(&view->text);
+        viewed = autofailover_bridge::keeper_view(*group, 0, *view);
+    }
     autofailover_ext::raise_if_failed(viewed);
     MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
     Datum values[2] = {Int64GetDatum(view->primary_node_id), CStringGetTextDatum(view->synchronous_standby_names)};
@@ -230,6 +270,16 @@ PGDLLEXPORT Datum autofailover_core_node_states(PG_FUNCTION_ARGS) {
         names[i] = CStringGetTextDatum(name);
     }
     PG_RETURN_ARRAYTYPE_P(construct_array(names, static_cast<int>(count), TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+// _host_problem(host) / _node_name_problem(name) → why the value is refused, '' when accepted.
+// STRICT: NULL in, NULL out. The text is checked as UTF-8 whatever the database encoding.
+PGDLLEXPORT Datum autofailover_host_problem(PG_FUNCTION_ARGS) {
+    return validation_result(fcinfo, autofailover_bridge::Validated::Host);
+}
+
+PGDLLEXPORT Datum autofailover_node_name_problem(PG_FUNCTION_ARGS) {
+    return validation_result(fcinfo, autofailover_bridge::Validated::NodeName);
 }
 
 }  // extern "C"

@@ -6,7 +6,10 @@
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
-export AUTOCTL=${AUTOCTL:-$(realpath "$BUILD/autoctl/autoctl" 2>/dev/null || command -v autoctl)}
+# The installed autoctl (make faults installs first), which the unprivileged test user can run wherever the
+# build tree is; the tests check it is the one in $BUILD (tests/common/installed.py).
+export AUTOCTL=${AUTOCTL:-/usr/local/bin/autoctl}
+export AUTOFAILOVER_BUILT_AUTOCTL=${AUTOFAILOVER_BUILT_AUTOCTL:-$(realpath "$BUILD/autoctl/autoctl" 2>/dev/null)}
 RESULTS=$BUILD/faults-results.jsonl
 LOG=$BUILD/faults-pytest.log
 mkdir -p "$BUILD"

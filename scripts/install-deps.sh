@@ -7,10 +7,12 @@ set -euo pipefail
 packages=(
   g++ make cmake pkg-config
   postgresql-15 postgresql-server-dev-15 postgresql-contrib
-  libpq-dev libpqxx-dev libcli11-dev libfmt-dev catch2 nlohmann-json3-dev libcpp-httplib-dev
+  libpq-dev libpqxx-dev libcli11-dev libfmt-dev catch2 nlohmann-json3-dev
   python3 python3-pytest python3-psycopg
   iproute2 util-linux procps
   openssl
+  etcd-server libcpp-httplib-dev
+  haproxy python3-prometheus-client
 )
 
 missing=()
@@ -33,4 +35,11 @@ user=${AUTOFAILOVER_TEST_USER:-autofailover}
 if [ "$(id -u)" -eq 0 ] && ! id -u "$user" >/dev/null 2>&1; then
   useradd --system --create-home --home-dir "/var/lib/$user" --shell /bin/bash "$user"
   echo "install-deps: created system user $user"
+fi
+# A second unprivileged user: the hostile e2e test (tests/e2e/test_hostile.py) checks that it can log in
+# nowhere on a default formation. It owns nothing and has no login shell.
+other=${AUTOFAILOVER_OTHER_USER:-autofailover_other}
+if [ "$(id -u)" -eq 0 ] && ! id -u "$other" >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$other"
+  echo "install-deps: created system user $other"
 fi

@@ -12,6 +12,13 @@ CREATE TYPE autofailover.node_state AS ENUM (
     'stop_replication', 'report_lsn', 'fast_forward', 'join_secondary', 'maintenance',
     'prepare_maintenance', 'wait_maintenance', 'dropped');
 
+-- Host and node name validation, one implementation shared with the keeper
+-- (libautofailover/input_validation.cpp): why a value is refused, '' when it is not.
+CREATE FUNCTION autofailover._host_problem(host text) RETURNS text
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'autofailover_host_problem';
+CREATE FUNCTION autofailover._node_name_problem(name text) RETURNS text
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'autofailover_node_name_problem';
+
 CREATE TABLE autofailover.formations (
     formation_id text PRIMARY KEY
         CHECK (formation_id ~ '^[A-Za-z_][A-Za-z0-9_-]*$' AND length(formation_id) <= 63),
@@ -31,8 +38,8 @@ CREATE TABLE autofailover.nodes (
     node_id bigserial PRIMARY KEY,
     formation_id text NOT NULL,
     group_id int NOT NULL,
-    node_name text NOT NULL CHECK (length(node_name) BETWEEN 1 AND 63 AND node_name !~ '[[:cntrl:]]'),
-    host text NOT NULL CHECK (host ~ '^[A-Za-z0-9._:%-]+$' AND length(host) <= 255),
+    node_name text NOT NULL CHECK (autofailover._node_name_problem(node_name) = ''),
+    host text NOT NULL CHECK (autofailover._host_problem(host) = ''),
     port int NOT NULL CHECK (port BETWEEN 1 AND 65535),
     system_identifier bigint,
     reported_state autofailover.node_state NOT NULL DEFAULT 'init',
@@ -43,8 +50,16 @@ CREATE TABLE autofailover.nodes (
     timeline int NOT NULL DEFAULT 0 CHECK (timeline >= 0),
     lsn pg_lsn NOT NULL DEFAULT '0/0',
     sync_state text NOT NULL DEFAULT '' CHECK (sync_state IN ('', 'sync', 'quorum', 'async', 'potential')),
+    -- What this node's keeper saw in pg_stat_replication at its last report (node ids of
+    -- the standbys streaming from it, and their flush LSNs). While it is the primary this
+    -- is the only evidence of streaming the core trusts (docs/security.md).
+    streaming_standbys bigint[] NOT NULL DEFAULT '{}',
+    streaming_flush_lsns pg_lsn[] NOT NULL DEFAULT '{}'
+        CHECK (cardinality(streaming_flush_lsns) = cardinality(streaming_standbys)),
     candidate_priority int NOT NULL DEFAULT 50 CHECK (candidate_priority BETWEEN 0 AND 100),
     replication_quorum bool NOT NULL DEFAULT true,
+    -- The LOGIN role this node's keeper uses (docs/security.md, "Keeper identity").
+    keeper_role text UNIQUE,
     FOREIGN KEY (formation_id, group_id) REFERENCES autofailover.groups,
     UNIQUE (formation_id, node_name),
     UNIQUE (formation_id, host, port)
@@ -107,31 +122,75 @@ CREATE FUNCTION autofailover._node_health(formation text, group_id int)
     RETURNS TABLE (node_id bigint, keeper_reporting bool, unhealthy bool)
     LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'autofailover_node_health';
 
+-- Keeper identities and formation secrets (monitor_ext/keeper_identity.cpp).
+CREATE FUNCTION autofailover._random_secret() RETURNS text
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_random_secret';
+CREATE FUNCTION autofailover._scram_verifier(password text) RETURNS text
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_scram_verifier';
+
+-- The formation's replication password (of autofailover_replicator on its data
+-- nodes), handed by register_node to that formation's nodes only. Nobody but the
+-- extension's functions reads it: no role gets a grant on this table.
+CREATE TABLE autofailover.formation_secrets (
+    formation_id text PRIMARY KEY REFERENCES autofailover.formations ON DELETE CASCADE,
+    replication_password text NOT NULL DEFAULT autofailover._random_secret()
+);
+INSERT INTO autofailover.formation_secrets (formation_id) VALUES ('default');
+SELECT pg_catalog.pg_extension_config_dump('autofailover.formation_secrets', '');
+
+-- Keeper roles of removed nodes that could not be dropped at once (the keeper's
+-- own session confirmed the removal): they can no longer log in, and are dropped
+-- by the next register_node or remove_node.
+CREATE TABLE autofailover.retired_roles (
+    rolname text PRIMARY KEY,
+    retired_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
 -- The core's list of states, in enum order (see node_state above).
 CREATE FUNCTION autofailover.core_node_states() RETURNS text[]
     LANGUAGE C IMMUTABLE AS 'MODULE_PATHNAME', 'autofailover_core_node_states';
 
 ------------------------------------------------------------------------------
 -- Locking. One order everywhere, so no two calls can deadlock:
---   1. the formation lock: shared by every group-level call, exclusive for
---      formation-wide changes (set_formation_number_sync_standbys, drop_formation);
---   2. then group locks, one per group, in ascending group_id when several.
--- Both are transaction-scoped advisory locks keyed by hashtext(formation).
+--   1. a formation-wide change (set_formation_number_sync_standbys,
+--      drop_formation) first takes the formation lock, which orders such changes;
+--   2. group locks, one per group: a group-level call (every keeper call, the
+--      worker's decision, operator commands on a group) takes its group's only; a
+--      formation-wide change takes all of them, in ascending group_id.
+-- Both are row locks (FOR NO KEY UPDATE of the formations / groups row) that only
+-- these SECURITY DEFINER functions take: no other role may lock those rows (it
+-- would need UPDATE on the tables), unlike advisory locks, which PUBLIC may take
+-- (security review #6). Waiters queue in order (no shared lock a stream of keepers
+-- could keep held). A keeper cannot keep them either: _guard_decision_lock() ends
+-- the session of a non-operator whose transaction holds them longer than
+-- autofailover.keeper_transaction_limit, and bounds its waits for them at twice
+-- that. The health-check worker waits at most autofailover.decision_lock_timeout.
 ------------------------------------------------------------------------------
-CREATE FUNCTION autofailover._lock_formation(formation text, exclusive bool)
+CREATE FUNCTION autofailover._guard_decision_lock(acquired bool) RETURNS void
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_guard_decision_lock';
+
+CREATE FUNCTION autofailover._lock_formation(formation text)
     RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    IF exclusive THEN
-        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('autofailover:' || formation)::bigint);
-    ELSE
-        PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('autofailover:' || formation)::bigint);
+    PERFORM autofailover._guard_decision_lock(false);
+    PERFORM 1 FROM autofailover.formations f WHERE f.formation_id = $1 FOR NO KEY UPDATE OF f;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'formation "%" does not exist', left($1, 80)
+            USING ERRCODE = 'undefined_object', HINT = 'Create it with autofailover.create_formation().';
     END IF;
+    PERFORM autofailover._guard_decision_lock(true);
 END $$;
 
 CREATE FUNCTION autofailover._lock_group(formation text, group_id int)
-    RETURNS void LANGUAGE sql AS $$
-    SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('autofailover:' || $1), $2)
-$$;
+    RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM autofailover._guard_decision_lock(false);
+    PERFORM 1 FROM autofailover.groups g WHERE g.formation_id = $1 AND g.group_id = $2 FOR NO KEY UPDATE OF g;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'group % of formation "%" has no nodes', $2, left($1, 80) USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM autofailover._guard_decision_lock(true);
+END $$;
 
 ------------------------------------------------------------------------------
 -- Validation helpers: clear errors with SQLSTATEs before any write.
@@ -154,12 +213,28 @@ BEGIN
     END IF;
 END $$;
 
+-- The messages never repeat the value: it may hold what a terminal would interpret.
 CREATE FUNCTION autofailover._check_node_name(p_name text)
     RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v_problem text := autofailover._node_name_problem(p_name);
 BEGIN
-    IF length(p_name) NOT BETWEEN 1 AND 63 OR p_name ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'invalid node name: 1 to 63 printable characters expected'
-            USING ERRCODE = 'invalid_parameter_value';
+    IF v_problem <> '' THEN
+        RAISE EXCEPTION 'invalid node name: %', v_problem
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = '1 to 63 printable characters; no control or invisible format characters.';
+    END IF;
+END $$;
+
+CREATE FUNCTION autofailover._check_host(p_host text)
+    RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v_problem text := autofailover._host_problem(p_host);
+BEGIN
+    IF v_problem <> '' THEN
+        RAISE EXCEPTION 'invalid host: %', v_problem
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the IP address or the DNS name other nodes reach this node at.';
     END IF;
 END $$;
 
@@ -177,6 +252,121 @@ BEGIN
     END IF;
 END $$;
 
+------------------------------------------------------------------------------
+-- Keeper identity (docs/security.md). Every node's keeper logs in as its own
+-- role autofailover_keeper_<node_id>, member of autofailover_node_keepers, with
+-- the password register_node returned once. The keeper protocol acts only on
+-- the caller's own node and formation; operators (and superusers) act on any.
+------------------------------------------------------------------------------
+-- Raises unless the session may act on node p_node_id / read formation
+-- p_formation (either may be NULL: not checked). session_user, not current_user:
+-- inside these SECURITY DEFINER functions current_user is the extension owner.
+CREATE FUNCTION autofailover._authorize(p_formation text, p_node_id bigint)
+    RETURNS void LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_node bigint;
+    v_formation text;
+BEGIN
+    SELECT n.node_id, n.formation_id INTO v_node, v_formation
+      FROM autofailover.nodes n WHERE n.keeper_role = session_user::text;
+    IF FOUND THEN
+        IF p_node_id IS NOT NULL AND p_node_id IS DISTINCT FROM v_node THEN
+            RAISE EXCEPTION 'permission denied: role % is the keeper of node %, not of node %',
+                session_user, v_node, p_node_id
+                USING ERRCODE = 'insufficient_privilege', HINT = 'A keeper reports only for its own node.';
+        END IF;
+        IF p_formation IS NOT NULL AND p_formation IS DISTINCT FROM v_formation THEN
+            RAISE EXCEPTION 'permission denied: role % belongs to formation "%", not "%"',
+                session_user, v_formation, left(p_formation, 80)
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN;
+    END IF;
+    IF pg_catalog.pg_has_role(session_user, 'autofailover_operator', 'MEMBER') THEN
+        RETURN;
+    END IF;
+    IF session_user::text ~ '^autofailover_keeper_[0-9]+$' THEN
+        RAISE EXCEPTION 'node % is not registered: it was removed from the formation',
+            substring(session_user::text FROM '[0-9]+$')
+            USING ERRCODE = 'undefined_object', HINT = 'Register it again with autoctl create postgres.';
+    END IF;
+    RAISE EXCEPTION 'permission denied: role % is neither the keeper of a node nor an operator', session_user
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'Keepers log in with the role and password that register_node returned.';
+END $$;
+
+-- A direct member of autofailover_node_keepers (pg_has_role would say yes for any superuser).
+CREATE FUNCTION autofailover._is_keeper_role(p_role text) RETURNS bool
+    LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m
+                     JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
+                     JOIN pg_catalog.pg_roles r ON r.oid = m.member
+                    WHERE g.rolname = 'autofailover_node_keepers' AND r.rolname = $1)
+$$;
+
+-- Drops the keeper roles retired earlier; one that still cannot go stays listed.
+CREATE FUNCTION autofailover._drop_retired_roles() RETURNS void
+    LANGUAGE plpgsql AS $$
+DECLARE
+    v_role text;
+BEGIN
+    FOR v_role IN SELECT r.rolname FROM autofailover.retired_roles r WHERE r.rolname <> session_user::text LOOP
+        BEGIN
+            EXECUTE pg_catalog.format('DROP ROLE IF EXISTS %I', v_role);
+            DELETE FROM autofailover.retired_roles r WHERE r.rolname = v_role;
+        EXCEPTION WHEN OTHERS THEN
+            NULL;  -- still in use (e.g. a temporary table of a live session): next time
+        END;
+    END LOOP;
+END $$;
+
+-- Creates the LOGIN role of a new node's keeper. Only the SCRAM verifier reaches
+-- the statement, so the password cannot land in a server log.
+CREATE FUNCTION autofailover._create_keeper_role(p_role text, p_password text) RETURNS void
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM autofailover._drop_retired_roles();
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = p_role) THEN
+        -- A leftover of this extension (dropped and created again) is replaced; a role
+        -- somebody else made with that name is not taken over.
+        IF NOT autofailover._is_keeper_role(p_role)
+           AND NOT EXISTS (SELECT 1 FROM autofailover.retired_roles r WHERE r.rolname = p_role) THEN
+            RAISE EXCEPTION 'role % already exists and is not an autofailover keeper role', p_role
+                USING ERRCODE = 'duplicate_object', HINT = 'Drop or rename that role on the monitor.';
+        END IF;
+        EXECUTE pg_catalog.format('DROP ROLE %I', p_role);
+        DELETE FROM autofailover.retired_roles r WHERE r.rolname = p_role;
+    END IF;
+    -- A keeper needs one connection; the limit keeps a misbehaving one from using up the monitor's.
+    EXECUTE pg_catalog.format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION '
+                              'CONNECTION LIMIT 5 PASSWORD %L IN ROLE autofailover_node_keepers',
+                              p_role, autofailover._scram_verifier(p_password));
+END $$;
+
+-- Removes the keeper role of a removed node. PostgreSQL cannot drop the role of
+-- the session that calls (a keeper confirming its own removal), nor one that still
+-- owns objects: such a role loses its login and membership now, and is dropped later.
+CREATE FUNCTION autofailover._retire_keeper_role(p_role text) RETURNS void
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_role IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = p_role) THEN
+        RETURN;
+    END IF;
+    IF p_role <> session_user::text THEN
+        BEGIN
+            EXECUTE pg_catalog.format('DROP ROLE %I', p_role);
+            RETURN;
+        EXCEPTION WHEN OTHERS THEN
+            NULL;  -- retired below
+        END;
+    END IF;
+    EXECUTE pg_catalog.format('ALTER ROLE %I NOLOGIN', p_role);
+    IF autofailover._is_keeper_role(p_role) THEN
+        EXECUTE pg_catalog.format('REVOKE autofailover_node_keepers FROM %I', p_role);
+    END IF;
+    INSERT INTO autofailover.retired_roles (rolname) VALUES (p_role) ON CONFLICT DO NOTHING;
+END $$;
+
 CREATE FUNCTION autofailover._notify(p_formation text, p_group int, p_node_id bigint, p_node_name text,
     p_reported autofailover.node_state, p_goal autofailover.node_state, p_reason text)
     RETURNS void LANGUAGE sql AS $$
@@ -191,12 +381,22 @@ $$;
 ------------------------------------------------------------------------------
 -- Decision entry used by the health-check worker (and after forced removals).
 ------------------------------------------------------------------------------
+-- The health-check worker's entry: like run_decision, but a group whose lock is
+-- held longer than autofailover.decision_lock_timeout is skipped for this round
+-- (an ERROR, logged by the worker) instead of stalling every other group.
+CREATE FUNCTION autofailover._worker_decision(formation text, group_id int)
+    RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('lock_timeout', pg_catalog.current_setting('autofailover.decision_lock_timeout'),
+                                  true);
+    RETURN autofailover.run_decision($1, $2);
+END $$;
+
 CREATE FUNCTION autofailover.run_decision(formation text, group_id int)
     RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     v_waiting text;
 BEGIN
-    PERFORM autofailover._lock_formation($1, false);
     PERFORM autofailover._lock_group($1, $2);
     SELECT d.waiting_reason INTO v_waiting FROM autofailover._decide($1, $2, NULL) d;
     RETURN v_waiting;
@@ -208,23 +408,24 @@ END $$;
 CREATE FUNCTION autofailover._register_node(p_formation text, p_host text, p_port int, p_name text,
     p_group int, p_priority int, p_quorum bool, p_sysid bigint)
     RETURNS TABLE (o_node_id bigint, o_node_name text, o_group_id int, o_goal autofailover.node_state,
-                   o_priority int, o_quorum bool)
+                   o_priority int, o_quorum bool, o_keeper_role text, o_keeper_password text,
+                   o_replication_password text)
     LANGUAGE plpgsql AS $$
 DECLARE
     v_group int := coalesce(p_group, 0);
     v_id bigint;
     v_name text;
     v_goal autofailover.node_state;
+    v_role text;
+    v_password text;
+    v_count bigint;
 BEGIN
     PERFORM autofailover._check_formation(p_formation);
     PERFORM autofailover._require(p_host, 'host');
     PERFORM autofailover._require(p_port, 'port');
     PERFORM autofailover._require(p_priority, 'candidate_priority');
     PERFORM autofailover._require(p_quorum, 'replication_quorum');
-    IF p_host !~ '^[A-Za-z0-9._:%-]+$' OR length(p_host) > 255 THEN
-        RAISE EXCEPTION 'invalid host: a host name or IP address expected'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM autofailover._check_host(p_host);
     IF p_port NOT BETWEEN 1 AND 65535 THEN
         RAISE EXCEPTION 'invalid port %: 1 to 65535 expected', p_port USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -239,7 +440,9 @@ BEGIN
         PERFORM autofailover._check_node_name(p_name);
     END IF;
 
-    PERFORM autofailover._lock_formation(p_formation, false);
+    -- The group's row is its lock: a new group gets it first (rolled back on any error below).
+    INSERT INTO autofailover.groups (formation_id, group_id) VALUES (p_formation, v_group)
+        ON CONFLICT DO NOTHING;
     PERFORM autofailover._lock_group(p_formation, v_group);
 
     IF p_name IS NOT NULL AND EXISTS (SELECT 1 FROM autofailover.nodes n
@@ -252,6 +455,14 @@ BEGIN
         RAISE EXCEPTION 'a node at %:% already exists in formation "%"', p_host, p_port, p_formation
             USING ERRCODE = 'unique_violation', HINT = 'Drop the old node first (autoctl drop node).';
     END IF;
+    -- Every node gets a replication slot on the primary (max_replication_slots = 12 on data nodes).
+    SELECT count(*) INTO v_count FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.group_id = v_group;
+    IF v_count >= pg_catalog.current_setting('autofailover.max_nodes_per_group')::int THEN
+        RAISE EXCEPTION 'group % of formation "%" has % nodes, autofailover.max_nodes_per_group allows %',
+            v_group, p_formation, v_count, pg_catalog.current_setting('autofailover.max_nodes_per_group')
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Drop a node first, or put this one in another group.';
+    END IF;
     IF p_sysid IS NOT NULL AND EXISTS (SELECT 1 FROM autofailover.nodes n
             WHERE n.formation_id = p_formation AND n.group_id = v_group
               AND n.system_identifier IS NOT NULL AND n.system_identifier <> p_sysid) THEN
@@ -260,8 +471,6 @@ BEGIN
                   HINT = 'A node must be a copy of the group''s primary: start from an empty data directory.';
     END IF;
 
-    INSERT INTO autofailover.groups (formation_id, group_id) VALUES (p_formation, v_group)
-        ON CONFLICT DO NOTHING;
     v_id := nextval('autofailover.nodes_node_id_seq');
     v_name := coalesce(p_name, 'node_' || v_id);
     IF p_name IS NULL AND EXISTS (SELECT 1 FROM autofailover.nodes n
@@ -269,25 +478,33 @@ BEGIN
         RAISE EXCEPTION 'a node named "%" already exists in formation "%"', v_name, p_formation
             USING ERRCODE = 'unique_violation', HINT = 'Give the node an explicit name.';
     END IF;
+    -- Every registration is a new node with a new role and password: nothing
+    -- here hands out the credential of a node that exists already.
+    v_role := 'autofailover_keeper_' || v_id;
+    v_password := autofailover._random_secret();
     INSERT INTO autofailover.nodes (node_id, formation_id, group_id, node_name, host, port, system_identifier,
-                                    candidate_priority, replication_quorum)
-        VALUES (v_id, p_formation, v_group, v_name, p_host, p_port, p_sysid, p_priority, p_quorum);
+                                    candidate_priority, replication_quorum, keeper_role)
+        VALUES (v_id, p_formation, v_group, v_name, p_host, p_port, p_sysid, p_priority, p_quorum, v_role);
     INSERT INTO autofailover.node_health (node_id) VALUES (v_id);
+    PERFORM autofailover._create_keeper_role(v_role, v_password);
     v_goal := autofailover._register_assign(p_formation, v_group, v_id, p_priority)::autofailover.node_state;
-    RETURN QUERY SELECT v_id, v_name, v_group, v_goal, p_priority, p_quorum;
+    RETURN QUERY SELECT v_id, v_name, v_group, v_goal, p_priority, p_quorum, v_role, v_password,
+                        (SELECT x.replication_password FROM autofailover.formation_secrets x
+                          WHERE x.formation_id = p_formation);
 END $$;
 
 CREATE FUNCTION autofailover.register_node(formation text, host text, port int, name text DEFAULT NULL,
     group_id int DEFAULT NULL, candidate_priority int DEFAULT 50, replication_quorum bool DEFAULT true,
     system_identifier bigint DEFAULT NULL)
     RETURNS TABLE (node_id bigint, node_name text, group_id int, goal_state autofailover.node_state,
-                   candidate_priority int, replication_quorum bool)
+                   candidate_priority int, replication_quorum bool, keeper_role text, keeper_password text,
+                   replication_password text)
     LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM autofailover._register_node($1, $2, $3, $4, $5, $6, $7, $8)
 $$;
 
 CREATE FUNCTION autofailover._node_active(p_formation text, p_node_id bigint, p_reported autofailover.node_state,
-    p_running bool, p_timeline int, p_lsn pg_lsn, p_sync_state text)
+    p_running bool, p_timeline int, p_lsn pg_lsn, p_sync_state text, p_streaming bigint[], p_streaming_lsns pg_lsn[])
     RETURNS TABLE (o_goal autofailover.node_state, o_priority int, o_quorum bool,
                    o_primary_node_id bigint, o_primary_host text, o_primary_port int,
                    o_synchronous_standby_names text,
@@ -300,7 +517,10 @@ DECLARE
     v_old autofailover.node_state;
     v_goal autofailover.node_state;
     v_sync text := coalesce(p_sync_state, '');
+    v_streaming bigint[] := coalesce(p_streaming, '{}');
+    v_streaming_lsns pg_lsn[] := coalesce(p_streaming_lsns, '{}');
     v_decision record;
+    v_role text;
 BEGIN
     -- The hot path of the monitor: validation in one test, errors spelled out only when it fails.
     IF p_formation IS NULL OR p_node_id IS NULL OR p_reported IS NULL OR p_running IS NULL OR p_timeline IS NULL
@@ -319,9 +539,16 @@ BEGIN
         RAISE EXCEPTION 'invalid sync_state "%": one of sync, quorum, async, potential or empty expected',
             left(v_sync, 80) USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF cardinality(v_streaming) <> cardinality(v_streaming_lsns) OR cardinality(v_streaming) > 1000
+       OR array_position(v_streaming, NULL) IS NOT NULL OR array_position(v_streaming_lsns, NULL) IS NOT NULL
+       OR array_ndims(v_streaming) > 1 OR array_ndims(v_streaming_lsns) > 1 THEN
+        RAISE EXCEPTION 'invalid streaming standbys: two one-dimensional arrays of the same length, no NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    PERFORM autofailover._authorize(p_formation, p_node_id);
 
     -- Lock order: formation (shared), then group (see docs/api.md, Locking).
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('autofailover:' || p_formation)::bigint);
     -- A node never changes group, so reading it before the group lock is safe.
     SELECT n.group_id INTO v_group FROM autofailover.nodes n
      WHERE n.node_id = p_node_id AND n.formation_id = p_formation;
@@ -329,11 +556,12 @@ BEGIN
         RAISE EXCEPTION 'node % is not registered in formation "%"', p_node_id, left(p_formation, 80)
             USING ERRCODE = 'undefined_object', HINT = 'Register it with autofailover.register_node().';
     END IF;
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('autofailover:' || p_formation), v_group);
+    PERFORM autofailover._lock_group(p_formation, v_group);
 
     UPDATE autofailover.nodes n
        SET reported_state = p_reported, pg_is_running = p_running, timeline = p_timeline, lsn = p_lsn,
-           sync_state = v_sync, last_report = clock_timestamp()
+           sync_state = v_sync, streaming_standbys = v_streaming, streaming_flush_lsns = v_streaming_lsns,
+           last_report = clock_timestamp()
       FROM (SELECT o.node_id, o.reported_state FROM autofailover.nodes o WHERE o.node_id = p_node_id) old
      WHERE n.node_id = old.node_id
     RETURNING old.reported_state, n.goal_state, n.node_name INTO v_old, v_goal, v_name;
@@ -348,7 +576,8 @@ BEGIN
 
     IF p_reported = 'dropped' AND v_goal = 'dropped' THEN
         -- The keeper confirmed its removal: forget the node, let the others adapt.
-        DELETE FROM autofailover.nodes n WHERE n.node_id = p_node_id;
+        DELETE FROM autofailover.nodes n WHERE n.node_id = p_node_id RETURNING n.keeper_role INTO v_role;
+        PERFORM autofailover._retire_keeper_role(v_role);
         INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
                                          description)
             VALUES (p_formation, p_node_id, v_name, v_group, 'dropped', 'dropped',
@@ -375,28 +604,33 @@ BEGIN
 END $$;
 
 CREATE FUNCTION autofailover.node_active(formation text, node_id bigint, reported_state autofailover.node_state,
-    pg_is_running bool, timeline int, lsn pg_lsn, sync_state text DEFAULT '')
+    pg_is_running bool, timeline int, lsn pg_lsn, sync_state text DEFAULT '',
+    streaming_standbys bigint[] DEFAULT NULL, streaming_flush_lsns pg_lsn[] DEFAULT NULL)
     RETURNS TABLE (goal_state autofailover.node_state, candidate_priority int, replication_quorum bool,
                    primary_node_id bigint, primary_host text, primary_port int,
                    synchronous_standby_names text,
                    upstream_host text, upstream_port int, upstream_lsn pg_lsn,
                    network_partition_timeout_ms int)
     LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT * FROM autofailover._node_active($1, $2, $3, $4, $5, $6, $7)
+    SELECT * FROM autofailover._node_active($1, $2, $3, $4, $5, $6, $7, $8, $9)
 $$;
 
 CREATE FUNCTION autofailover.get_primary(formation text DEFAULT 'default', group_id int DEFAULT 0)
     RETURNS TABLE (node_id bigint, node_name text, host text, port int)
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT n.node_id, n.node_name, n.host, n.port
-      FROM autofailover._group_view($1, $2) v
-      JOIN autofailover.nodes n ON n.node_id = v.primary_node_id
-$$;
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM autofailover._authorize($1, NULL);
+    RETURN QUERY
+        SELECT n.node_id, n.node_name, n.host, n.port
+          FROM autofailover._group_view($1, $2) v
+          JOIN autofailover.nodes n ON n.node_id = v.primary_node_id;
+END $$;
 
 CREATE FUNCTION autofailover.get_nodes(formation text DEFAULT 'default', group_id int DEFAULT NULL)
     RETURNS TABLE (node_id bigint, node_name text, host text, port int, lsn pg_lsn, is_primary bool)
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM autofailover._authorize($1, NULL);
     PERFORM autofailover._check_formation($1);
     RETURN QUERY
         SELECT n.node_id, n.node_name, n.host, n.port, n.lsn,
@@ -414,6 +648,7 @@ DECLARE
     v_group int;
 BEGIN
     PERFORM autofailover._require(p_node_id, 'node_id');
+    PERFORM autofailover._authorize(NULL, p_node_id);
     SELECT n.formation_id, n.group_id INTO v_formation, v_group FROM autofailover.nodes n WHERE n.node_id = p_node_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'node % is not registered', p_node_id USING ERRCODE = 'undefined_object';
@@ -438,21 +673,30 @@ DECLARE
     v_group int;
     v_name text;
     v_reported autofailover.node_state;
+    v_role text;
 BEGIN
     PERFORM autofailover._require(p_node_id, 'node_id');
     PERFORM autofailover._require(p_force, 'force');
+    -- A keeper may ask for its own node's removal, planned by the core; forcing
+    -- skips every safety check, so only an operator may.
+    PERFORM autofailover._authorize(NULL, p_node_id);
+    IF p_force AND NOT pg_catalog.pg_has_role(session_user, 'autofailover_operator', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied: only an operator may force the removal of a node'
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Call remove_node without force.';
+    END IF;
     SELECT n.formation_id, n.group_id INTO v_formation, v_group FROM autofailover.nodes n WHERE n.node_id = p_node_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'node % is not registered', p_node_id USING ERRCODE = 'undefined_object';
     END IF;
-    PERFORM autofailover._lock_formation(v_formation, false);
     PERFORM autofailover._lock_group(v_formation, v_group);
     IF NOT p_force THEN
         PERFORM autofailover._operator('remove_node', v_formation, v_group, p_node_id, false, NULL);
         RETURN true;
     END IF;
-    DELETE FROM autofailover.nodes n WHERE n.node_id = p_node_id RETURNING n.node_name, n.reported_state
-        INTO v_name, v_reported;
+    DELETE FROM autofailover.nodes n WHERE n.node_id = p_node_id RETURNING n.node_name, n.reported_state, n.keeper_role
+        INTO v_name, v_reported, v_role;
+    PERFORM autofailover._drop_retired_roles();
+    PERFORM autofailover._retire_keeper_role(v_role);
     INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
                                      description)
         VALUES (v_formation, p_node_id, v_name, v_group, v_reported, 'dropped',
@@ -489,11 +733,13 @@ BEGIN
         RAISE EXCEPTION 'invalid number_sync_standbys %: 0 to 16 expected', $3
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM autofailover._lock_formation($1, true);
-    IF EXISTS (SELECT 1 FROM autofailover.formations f WHERE f.formation_id = $1) THEN
+    -- A concurrent creation of the same name waits on the primary key, then finds it taken.
+    INSERT INTO autofailover.formations (formation_id, dbname, number_sync_standbys) VALUES ($1, $2, $3)
+        ON CONFLICT (formation_id) DO NOTHING;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'formation "%" already exists', $1 USING ERRCODE = 'duplicate_object';
     END IF;
-    INSERT INTO autofailover.formations (formation_id, dbname, number_sync_standbys) VALUES ($1, $2, $3);
+    INSERT INTO autofailover.formation_secrets (formation_id) VALUES ($1);
     RETURN true;
 END $$;
 
@@ -501,7 +747,7 @@ CREATE FUNCTION autofailover.drop_formation(formation text) RETURNS bool
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM autofailover._check_formation($1);
-    PERFORM autofailover._lock_formation($1, true);
+    PERFORM autofailover._lock_formation($1);
     IF EXISTS (SELECT 1 FROM autofailover.nodes n WHERE n.formation_id = $1) THEN
         RAISE EXCEPTION 'formation "%" still has nodes', $1
             USING ERRCODE = 'dependent_objects_still_exist', HINT = 'Drop its nodes first.';
@@ -516,7 +762,6 @@ CREATE FUNCTION autofailover._operator_on_group(p_command text, p_formation text
 BEGIN
     PERFORM autofailover._check_formation(p_formation);
     PERFORM autofailover._require(p_group, 'group_id');
-    PERFORM autofailover._lock_formation(p_formation, false);
     PERFORM autofailover._lock_group(p_formation, p_group);
     IF NOT EXISTS (SELECT 1 FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.group_id = p_group) THEN
         RAISE EXCEPTION 'group % of formation "%" has no nodes', p_group, p_formation
@@ -577,7 +822,6 @@ DECLARE
     v_what text;
 BEGIN
     SELECT f.o_node_id, f.o_group_id INTO v_node_id, v_group FROM autofailover._find_node(p_formation, p_node_name) f;
-    PERFORM autofailover._lock_formation(p_formation, false);
     PERFORM autofailover._lock_group(p_formation, v_group);
     IF p_priority IS NOT NULL THEN
         UPDATE autofailover.nodes n SET candidate_priority = p_priority WHERE n.node_id = v_node_id;
@@ -620,7 +864,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- Formation-wide change: exclusive formation lock, then group locks in ascending order.
-    PERFORM autofailover._lock_formation($1, true);
+    PERFORM autofailover._lock_formation($1);
     UPDATE autofailover.formations f SET number_sync_standbys = $2 WHERE f.formation_id = $1;
     FOR v_group IN SELECT DISTINCT n.group_id FROM autofailover.nodes n WHERE n.formation_id = $1 ORDER BY 1 LOOP
         PERFORM autofailover._lock_group($1, v_group);
@@ -712,7 +956,9 @@ BEGIN
                             'autofailover.health_check_max_retries', 'autofailover.health_check_retry_delay',
                             'autofailover.node_considered_unhealthy_timeout',
                             'autofailover.network_partition_timeout', 'autofailover.fencing_margin',
-                            'autofailover.startup_grace_period', 'autofailover.switchover_timeout']) AS s(name);
+                            'autofailover.startup_grace_period', 'autofailover.switchover_timeout',
+                            'autofailover.max_nodes_per_group', 'autofailover.keeper_transaction_limit',
+                            'autofailover.decision_lock_timeout']) AS s(name);
 END $$;
 
 ------------------------------------------------------------------------------
@@ -727,22 +973,29 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'autofailover_operator') THEN
         CREATE ROLE autofailover_operator NOLOGIN;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'autofailover_node_keepers') THEN
+        CREATE ROLE autofailover_node_keepers NOLOGIN;
+    END IF;
 END $$;
 
 REVOKE ALL ON ALL TABLES IN SCHEMA autofailover FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA autofailover FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA autofailover FROM PUBLIC;
-GRANT USAGE ON SCHEMA autofailover TO autofailover_keeper, autofailover_operator;
-GRANT USAGE ON TYPE autofailover.node_state TO autofailover_keeper, autofailover_operator;
+GRANT USAGE ON SCHEMA autofailover TO autofailover_keeper, autofailover_node_keepers, autofailover_operator;
+GRANT USAGE ON TYPE autofailover.node_state TO autofailover_keeper, autofailover_node_keepers, autofailover_operator;
 
+-- The bootstrap role (the URI autoctl create monitor prints) may only register;
+-- each node's own role then runs the keeper protocol for that node only.
 GRANT EXECUTE ON FUNCTION
-    autofailover.register_node(text, text, int, text, int, int, bool, bigint),
-    autofailover.node_active(text, bigint, autofailover.node_state, bool, int, pg_lsn, text),
+    autofailover.register_node(text, text, int, text, int, int, bool, bigint)
+    TO autofailover_keeper, autofailover_operator;
+GRANT EXECUTE ON FUNCTION
+    autofailover.node_active(text, bigint, autofailover.node_state, bool, int, pg_lsn, text, bigint[], pg_lsn[]),
     autofailover.get_primary(text, int),
     autofailover.get_nodes(text, int),
     autofailover.get_other_nodes(bigint),
     autofailover.remove_node(bigint, bool)
-    TO autofailover_keeper, autofailover_operator;
+    TO autofailover_node_keepers, autofailover_operator;
 
 GRANT EXECUTE ON FUNCTION
     autofailover.create_formation(text, text, int),
@@ -765,3 +1018,25 @@ GRANT EXECUTE ON FUNCTION
     TO autofailover_operator;
 GRANT SELECT ON autofailover.formations, autofailover.nodes, autofailover.node_health, autofailover.events,
     autofailover.groups TO autofailover_operator;
+
+------------------------------------------------------------------------------
+-- BEGIN monitor HA (docs/monitor-ha.md): the leader lease of replicated
+-- monitors. Renewed by the monitor agent (a superuser connection) after every
+-- etcd keepalive; enforced by monitor_ext/leader_lease.cpp when
+-- autofailover.require_leader_lease is on.
+------------------------------------------------------------------------------
+CREATE FUNCTION autofailover.renew_leader_lease(valid_for_ms int, from_clock_ns bigint DEFAULT NULL)
+    RETURNS bool LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_renew_leader_lease';
+
+CREATE FUNCTION autofailover.leader_lease_clock() RETURNS bigint
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_leader_lease_clock';
+
+CREATE FUNCTION autofailover.leader_lease(OUT required bool, OUT granted bool, OUT valid bool,
+    OUT expires_in_ms bigint, OUT leader_since timestamptz)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_leader_lease';
+
+REVOKE ALL ON FUNCTION autofailover.renew_leader_lease(int, bigint), autofailover.leader_lease_clock(),
+    autofailover.leader_lease() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autofailover.leader_lease(), autofailover.leader_lease_clock()
+    TO autofailover_operator, pg_monitor;
+-- END monitor HA

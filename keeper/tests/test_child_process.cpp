@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 using namespace autofailover::keeper;
 using std::chrono::milliseconds;
 
@@ -45,4 +47,16 @@ TEST_CASE("extra environment reaches the child", "[child]") {
     options.extra_env = {"KEEPER_TEST_VALUE=hello"};
     auto r = run_child({"/bin/sh", "-c", "echo $KEEPER_TEST_VALUE"}, options);
     CHECK(tail_of(r.output) == "hello");
+}
+
+TEST_CASE("extra environment wins over the inherited variable of the same name", "[child]") {
+    // An operator's PGPASSFILE must not hide the replication pgpass the keeper passes.
+    ::setenv("KEEPER_TEST_PASSFILE", "/inherited", 1);
+    ChildOptions options;
+    options.extra_env = {"KEEPER_TEST_PASSFILE=/keeper/replication.pgpass"};
+    // env(1) prints the environment exactly as exec'd (a shell would rebuild it).
+    auto r = run_child({"/usr/bin/env"}, options);
+    ::unsetenv("KEEPER_TEST_PASSFILE");
+    CHECK(r.output.find("KEEPER_TEST_PASSFILE=/keeper/replication.pgpass\n") != std::string::npos);
+    CHECK(r.output.find("KEEPER_TEST_PASSFILE=/inherited") == std::string::npos);
 }

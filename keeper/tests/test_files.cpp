@@ -8,9 +8,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <csignal>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace autofailover::keeper;
@@ -60,6 +63,22 @@ TEST_CASE("atomic write fails loudly when the directory is missing", "[atomic]")
     CHECK_THROWS_WITH(write_file_atomically("/nonexistent-dir-xyz/state.json", "x"), Catch::Contains("cannot create"));
 }
 
+TEST_CASE("a data directory is synced through its links, and a missing one is an error", "[atomic]") {
+    TempDir d;
+    const std::string pgdata = d.path + "/pgdata";
+    fs::create_directories(pgdata + "/pg_tblspc");
+    fs::create_directories(d.path + "/wal");
+    fs::create_directories(d.path + "/space");
+    fs::create_symlink(d.path + "/wal", pgdata + "/pg_wal");
+    fs::create_symlink(d.path + "/space", pgdata + "/pg_tblspc/16400");
+    std::ofstream(pgdata + "/PG_VERSION") << "15\n";
+    CHECK_NOTHROW(sync_data_directory(pgdata));
+    CHECK_NOTHROW(fsync_directory(d.path));
+    fs::remove(d.path + "/space");  // a dangling tablespace link: cannot be synced
+    CHECK_THROWS_WITH(sync_data_directory(pgdata), Catch::Contains("16400"));
+    CHECK_THROWS_WITH(sync_data_directory(d.path + "/missing"), Catch::Contains("cannot open"));
+}
+
 TEST_CASE("pg_hba block opens only the replication and probe roles to group and monitor hosts", "[hba]") {
     auto lines = hba_lines({"10.0.0.1", "10.0.0.2", "10.0.0.1"}, "10.0.0.9", "scram-sha-256");
     REQUIRE(lines.size() == 5);
@@ -72,6 +91,27 @@ TEST_CASE("pg_hba block opens only the replication and probe roles to group and 
     for (const auto& l : lines) CHECK(l.find("trust") == std::string::npos);
     auto local = hba_lines({"localhost"}, "", "trust");
     CHECK(local.size() == 4);
+}
+
+TEST_CASE("a group host that is no address or host name gets no pg_hba line", "[hba][security]") {
+    // Review #4: a node registered with host 'all' or 'samenet' opened replication to everybody.
+    const std::vector<std::string> hostile = {"all",       "samenet", "samehost", ".example.com", "+admins",
+                                              "@hosts",    "10.0.0.0/8", "a b",   "x\nhost all all 0.0.0.0/0 trust"};
+    std::vector<std::string> hosts = {"10.0.0.1"};
+    hosts.insert(hosts.end(), hostile.begin(), hostile.end());
+    auto lines = hba_lines(hosts, "10.0.0.9", "trust");
+    std::vector<std::string> rules;
+    for (const auto& l : lines)
+        if (l.rfind("#", 0) != 0) rules.push_back(l);
+    REQUIRE(rules.size() == 3);
+    CHECK(rules[0] == "host replication autofailover_replicator 10.0.0.1/32 trust");
+    CHECK(rules[1] == "host postgres autofailover_replicator 10.0.0.1/32 trust");
+    CHECK(rules[2] == "host postgres autofailover_monitor 10.0.0.9/32 trust");
+    CHECK(hosts_refused_by_hba(hosts) == hostile);
+    // Each refused host is named in a comment, made printable: no line break gets through.
+    CHECK(lines.size() == 3 + hostile.size());
+    for (const auto& l : lines) CHECK(l.find('\n') == std::string::npos);
+    CHECK(std::count(lines.begin(), lines.end(), "# refused group host: x?host?all?all?0.0.0.0/0?trust") == 1);
 }
 
 TEST_CASE("with SSL every keeper pg_hba line is hostssl", "[hba][ssl]") {
@@ -173,12 +213,46 @@ TEST_CASE("connection strings are redacted before logging", "[conninfo]") {
     CHECK(redact_conninfo("postgres://keeper@mon/db") == "postgres://keeper@mon/db");
 }
 
+TEST_CASE("the bootstrap password is taken out of the monitor URI kept in keeper.json", "[conninfo][auth]") {
+    CHECK(conninfo_without_password("postgres://autofailover_keeper:s3cret@mon:5432/autofailover?sslmode=require") ==
+          "postgres://autofailover_keeper@mon:5432/autofailover?sslmode=require");
+    CHECK(conninfo_without_password("postgres://k@mon/db?password=s3cret&sslmode=require") ==
+          "postgres://k@mon/db?sslmode=require");
+    CHECK(conninfo_without_password("postgres://k@mon/db?sslmode=require&password=s3cret") ==
+          "postgres://k@mon/db?sslmode=require");
+    CHECK(conninfo_without_password("postgres://k@mon/db?password=s3cret") == "postgres://k@mon/db");
+    CHECK(conninfo_without_password("host=a password='s3 cret' user=b") == "host=a user=b");
+    CHECK(conninfo_without_password("postgres://autofailover_keeper@mon/autofailover") ==
+          "postgres://autofailover_keeper@mon/autofailover");
+}
+
+TEST_CASE("the node's monitor password goes to a 0600 pgpass file for its own role only", "[auth]") {
+    TempDir dir;
+    const std::string file = dir.path + "/monitor.pgpass";
+    write_monitor_pgpass(file, "autofailover_keeper_12", "pass:word\\x");
+    struct stat st {};
+    REQUIRE(::stat(file.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    const auto text = read_file_if_exists(file).value_or("");
+    CHECK_THAT(text, Catch::Contains("*:*:*:autofailover_keeper_12:pass\\:word\\\\x\n"));
+}
+
 TEST_CASE("monitor host is taken from URIs and key=value strings", "[conninfo]") {
     CHECK(conninfo_host("postgres://autofailover_keeper@127.0.0.1:6000/autofailover") == "127.0.0.1");
     CHECK(conninfo_host("postgresql://mon.example:5432/autofailover") == "mon.example");
     CHECK(conninfo_host("postgres://u:p@[::1]:5432/x") == "::1");
     CHECK(conninfo_host("host=10.1.2.3 port=5 dbname=autofailover") == "10.1.2.3");
     CHECK(conninfo_quote("a'b\\c") == "'a\\'b\\\\c'");
+}
+
+TEST_CASE("every monitor host of a multi-host URI gets probe access", "[conninfo]") {
+    using V = std::vector<std::string>;
+    CHECK(conninfo_hosts("postgres://k@10.0.0.1:5000,10.0.0.2:5001/autofailover?target_session_attrs=read-write") ==
+          V{"10.0.0.1", "10.0.0.2"});
+    CHECK(conninfo_hosts("postgres://k:p@[::1]:5,mon.example/x") == V{"::1", "mon.example"});
+    CHECK(conninfo_hosts("postgres://k@m1/autofailover") == V{"m1"});
+    CHECK(conninfo_hosts("host=a,b port=1,2 dbname=autofailover") == V{"a", "b"});
+    CHECK(conninfo_hosts("dbname=autofailover").empty());
 }
 
 TEST_CASE("default state dir sits next to PGDATA", "[config]") {
@@ -196,6 +270,8 @@ TEST_CASE("pid file: held while alive, refused to a second holder, removed on ex
         PidFile held(path);
         REQUIRE(live_pid_in(path));
         CHECK(*live_pid_in(path) == ::getpid());
+        CHECK_THROWS_WITH(PidFile(path), Catch::Contains("another keeper (pid " + std::to_string(::getpid()) + ")"));
+        CHECK(*live_pid_in(path) == ::getpid());  // the refused one changed nothing
     }
     CHECK_FALSE(fs::exists(path));
     // A pid file left by a dead keeper does not block the next one.
@@ -205,11 +281,64 @@ TEST_CASE("pid file: held while alive, refused to a second holder, removed on ex
     CHECK(*live_pid_in(path) == ::getpid());
 }
 
-TEST_CASE("pid file of another live process is refused", "[pidfile]") {
+TEST_CASE("pid file: the lock decides, not a live pid left in the file", "[pidfile]") {
     TempDir dir;
     const std::string path = dir.path + "/keeper.pid";
+    // An unlocked file naming a live process (a pid reused after the keeper died): nobody runs.
     write_file_atomically(path, std::to_string(::getppid()) + "\n");
-    CHECK_THROWS_WITH(PidFile(path), Catch::Contains("another keeper"));
+    CHECK_FALSE(live_pid_in(path));
+    PidFile taken(path);
+    CHECK(*live_pid_in(path) == ::getpid());
+}
+
+TEST_CASE("pid file: a keeper in another process holds it until it dies", "[pidfile]") {
+    TempDir dir;
+    const std::string path = dir.path + "/keeper.pid";
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::close(ready[0]);
+        try {
+            PidFile held(path);
+            (void)!::write(ready[1], "x", 1);
+            ::pause();  // until killed: a keeper that dies without cleaning up
+        } catch (...) {
+        }
+        ::_exit(1);
+    }
+    ::close(ready[1]);
+    char c = 0;
+    REQUIRE(::read(ready[0], &c, 1) == 1);
+    ::close(ready[0]);
+    CHECK(live_pid_in(path) == std::optional<long>(child));
+    CHECK_THROWS_WITH(PidFile(path), Catch::Contains("another keeper (pid " + std::to_string(child) + ")"));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    // SIGKILL: the file stays, with the dead keeper's pid, but its lock died with it.
+    CHECK(fs::exists(path));
+    CHECK_FALSE(live_pid_in(path));
+    PidFile next(path);
+    CHECK(*live_pid_in(path) == ::getpid());
+}
+
+TEST_CASE("atomic writes use a temp file of their own, private until renamed", "[atomic]") {
+    TempDir dir;
+    const std::string path = dir.path + "/state.json";
+    write_file_atomically(path + ".tmp", "someone else's temp file");
+    write_file_atomically(path, "new", 0640);
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0640);
+    CHECK(*read_file_if_exists(path + ".tmp") == "someone else's temp file");
+    int files = 0;
+    for (const auto& entry : fs::directory_iterator(dir.path)) {
+        (void)entry;
+        ++files;
+    }
+    CHECK(files == 2);
 }
 
 TEST_CASE("keeper.json refuses a password method without a replication passfile", "[config][auth]") {

@@ -110,7 +110,8 @@ TEST_CASE("state.json remembers that a rewound directory needs a base backup", "
 }
 
 TEST_CASE("keeper.json: wal_keep_size and rejoin_stream_timeout", "[rejoin][config]") {
-    const std::string base = R"({"monitor_uri":"postgres://m/autofailover","pgdata":"/d","hostname":"h")";
+    const std::string base =
+        R"({"monitor_uri":"postgres://m/autofailover","pgdata":"/d","hostname":"h","auth_method":"trust")";
     auto defaults = config_from_json(base + "}");
     CHECK(defaults.wal_keep_size == "512MB");
     CHECK(defaults.timeouts.rejoin_stream_timeout == milliseconds(30000));
@@ -125,7 +126,8 @@ TEST_CASE("keeper.json: wal_keep_size and rejoin_stream_timeout", "[rejoin][conf
 }
 
 TEST_CASE("keeper.json: max_slot_wal_keep_size caps what a slot holds", "[rejoin][config]") {
-    const std::string base = R"({"monitor_uri":"postgres://m/autofailover","pgdata":"/d","hostname":"h")";
+    const std::string base =
+        R"({"monitor_uri":"postgres://m/autofailover","pgdata":"/d","hostname":"h","auth_method":"trust")";
     auto defaults = config_from_json(base + "}");
     CHECK(defaults.max_slot_wal_keep_size == "10GB");
     CHECK(autofailover_conf_text(defaults).find("max_slot_wal_keep_size = '10GB'\n") != std::string::npos);

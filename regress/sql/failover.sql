@@ -19,9 +19,16 @@ BEGIN
              WHERE l.node_name = n.node_name;
         END IF;
         SELECT l.lsn INTO v_lsn FROM fo_lsn l WHERE l.node_name = n.node_name;
+        -- a primary reports the standbys streaming from it (pg_stat_replication) with their LSNs
         PERFORM autofailover.node_active('fo', n.node_id, n.goal_state,
                                          n.goal_state NOT IN ('demoted', 'maintenance', 'dropped'), 1, v_lsn,
-                                         CASE WHEN n.goal_state = 'secondary' THEN 'quorum' ELSE '' END);
+                                         CASE WHEN n.goal_state = 'secondary' THEN 'quorum' ELSE '' END,
+                                         s.ids, s.lsns)
+          FROM (SELECT array_agg(o.node_id ORDER BY o.node_id) AS ids, array_agg(l.lsn ORDER BY o.node_id) AS lsns
+                  FROM autofailover.current_state('fo') o JOIN fo_lsn l ON l.node_name = o.node_name
+                 WHERE n.goal_state IN ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings')
+                   AND o.node_id <> n.node_id AND o.goal_state IN ('catchingup', 'secondary')
+                   AND o.node_name <> ALL (silent)) s;
         COMMIT;
     END LOOP;
 END $$;

@@ -21,10 +21,18 @@ BEGIN
              WHERE l.node_name IN (SELECT s.node_name FROM autofailover.current_state(formation) s);
             UPDATE sim_lsn l SET lsn = v_lsn WHERE l.node_name = n.node_name;
         END IF;
+        -- a primary reports the standbys streaming from it (pg_stat_replication) with their LSNs
         PERFORM autofailover.node_active(formation, n.node_id, n.goal_state,
                                          n.goal_state NOT IN ('demoted', 'maintenance', 'dropped'),
                                          1, coalesce(v_lsn, '0/3000000'),
-                                         CASE WHEN n.goal_state = 'secondary' THEN 'quorum' ELSE '' END);
+                                         CASE WHEN n.goal_state = 'secondary' THEN 'quorum' ELSE '' END,
+                                         s.ids, s.lsns)
+          FROM (SELECT array_agg(o.node_id ORDER BY o.node_id) AS ids,
+                       array_agg(coalesce(l.lsn, '0/3000000') ORDER BY o.node_id) AS lsns
+                  FROM autofailover.current_state(formation) o LEFT JOIN sim_lsn l ON l.node_name = o.node_name
+                 WHERE n.goal_state IN ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings')
+                   AND o.node_id <> n.node_id AND o.goal_state IN ('catchingup', 'secondary')
+                   AND o.node_name <> ALL (silent)) s;
         COMMIT;
     END LOOP;
 END $$;

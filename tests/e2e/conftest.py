@@ -12,9 +12,16 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from formation import Formation  # noqa: E402
+import installed  # noqa: E402  (tests/common, on the path through formation)
 
 # Ports of the e2e range (6100-6499); ctest gives each module its own base.
 DEFAULT_PORT_BASE = int(os.environ.get("AUTOFAILOVER_E2E_PORT_BASE", "6200"))
+
+
+def pytest_sessionstart(session):
+    reason = installed.stale_install_reason()
+    if reason:
+        pytest.exit(reason, returncode=1)
 
 
 def pytest_addoption(parser):
@@ -31,14 +38,14 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="module")
 def formation_factory(request):
-    """Returns create(port_offset=0) -> Formation; tears all of them down."""
+    """Returns create(port_offset=0, trust=False) -> Formation; tears all of them down."""
     created = []
     workdirs = []
 
-    def create(port_offset=0):
+    def create(port_offset=0, trust=False):
         workdir = tempfile.mkdtemp(prefix=f"autofailover-e2e-{request.module.__name__}-")
         workdirs.append(workdir)
-        f = Formation(workdir, DEFAULT_PORT_BASE + port_offset)
+        f = Formation(workdir, DEFAULT_PORT_BASE + port_offset, trust=trust)
         created.append(f)
         return f
 

@@ -1,16 +1,27 @@
 """A real formation for end-to-end tests: a monitor and data nodes on
 127.0.0.1, each a PostgreSQL 15 server plus its keeper, all run as the
 unprivileged OS user (PostgreSQL refuses root). Every process is ended by
-its PID in teardown(), also when a test failed."""
+its PID in teardown(), also when a test failed.
+
+The formation uses autoctl's secure defaults (scram-sha-256, TLS with
+self-signed certificates): the keepers get the monitor's password file and a
+replication password file (0600, owned by the test user). The test process
+(root) reaches the monitor and the nodes over TCP as the test user with a
+password from its own pgpass file (`passfile=` in every conninfo it builds);
+that password is set over the Unix socket by the test user itself (peer).
+Formation(..., trust=True) builds the old insecure kind (--auth trust --no-ssl)."""
 
 import json
 import os
+import re
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 
 import psycopg
 
@@ -28,6 +39,26 @@ KEEPER_TIMEOUTS = dict(short_timeouts.KEEPER_TIMEOUTS)
 HEALTHY_TIMEOUT = float(os.environ.get("AUTOFAILOVER_E2E_HEALTHY_TIMEOUT", "90"))
 # One CLI call (create postgres includes a base backup).
 COMMAND_TIMEOUT = 180.0
+
+
+def write_secret_file(path, text, owner=True):
+    """A 0600 file; owned by the test user (owner=True) or by the test process."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    if owner and os.geteuid() == 0:
+        os.chown(path, *_user_ids())
+
+
+def psql_as_test_user(host, port, dbname, sql, stdin=False):
+    """SQL through the Unix socket as the test user (peer authentication). stdin=True sends
+    it on standard input, so that a password in it is on no command line."""
+    argv = [os.path.join(PG_BINDIR, "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-At", "-h", host, "-p", str(port),
+            "-d", dbname]
+    r = subprocess.run(as_user(argv + ([] if stdin else ["-c", sql])), input=sql if stdin else None,
+                       capture_output=True, text=True, timeout=60, cwd="/")
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
 
 
 def as_user(argv):
@@ -67,6 +98,13 @@ class Node:
     def postmaster_pid(self):
         return read_pid(os.path.join(self.pgdata, "postmaster.pid"))
 
+    def socket_dir(self):
+        try:
+            with open(os.path.join(self.state_dir, "keeper.json")) as f:
+                return json.load(f).get("socket_dir") or "/tmp"
+        except (OSError, ValueError):
+            return "/tmp"
+
     def kill_keeper(self, sig=signal.SIGKILL):
         pid = self.keeper_pid()
         assert pid is not None and pid_alive(pid), f"keeper of {self.name} is not running"
@@ -100,7 +138,8 @@ class Node:
 
     # -- SQL -----------------------------------------------------------------
     def conninfo(self, dbname="postgres"):
-        return f"host=127.0.0.1 port={self.port} user={TEST_USER} dbname={dbname} connect_timeout=2"
+        return (f"host=127.0.0.1 port={self.port} user={TEST_USER} dbname={dbname} connect_timeout=2"
+                f"{self.formation.passfile_option()}")
 
     def is_writable(self):
         """True when this server accepts writes right now (a client with
@@ -131,19 +170,54 @@ class Node:
 class Formation:
     """Monitor on port_base, data nodes on port_base+1, +2, ..."""
 
-    def __init__(self, workdir, port_base):
+    def __init__(self, workdir, port_base, trust=False):
         self.workdir = workdir
         self.port_base = port_base
+        self.trust = trust
         self.nodes = {}
         self.monitor_pgdata = os.path.join(workdir, "monitor")
         self.keeper_uri = None
-        self.operator_uri = f"postgres://{TEST_USER}@127.0.0.1:{port_base}/autofailover"
+        self.monitor_password_file = None
+        self.monitor_stderr = ""
+        # The monitor's superuser (the test user) logs in over the socket with peer.
+        self.operator_uri = f"postgres:///autofailover?host={self.monitor_pgdata}&port={port_base}"
         self.env = dict(os.environ, AUTOFAILOVER_MONITOR=self.operator_uri, HOME=pwd.getpwnam(TEST_USER).pw_dir,
                         LC_ALL="C.UTF-8")
+        self.env.pop("PGPASSFILE", None)
         os.makedirs(workdir, exist_ok=True)
         uid, gid = _user_ids()
         os.chown(workdir, uid, gid)
         os.chmod(workdir, 0o755)
+        # The formation's replication password, for the keepers (test user's file).
+        self.replication_password = "repl:" + secrets.token_hex(12)  # ':' exercises pgpass escaping
+        self.replication_password_file = os.path.join(workdir, "replication.password")
+        write_secret_file(self.replication_password_file, self.replication_password + "\n")
+        # The test user's role password on the monitor and the nodes, for the test process only.
+        self.user_password = secrets.token_hex(12)
+        self.test_pgpass = os.path.join(workdir, "test-process.pgpass")
+        write_secret_file(self.test_pgpass, f"*:*:*:{TEST_USER}:{self.user_password}\n", owner=False)
+        # The same, owned by the test user: for autoctl as an operator over TCP (PGPASSFILE).
+        self.operator_pgpass = os.path.join(workdir, "operator.pgpass")
+        write_secret_file(self.operator_pgpass, f"*:*:*:{TEST_USER}:{self.user_password}\n")
+
+    def passfile_option(self):
+        return f" passfile={self.test_pgpass}"
+
+    def security_args(self):
+        return ["--auth", "trust", "--no-ssl"] if self.trust else []
+
+    def node_security_args(self):
+        args = self.security_args()
+        if self.replication_password_file:  # None: the monitor generates the formation's password
+            args += ["--replication-password-file", self.replication_password_file]
+        if self.monitor_password_file:
+            args += ["--monitor-password-file", self.monitor_password_file]
+        return args
+
+    def set_test_user_password(self, host, port, dbname):
+        """The test user sets its own password over the socket (peer), from stdin."""
+        psql_as_test_user(host, port, dbname, f"ALTER ROLE {TEST_USER} PASSWORD '{self.user_password}'",
+                          stdin=True)
 
     # -- autoctl ---------------------------------------------------------------
     def autoctl(self, *args, check=True, timeout=COMMAND_TIMEOUT, env=None):
@@ -157,23 +231,46 @@ class Formation:
                                  f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
         return result
 
-    def create_monitor(self, settings=None):
+    def create_monitor(self, settings=None, extra_args=()):
         args = ["create", "monitor", "--pgdata", self.monitor_pgdata, "--pgport", self.port_base,
-                "--hostname", "127.0.0.1", "--auth", "trust", "--no-ssl"]
+                "--hostname", "127.0.0.1"] + self.security_args() + list(extra_args)
         for name, value in {**MONITOR_SETTINGS, **(settings or {})}.items():
             args += ["--setting", f"{name}={value}"]
-        self.keeper_uri = self.autoctl(*args).stdout.strip().splitlines()[-1]
+        r = self.autoctl(*args)
+        self.monitor_stderr = r.stderr
+        self.keeper_uri = r.stdout.strip().splitlines()[-1]
         assert self.keeper_uri.startswith("postgres://autofailover_keeper@"), self.keeper_uri
+        operator = re.search(r"export AUTOFAILOVER_MONITOR='([^']+)'", r.stderr)
+        assert operator, r.stderr
+        self.operator_uri = self.env["AUTOFAILOVER_MONITOR"] = operator.group(1)
+        password_file = re.search(r"--monitor-password-file (\S+)", r.stderr)
+        self.monitor_password_file = password_file.group(1) if password_file else None
+        assert self.trust or self.monitor_password_file, r.stderr
+        self.set_test_user_password(self.monitor_pgdata, self.port_base, "autofailover")
+
+    def create_args(self, node, candidate_priority=50, replication_quorum=True):
+        return ["create", "postgres", "--pgdata", node.pgdata, "--pgport", node.port, "--hostname", "127.0.0.1",
+                "--name", node.name, "--monitor", self.keeper_uri, "--candidate-priority", candidate_priority,
+                "--replication-quorum", "true" if replication_quorum else "false"] + self.node_security_args()
+
+    def new_node(self, name):
+        """A Node on the next port, not created yet."""
+        node = Node(self, name, self.port_base + 1 + len(self.nodes))
+        self.nodes[name] = node
+        return node
+
+    def _after_first_node(self, node):
+        """The first node's superuser role (the test user) gets the test password; standbys copy it."""
+        if len(self.nodes) == 1:
+            self.set_test_user_password(node.socket_dir(), node.port, "postgres")
 
     def create_node(self, name, candidate_priority=50, replication_quorum=True, start=True):
         """autoctl create postgres (blocks until the node is initialized:
         single, or a standby streaming), shortens its keeper timeouts, starts
         its keeper."""
-        node = Node(self, name, self.port_base + 1 + len(self.nodes))
-        self.nodes[name] = node
-        self.autoctl("create", "postgres", "--pgdata", node.pgdata, "--pgport", node.port, "--hostname", "127.0.0.1",
-                     "--name", name, "--monitor", self.keeper_uri, "--candidate-priority", candidate_priority,
-                     "--replication-quorum", "true" if replication_quorum else "false")
+        node = self.new_node(name)
+        self.autoctl(*self.create_args(node, candidate_priority, replication_quorum))
+        self._after_first_node(node)
         self.shorten_keeper_timeouts(node)
         if start:
             node.start_keeper()
@@ -184,17 +281,15 @@ class Formation:
         dicts with name and optional candidate_priority / replication_quorum."""
         procs = []
         for spec in specs:
-            node = Node(self, spec["name"], self.port_base + 1 + len(self.nodes))
-            self.nodes[node.name] = node
-            args = [AUTOCTL, "create", "postgres", "--pgdata", node.pgdata, "--pgport", str(node.port),
-                    "--hostname", "127.0.0.1", "--name", node.name, "--monitor", self.keeper_uri,
-                    "--candidate-priority", str(spec.get("candidate_priority", 50)),
-                    "--replication-quorum", "true" if spec.get("replication_quorum", True) else "false"]
+            node = self.new_node(spec["name"])
+            args = [AUTOCTL] + [str(a) for a in self.create_args(node, spec.get("candidate_priority", 50),
+                                                                 spec.get("replication_quorum", True))]
             procs.append((node, subprocess.Popen(as_user(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                  text=True, cwd=self.workdir, env=self.env)))
         for node, proc in procs:
             out, _ = proc.communicate(timeout=COMMAND_TIMEOUT)
             assert proc.returncode == 0, f"create postgres {node.name} exited {proc.returncode}:\n{out}"
+            self._after_first_node(node)
             self.shorten_keeper_timeouts(node)
             node.start_keeper()
 
@@ -223,7 +318,8 @@ class Formation:
 
     # -- monitor state ---------------------------------------------------------
     def monitor_conninfo(self):
-        return f"host=127.0.0.1 port={self.port_base} user={TEST_USER} dbname=autofailover connect_timeout=2"
+        return (f"host=127.0.0.1 port={self.port_base} user={TEST_USER} dbname=autofailover connect_timeout=2"
+                f"{self.passfile_option()}")
 
     def state(self):
         with psycopg.connect(self.monitor_conninfo(), autocommit=True) as conn:
@@ -280,7 +376,8 @@ class Formation:
 
     def client_uri(self):
         hosts = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes.values())
-        return f"postgresql://{TEST_USER}@{hosts}/postgres?target_session_attrs=read-write"
+        return (f"postgresql://{TEST_USER}@{hosts}/postgres?target_session_attrs=read-write"
+                f"&passfile={urllib.parse.quote(self.test_pgpass)}")
 
     @staticmethod
     def describe(state):

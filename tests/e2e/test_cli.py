@@ -99,3 +99,29 @@ def test_show_systemd_for_the_monitor(monitor):
     assert "[Service]" in unit and monitor.monitor_pgdata in unit
     r = monitor.autoctl("show", "systemd", "--pgdata", monitor.workdir, check=False)
     assert r.returncode == 1
+
+
+@pytest.mark.parametrize("bad", ['d q"x', "d`id`", "d$HOME", "d\\x", "d\nx"], ids=["quote", "backtick", "dollar",
+                                                                                   "backslash", "newline"])
+def test_create_refuses_pgdata_a_shell_would_interpret(monitor, bad):
+    """security-review #14: pg_ctl hands pgdata to /bin/sh; such a path used to hang create until init-timeout."""
+    pgdata = os.path.join(monitor.workdir, bad)
+    r = monitor.autoctl("create", "monitor", "--pgdata", pgdata, "--pgport", monitor.port_base + 7,
+                        "--hostname", "127.0.0.1", check=False, timeout=20)
+    assert r.returncode == 1 and "must not contain" in r.stderr, r
+    r = monitor.autoctl("create", "postgres", "--pgdata", pgdata, "--pgport", monitor.port_base + 8,
+                        "--hostname", "127.0.0.1", "--monitor", monitor.keeper_uri, "--name", "bad_path",
+                        "--replication-password-file", monitor.replication_password_file,
+                        "--monitor-password-file", monitor.monitor_password_file, check=False, timeout=20)
+    assert r.returncode == 1 and "must not contain" in r.stderr, r
+    assert not os.path.exists(pgdata) and not os.path.exists(pgdata + ".keeper")
+    assert "bad_path" not in monitor.state()
+
+
+def test_create_refuses_a_hostname_that_is_no_host(monitor):
+    for host in ("all", "bad host", "h'ost"):
+        r = monitor.autoctl("create", "postgres", "--pgdata", os.path.join(monitor.workdir, "badhost"), "--pgport",
+                            monitor.port_base + 8, "--hostname", host, "--monitor", monitor.keeper_uri,
+                            "--replication-password-file", monitor.replication_password_file,
+                            "--monitor-password-file", monitor.monitor_password_file, check=False, timeout=20)
+        assert r.returncode == 1 and "--hostname" in r.stderr, r

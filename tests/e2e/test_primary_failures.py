@@ -57,8 +57,10 @@ def test_three_node_creation(formation):
     assert status["keeper_pid"] == node1.keeper_pid()
     unit = formation.autoctl("show", "systemd", "--pgdata", node1.pgdata).stdout
     assert f"run --pgdata {node1.pgdata}" in unit
-    # Operator commands find the monitor through the node's keeper config.
+    # Operator commands find the monitor through the node's keeper config; over TCP with scram-sha-256 the
+    # operator (the test user's role) needs its password (a pgpass file).
     env = {k: v for k, v in formation.env.items() if k != "AUTOFAILOVER_MONITOR"}
+    env["PGPASSFILE"] = formation.operator_pgpass
     via_pgdata = formation.autoctl("show", "state", "--pgdata", node1.pgdata, "--json", env=env)
     assert len(json.loads(via_pgdata.stdout)) == 3
 

@@ -19,10 +19,13 @@ environment variable AUTOFAILOVER_FAULTS_SETTINGS may override them ("name=value
 import json
 import os
 import pwd
+import re
+import secrets
 import shutil
 import signal
 import subprocess
 import time
+import urllib.parse
 
 import netns
 from common_path import checker
@@ -50,23 +53,51 @@ HEALTHY_TIMEOUT = float(os.environ.get("AUTOFAILOVER_FAULTS_HEALTHY_TIMEOUT", "1
 COMMAND_TIMEOUT = 180.0
 
 
+IDENT_MAP = "autofailover_tests"
+
+
 def _append_hba_access(pgdata):
-    """The client (10.200.0.1, the bridge) and the root-owned probes (Unix socket) must reach the node.
-    Edits the part of pg_hba.conf below the keeper's block, which the keeper keeps as is (and which base
-    backups copy to the standbys)."""
+    """The client (the test process on the bridge, 10.200.0.1) logs in as the test user over TLS with its
+    password; the root-owned probes reach the node through its Unix socket with peer authentication, root
+    mapped to the test user (root can become that user anyway; nobody else can). Edits the part of
+    pg_hba.conf below the keeper's block, which the keeper keeps as is, and pg_ident.conf (base backups copy
+    both to the standbys)."""
     path = os.path.join(pgdata, "pg_hba.conf")
     with open(path) as f:
         text = f.read()
     extra = (f"# autofailover fault tests: the application on the bridge and probes through the socket\n"
-             f"local all {TEST_USER} trust\n"
-             f"host all {TEST_USER} {netns.SUBNET}.0/24 trust\n")
-    if extra in text:
-        return
-    marker = "# TYPE  DATABASE"
-    idx = text.find(marker)
-    text = text[:idx] + extra + text[idx:] if idx >= 0 else text + extra
-    with open(path, "w") as f:
+             f"local all {TEST_USER} peer map={IDENT_MAP}\n"
+             f"hostssl all {TEST_USER} {netns.SUBNET}.0/24 scram-sha-256\n")
+    if extra not in text:
+        marker = "# TYPE  DATABASE"
+        idx = text.find(marker)
+        text = text[:idx] + extra + text[idx:] if idx >= 0 else text + extra
+        with open(path, "w") as f:
+            f.write(text)
+    ident = os.path.join(pgdata, "pg_ident.conf")
+    with open(ident) as f:
+        text = f.read()
+    lines = f"{IDENT_MAP} root {TEST_USER}\n{IDENT_MAP} {TEST_USER} {TEST_USER}\n"
+    if lines not in text:
+        with open(ident, "a") as f:
+            f.write(lines)
+
+
+def _secret_file(path, text, owner):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
         f.write(text)
+    if owner:
+        os.chown(path, *_ids())
+
+
+def _psql_as_test_user(socket_dir, port, dbname, sql):
+    """SQL on stdin through a Unix socket as the test user (peer); sockets are not network-namespaced."""
+    r = subprocess.run(netns.as_user_argv([f"{PG_BINDIR}/psql", "-X", "-v", "ON_ERROR_STOP=1", "-At", "-h", socket_dir,
+                                           "-p", str(port), "-d", dbname]),
+                       input=sql, capture_output=True, text=True, timeout=60, cwd="/")
+    assert r.returncode == 0, r.stderr
+    return r.stdout
 
 
 class Node:
@@ -162,7 +193,8 @@ class Node:
         return f"host={self.socket_dir()} port={self.port} user={TEST_USER} dbname={dbname} connect_timeout=2"
 
     def tcp_conninfo(self, dbname="postgres"):
-        return f"host={self.host.ip} port={self.port} user={TEST_USER} dbname={dbname} connect_timeout=2"
+        return (f"host={self.host.ip} port={self.port} user={TEST_USER} dbname={dbname} connect_timeout=2 "
+                f"passfile={self.cluster.test_pgpass}")
 
     def log_tail(self, lines=30):
         out = []
@@ -184,9 +216,22 @@ class Cluster:
         self.monitor_pgdata = os.path.join(workdir, "monitor")
         self.keeper_uri = None
         self.env = dict(os.environ, HOME=pwd.getpwnam(TEST_USER).pw_dir, LC_ALL="C.UTF-8")
+        self.env.pop("PGPASSFILE", None)
         os.makedirs(workdir, exist_ok=True)
         os.chown(workdir, *_ids())
         os.chmod(workdir, 0o755)
+        # autoctl's secure defaults (scram-sha-256, TLS): the keepers' replication password, the monitor's
+        # keeper password (its file, once the monitor exists), and the test process's own pgpass file for
+        # the test user's role (password set over the socket by the test user itself).
+        self.replication_password_file = os.path.join(workdir, "replication.password")
+        _secret_file(self.replication_password_file, "repl:" + secrets.token_hex(12) + "\n", owner=True)
+        self.monitor_password_file = None
+        self.user_password = secrets.token_hex(12)
+        self.test_pgpass = os.path.join(workdir, "test-process.pgpass")
+        _secret_file(self.test_pgpass, f"*:*:*:{TEST_USER}:{self.user_password}\n", owner=False)
+
+    def _set_test_user_password(self, socket_dir, port, dbname):
+        _psql_as_test_user(socket_dir, port, dbname, f"ALTER ROLE {TEST_USER} PASSWORD '{self.user_password}'")
 
     # -- creation -------------------------------------------------------------------
     def autoctl(self, host, *args, check=True, timeout=COMMAND_TIMEOUT):
@@ -195,32 +240,30 @@ class Cluster:
 
     def create_monitor(self):
         self.monitor_host = self.net.add_host("mon")
+        # Keepers and the test process come from the bridge's subnet (--allow), never with trust.
         args = ["create", "monitor", "--pgdata", self.monitor_pgdata, "--pgport", MONITOR_PORT,
-                "--hostname", self.monitor_host.ip, "--auth", "trust", "--no-ssl"]
+                "--hostname", self.monitor_host.ip, "--allow", f"{netns.SUBNET}.0/24"]
         for name, value in MONITOR_SETTINGS.items():
             args += ["--setting", f"{name}={value}"]
-        out = self.autoctl(self.monitor_host, *args).stdout.strip().splitlines()
-        self.keeper_uri = out[-1]
-        assert self.keeper_uri.startswith("postgres://autofailover_keeper@"), out
-        # `autoctl create monitor` admits keepers and operators from loopback and its own address only;
-        # keepers on other hosts need a pg_hba line (reported to the CLI owner).
-        with open(os.path.join(self.monitor_pgdata, "pg_hba.conf"), "a") as f:
-            f.write(f"host autofailover all {netns.SUBNET}.0/24 trust\n")
-        self.monitor_host.run([f"{PG_BINDIR}/pg_ctl", "-D", self.monitor_pgdata, "reload"])
-        self.env["AUTOFAILOVER_MONITOR"] = self.operator_uri()
-
-    def operator_uri(self):
-        return f"postgres://{TEST_USER}@{self.monitor_host.ip}:{MONITOR_PORT}/autofailover"
+        r = self.autoctl(self.monitor_host, *args)
+        self.keeper_uri = r.stdout.strip().splitlines()[-1]
+        assert self.keeper_uri.startswith("postgres://autofailover_keeper@"), r.stdout
+        self.monitor_password_file = re.search(r"--monitor-password-file (\S+)", r.stderr).group(1)
+        # The operator: the test user over the monitor's socket (peer).
+        self.env["AUTOFAILOVER_MONITOR"] = re.search(r"export AUTOFAILOVER_MONITOR='([^']+)'", r.stderr).group(1)
+        self._set_test_user_password(self.monitor_pgdata, MONITOR_PORT, "autofailover")
 
     def monitor_conninfo(self):
         return (f"host={self.monitor_host.ip} port={MONITOR_PORT} user={TEST_USER} dbname=autofailover "
-                f"connect_timeout=2")
+                f"connect_timeout=2 passfile={self.test_pgpass}")
 
     def _create_args(self, node, spec):
         return ["create", "postgres", "--pgdata", node.pgdata, "--pgport", node.port, "--hostname", node.host.ip,
                 "--name", node.name, "--monitor", self.keeper_uri,
                 "--candidate-priority", spec.get("candidate_priority", 50),
-                "--replication-quorum", "true" if spec.get("replication_quorum", True) else "false"]
+                "--replication-quorum", "true" if spec.get("replication_quorum", True) else "false",
+                "--replication-password-file", self.replication_password_file,
+                "--monitor-password-file", self.monitor_password_file]
 
     def _new_node(self, name):
         host = self.net.add_host(name)
@@ -250,7 +293,9 @@ class Cluster:
     def _after_create(self, node):
         _append_hba_access(node.pgdata)
         if alive(node.postmaster_pid()):
-            node.host.run([f"{PG_BINDIR}/pg_ctl", "-D", node.pgdata, "reload"])
+            node.host.run([f"{PG_BINDIR}/pg_ctl", "-D", node.pgdata, "reload"], cwd="/")
+        if len(self.nodes) == 1:   # the first node: standbys copy its roles, the test user's password too
+            self._set_test_user_password(node.socket_dir(), node.port, "postgres")
         path = os.path.join(node.state_dir, "keeper.json")
         with open(path) as f:
             config = json.load(f)
@@ -305,7 +350,8 @@ class Cluster:
 
     def client_uri(self):
         hosts = ",".join(f"{n.host.ip}:{n.port}" for n in self.nodes.values())
-        return f"postgresql://{TEST_USER}@{hosts}/postgres?target_session_attrs=read-write&connect_timeout=2"
+        return (f"postgresql://{TEST_USER}@{hosts}/postgres?target_session_attrs=read-write&connect_timeout=2"
+                f"&passfile={urllib.parse.quote(self.test_pgpass)}")
 
     def probe(self, interval=0.1):
         return checker.SplitBrainProbe({n.name: n.socket_conninfo() for n in self.nodes.values()}, interval)

@@ -1,4 +1,4 @@
-"""Makes tests/common importable from tests/faults (writer, checker)."""
+"""Makes tests/common importable from tests/faults (writer, checker, installed)."""
 import os
 import sys
 
@@ -7,3 +7,4 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import checker  # noqa: E402,F401
 import writer  # noqa: E402,F401
+import installed  # noqa: E402,F401

@@ -85,12 +85,15 @@ class Host:
         return [IP, "netns", "exec", self.ns] + [str(a) for a in inner]
 
     def popen(self, argv, user=True, **kw):
-        """ip netns exec and setpriv both exec in place: the Popen's pid is the program's pid."""
+        """ip netns exec and setpriv both exec in place: the Popen's pid is the program's pid. Runs in /
+        unless told otherwise: the test user may not enter the test process's directory (a clone in /root)."""
         kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("cwd", "/")
         kw.setdefault("start_new_session", True)
         return subprocess.Popen(self.argv(argv, user), **kw)
 
     def run(self, argv, user=True, check=True, timeout=180, **kw):
+        kw.setdefault("cwd", "/")
         r = subprocess.run(self.argv(argv, user), capture_output=True, text=True, timeout=timeout, **kw)
         if check and r.returncode != 0:
             raise AssertionError(f"[{self.name}] {' '.join(map(str, argv))} exited {r.returncode}\n"

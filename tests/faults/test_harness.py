@@ -2,6 +2,7 @@
 processes inside them, streaming replication across namespaces, isolate/heal, pairwise cut, teardown."""
 
 import os
+import secrets
 import signal
 import subprocess
 import tempfile
@@ -35,12 +36,26 @@ def start_pg(host, pgdata, extra=()):
               "-c wal_receiver_timeout=2s -c wal_sender_timeout=2s -c wal_retrieve_retry_interval=500ms " + " ".join(extra), "start"])
 
 
+# No trust, even for these throw-away servers: any local user reaches the bridge's addresses. The superuser
+# gets a password (initdb --pwfile); the test process and the test user's pg_basebackup read it from pgpass files.
+PASSWORD = secrets.token_hex(12)
+ROOT_PGPASS = None   # set by the test: owned by root, 0600
+
+
+def secret_file(path, text, owner):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    if owner:
+        os.chown(path, *netns.pwd.getpwnam(netns.TEST_USER)[2:4])
+
+
 def tcp(host, dbname="postgres"):
-    return f"host={host.ip} port={PORT} user={netns.TEST_USER} dbname={dbname} connect_timeout=2"
+    return f"host={host.ip} port={PORT} user={netns.TEST_USER} dbname={dbname} connect_timeout=2 passfile={ROOT_PGPASS}"
 
 
 def sock(workdir):
-    return f"host={workdir} port={PORT} user={netns.TEST_USER} dbname=postgres connect_timeout=2"
+    return f"host={workdir} port={PORT} user={netns.TEST_USER} dbname=postgres connect_timeout=2 passfile={ROOT_PGPASS}"
 
 
 def wait_for(pred, timeout, what):
@@ -67,21 +82,33 @@ def test_plain_postgres_streaming_across_namespaces(net):
         os.chown(wd, *netns.pwd.getpwnam(netns.TEST_USER)[2:4])
     pg1, pg2 = os.path.join(wd1, "pg"), os.path.join(wd2, "pg")
     try:
-        n1.run([f"{PG_BINDIR}/initdb", "-D", pg1, "-A", "trust", "-U", netns.TEST_USER])
+        global ROOT_PGPASS
+        ROOT_PGPASS = os.path.join(wd1, "root.pgpass")
+        secret_file(ROOT_PGPASS, f"*:*:*:{netns.TEST_USER}:{PASSWORD}\n", owner=False)
+        user_pgpass = os.path.join(wd1, "user.pgpass")
+        secret_file(user_pgpass, f"*:*:*:{netns.TEST_USER}:{PASSWORD}\n", owner=True)
+        pwfile = os.path.join(wd1, "pwfile")
+        secret_file(pwfile, PASSWORD + "\n", owner=True)
+        n1.run([f"{PG_BINDIR}/initdb", "-D", pg1, "-A", "scram-sha-256", "--pwfile", pwfile, "-U", netns.TEST_USER])
         with open(os.path.join(pg1, "pg_hba.conf"), "a") as f:
-            f.write(f"host all all {netns.SUBNET}.0/24 trust\nhost replication all {netns.SUBNET}.0/24 trust\n")
+            f.write(f"host all all {netns.SUBNET}.0/24 scram-sha-256\n"
+                    f"host replication all {netns.SUBNET}.0/24 scram-sha-256\n")
         start_pg(n1, pg1)
         # the processes run inside the namespace
         pid1 = int(open(os.path.join(pg1, "postmaster.pid")).readline())
         assert pid1 in n1.pids() and pid1 not in n2.pids()
         # n2 clones n1 over the bridge and streams from it
+        # -R writes primary_conninfo without the password: the standby finds it through PGPASSFILE's file,
+        # which it is told about by passfile= below.
         n2.run([f"{PG_BINDIR}/pg_basebackup", "-h", n1.ip, "-p", PORT, "-U", netns.TEST_USER, "-D", pg2, "-R",
-                "-X", "stream", "-c", "fast"])
+                "-X", "stream", "-c", "fast", "-w"], env=dict(os.environ, PGPASSFILE=user_pgpass))
+        with open(os.path.join(pg2, "postgresql.auto.conf"), "a") as f:
+            f.write(f"primary_conninfo = 'host={n1.ip} port={PORT} user={netns.TEST_USER} passfile={user_pgpass}'\n")
         start_pg(n2, pg2)
         wait_for(lambda: streaming(n1) == 1, 20, "n2 streaming from n1")
 
-        w = writer.Writer(f"postgresql://{netns.TEST_USER}@{n1.ip}:{PORT},{n2.ip}:{PORT}/postgres", rate=100,
-                          name="harness", commit_timeout=2)
+        w = writer.Writer(f"postgresql://{netns.TEST_USER}@{n1.ip}:{PORT},{n2.ip}:{PORT}/postgres"
+                          f"?passfile={ROOT_PGPASS}", rate=100, name="harness", commit_timeout=2)
         probe = checker.SplitBrainProbe({"n1": sock(wd1), "n2": sock(wd2)}, interval=0.1).start()
         w.start()
         try:

@@ -67,6 +67,11 @@ public:
         n.last_health_check = clock_.now - std::chrono::milliseconds(10);
         return *this;
     }
+    // The last node (a primary) reports `standby` streaming from it, flushed up to `flush`.
+    GroupBuilder& streaming_to(NodeId standby, Lsn flush) {
+        group_.nodes.back().streaming_standbys.push_back(StreamingStandby{standby, flush});
+        return *this;
+    }
     GroupBuilder& pg_down() {
         group_.nodes.back().pg_is_running = false;
         return *this;

@@ -193,7 +193,8 @@ bool Simulation::step(bool faults) {
                  std::string(to_string(r.goal_state)) + (n.machine_up ? "" : ",down") + (n.isolated ? ",isolated" : "") +
                  (n.monitor_cut ? ",cut" : "") + (n.pg_running ? "" : ",pgoff") + ",lsn" +
                  std::to_string(n.wal.size() + 1) + ",tl" + std::to_string(n.timeline) + ",p" +
-                 std::to_string(r.candidate_priority);
+                 std::to_string(r.candidate_priority) +
+                 (n.upstream && n.in_recovery ? ",from" + std::to_string(*n.upstream) : "");
     }
     step_log_ += "  =>" + state + "\n";
     trace_.push_back(step_log_);
@@ -356,6 +357,12 @@ void Simulation::keeper_step(SimNode& n) {
         r.pg_is_running = n.pg_running;
         r.timeline = n.timeline;
         r.lsn = n.wal.size() + 1;
+        // Like pg_stat_replication on the primary: the standbys that stream from it now,
+        // with what they flushed. The monitor trusts only this for catchingup -> secondary.
+        r.streaming_standbys.clear();
+        if (acting_primary(n))
+            for (const auto& s : nodes_)
+                if (streams_from(s, n)) r.streaming_standbys.push_back(StreamingStandby{s.id, s.wal.size() + 1});
         r.last_report = clock_.now;
         n.goal = r.goal_state;
         n.sync_names_from_monitor = synchronous_standby_names(monitor_, settings_);
@@ -374,6 +381,23 @@ void Simulation::keeper_step(SimNode& n) {
                 std::string(to_string(n.current)) + " -> demote_timeout)");
             n.current = S::DemoteTimeout;
             return;
+        }
+    }
+    // Like the keeper's supervise(): a settled standby whose walreceiver points at a node
+    // that is not the primary (left over from an earlier primary, or from before a
+    // maintenance) is re-pointed at the primary; one whose WAL diverged is rebuilt.
+    if (contact && n.current == n.goal && (n.current == S::Catchingup || n.current == S::Secondary) &&
+        n.pg_running && n.in_recovery) {
+        const auto primary_id = find_primary(monitor_);
+        if (primary_id && *primary_id != n.id && n.upstream != *primary_id) {
+            SimNode& p = node(*primary_id);
+            if (p.pg_running && reach(n, p)) {
+                const bool diverged = !is_prefix(n.wal, p.wal);
+                if (diverged) copy_wal(n, p);
+                n.upstream = p.id;
+                log("keeper node_" + std::to_string(n.id) + ": re-points its walreceiver at the primary node_" +
+                    std::to_string(p.id) + (diverged ? " (diverged: rebuilt from a base backup)" : ""));
+            }
         }
     }
     // Transitions only on the goal the monitor confirmed in this round: a keeper

@@ -98,21 +98,54 @@ TEST_CASE("a waiting standby is let in once the primary runs as wait_primary", "
 
 TEST_CASE("a catching-up standby within the threshold on the primary's timeline becomes secondary", "[standby]") {
     FormationSettings settings;
+    const Lsn close_lsn = 0x5000000 - settings.enable_sync_wal_threshold;
     GroupBuilder close;
-    close.node(1, S::WaitPrimary, 0x5000000).node(2, S::Catchingup, 0x5000000 - settings.enable_sync_wal_threshold);
+    close.node(1, S::WaitPrimary, 0x5000000).streaming_to(2, close_lsn).node(2, S::Catchingup, close_lsn);
     CHECK(goal_for(run(close, settings), 2) == S::Secondary);
 
+    // The primary's view of the flush LSN counts, not the standby's own report.
     GroupBuilder far;
-    far.node(1, S::WaitPrimary, 0x5000000).node(2, S::Catchingup, 0x5000000 - settings.enable_sync_wal_threshold - 1);
+    far.node(1, S::WaitPrimary, 0x5000000).streaming_to(2, close_lsn - 1).node(2, S::Catchingup, 0x5000000);
     CHECK_FALSE(goal_for(run(far, settings), 2));
 
     GroupBuilder other_timeline;
-    other_timeline.node(1, S::WaitPrimary, 0x5000000).timeline(2).node(2, S::Catchingup, 0x5000000);
+    other_timeline.node(1, S::WaitPrimary, 0x5000000).timeline(2).streaming_to(2, 0x5000000)
+        .node(2, S::Catchingup, 0x5000000);
     CHECK_FALSE(goal_for(run(other_timeline, settings), 2));
 
     GroupBuilder unhealthy;
-    unhealthy.node(1, S::WaitPrimary, 0x5000000).node(2, S::Catchingup, 0x5000000).pg_down();
+    unhealthy.node(1, S::WaitPrimary, 0x5000000).streaming_to(2, 0x5000000).node(2, S::Catchingup, 0x5000000).pg_down();
     CHECK_FALSE(goal_for(run(unhealthy, settings), 2));
+}
+
+TEST_CASE("a standby the primary does not see streaming stays catchingup, whatever it reports", "[standby][security]") {
+    // A registered node that reports catchingup with a made-up LSN (security review #3):
+    // it never becomes a secondary, so it never enters synchronous_standby_names.
+    GroupBuilder fake;
+    fake.node(1, S::WaitPrimary, 0x5000000).node(2, S::Catchingup, 0xFF00000000);
+    auto d = run(fake);
+    CHECK_FALSE(goal_for(d, 2));
+    CHECK_FALSE(goal_for(d, 1));
+    CHECK_THAT(d.waiting_reason, Catch::Contains("node_2 reports it caught up, but the primary node_1 does not see it"));
+
+    // The primary sees another standby only.
+    GroupBuilder other;
+    other.node(1, S::WaitPrimary, 0x5000000).streaming_to(3, 0x5000000).node(2, S::Catchingup, 0x5000000)
+        .node(3, S::Catchingup, 0x5000000);
+    auto d2 = run(other);
+    CHECK_FALSE(goal_for(d2, 2));
+    CHECK(goal_for(d2, 3) == S::Secondary);
+}
+
+TEST_CASE("a standby reported streaming by a node that is not the writable primary is not confirmed",
+          "[standby][security]") {
+    // Only the primary's pg_stat_replication counts: another standby's list (or a stale list
+    // of a node that is not the primary) confirms nothing.
+    GroupBuilder b;
+    b.node(1, S::WaitPrimary, 0x5000000).node(3, S::Catchingup, 0x5000000).streaming_to(2, 0x5000000)
+        .node(2, S::Catchingup, 0x5000000);
+    auto d = run(b);
+    CHECK_FALSE(goal_for(d, 2));
 }
 
 TEST_CASE("wait_primary turns synchronous replication on once a quorum standby is secondary", "[sync]") {
@@ -129,7 +162,8 @@ TEST_CASE("an asynchronous secondary does not turn synchronous replication on", 
 
 TEST_CASE("a quorum standby catching up while the primary is primary makes it apply settings", "[sync]") {
     GroupBuilder b;
-    b.node(1, S::Primary).node(2, S::Secondary).node(3, S::Catchingup);
+    b.node(1, S::Primary).streaming_to(2, 0x3000000).streaming_to(3, 0x3000000).node(2, S::Secondary)
+        .node(3, S::Catchingup);
     auto d = run(b);
     CHECK(goal_for(d, 3) == S::Secondary);
     CHECK(goal_for(d, 1) == S::ApplySettings);
@@ -176,7 +210,7 @@ TEST_CASE("losing the last quorum secondary with number_sync_standbys 1 blocks w
 
 TEST_CASE("the primary never relaxes synchronous replication while a node is being promoted", "[sync]") {
     GroupBuilder b;
-    b.node(1, S::Primary).node(2, S::Catchingup).node(3, S::ReportLsn);
+    b.node(1, S::Primary).streaming_to(2, 0x3000000).node(2, S::Catchingup).node(3, S::ReportLsn);
     auto d = run(b);
     CHECK(goal_for(d, 1) != S::WaitPrimary);
 }

@@ -60,6 +60,17 @@ TEST_CASE("standby names are autofailover_node_<id>", "[names]") {
     CHECK(standby_name(7) == "autofailover_node_7");
 }
 
+TEST_CASE("a standby's node id is read back from its application_name, nothing else is", "[names]") {
+    CHECK(node_id_of_standby_name("autofailover_node_7") == std::optional<NodeId>(7));
+    CHECK(node_id_of_standby_name(standby_name(123456789012)) == std::optional<NodeId>(123456789012));
+    CHECK_FALSE(node_id_of_standby_name("autofailover_node_"));
+    CHECK_FALSE(node_id_of_standby_name("autofailover_node_07"));
+    CHECK_FALSE(node_id_of_standby_name("autofailover_node_7x"));
+    CHECK_FALSE(node_id_of_standby_name("autofailover_node_-7"));
+    CHECK_FALSE(node_id_of_standby_name("walreceiver"));
+    CHECK_FALSE(node_id_of_standby_name("autofailover_node_1234567890123456789"));
+}
+
 TEST_CASE("synchronous_standby_names lists quorum secondaries by priority then id", "[names]") {
     FormationSettings settings;
     auto group = GroupBuilder()

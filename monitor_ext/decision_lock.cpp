@@ -1,0 +1,96 @@
+// The bound on how long a keeper may keep the decision locks (docs/api.md,
+// "Locking"; docs/security.md, "Monitor API and locks"). The locks are row locks
+// on the formation's and the group's rows that only the extension's functions
+// take, so nobody can take them directly. A keeper could still keep them by
+// leaving the transaction of its call open (BEGIN, a pipeline without Sync,
+// `SELECT node_active(...), pg_sleep(60)`) and so stall its group's decisions.
+// _guard_decision_lock(acquired), called by the lock helpers around each lock,
+// bounds that in a session that is not an operator's: before the lock, waiting
+// is bounded by lock_timeout = 2 x autofailover.keeper_transaction_limit (an
+// ERROR, not a stall; long enough to outlast a holder that is cut off); from the
+// first lock on, the transaction must end within keeper_transaction_limit, or
+// the session is terminated. Plain C-style code: no C++ object lives in these frames.
+#include "monitor_ext/monitor_settings.h"
+#include "monitor_ext/pg_include.h"
+
+extern "C" {
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/timeout.h"
+}
+
+namespace {
+
+TimeoutId limit_timeout = MAX_TIMEOUTS;  // registered on first use in this backend
+bool armed = false;                      // in the current transaction
+volatile sig_atomic_t limit_reached = false;
+
+// Runs in the SIGALRM handler: end the session the way pg_terminate_backend() would.
+void on_limit_reached(void) {
+    limit_reached = true;
+    die(SIGALRM);
+}
+
+void on_transaction_end(XactEvent event, void* /*arg*/) {
+    switch (event) {
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PARALLEL_COMMIT:
+        case XACT_EVENT_PARALLEL_ABORT:
+        case XACT_EVENT_PREPARE:
+            if (armed) disable_timeout(limit_timeout, false);
+            armed = false;
+            break;
+        default:
+            break;
+    }
+}
+
+// One line in the server log says why the session ended (die() says "administrator command").
+void log_if_limit_reached(int /*code*/, Datum /*arg*/) {
+    if (limit_reached)
+        ereport(LOG, (errmsg("autofailover: terminated the session of role \"%s\": its transaction kept or "
+                             "waited for a decision lock longer than autofailover.keeper_transaction_limit (%d ms)",
+                             GetUserNameFromId(GetSessionUserId(), true) ? GetUserNameFromId(GetSessionUserId(), true)
+                                                                          : "?",
+                             autofailover_ext::keeper_transaction_limit_ms())));
+}
+
+// Operators (and superusers, the health-check worker included) are trusted with the locks.
+bool is_operator_session() {
+    const Oid session = GetSessionUserId();
+    if (superuser_arg(session)) return true;
+    const Oid operator_role = get_role_oid("autofailover_operator", true);
+    return OidIsValid(operator_role) && is_member_of_role(session, operator_role);
+}
+
+}  // namespace
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(autofailover_guard_decision_lock);
+
+// _guard_decision_lock(acquired bool): see the top of this file.
+PGDLLEXPORT Datum autofailover_guard_decision_lock(PG_FUNCTION_ARGS) {
+    const bool acquired = !PG_ARGISNULL(0) && PG_GETARG_BOOL(0);
+    if (armed || is_operator_session()) PG_RETURN_VOID();
+    if (!acquired) {
+        const int wait_ms = 2 * autofailover_ext::keeper_transaction_limit_ms();
+        if (LockTimeout == 0 || LockTimeout > wait_ms) {
+            char value[32];
+            snprintf(value, sizeof value, "%d", wait_ms);
+            (void)set_config_option("lock_timeout", value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+        }
+        PG_RETURN_VOID();
+    }
+    if (limit_timeout == MAX_TIMEOUTS) {
+        limit_timeout = RegisterTimeout(USER_TIMEOUT, on_limit_reached);
+        RegisterXactCallback(on_transaction_end, nullptr);
+        before_shmem_exit(log_if_limit_reached, (Datum)0);
+    }
+    enable_timeout_after(limit_timeout, autofailover_ext::keeper_transaction_limit_ms());
+    armed = true;
+    PG_RETURN_VOID();
+}
+
+}  // extern "C"

@@ -1,0 +1,84 @@
+"""A monitor that answers with refusals is no monitor contact: a primary whose
+monitor refuses every report and whose standby is gone fences itself within
+network_partition_timeout. (Security review #2: a removed primary's keeper got
+"not registered" every second, counted it as contact, and never fenced while
+another node was promoted.) Here the monitor refuses because its database went
+read-only, as a monitor standby would; the keeper protocol cannot store reports."""
+
+import time
+
+import psycopg
+import pytest
+
+# network_partition_timeout of the test monitor (1.5 s) + the standby's last reply (up to 2 s) + slack.
+FENCE_WITHIN = 10.0
+
+
+@pytest.fixture(scope="module")
+def formation(formation_factory):
+    f = formation_factory(port_offset=0)
+    f.create_monitor()
+    f.create_node("node1")
+    f.create_node("node2")
+    f.wait_healthy()
+    return f
+
+
+def test_keeper_calls_stuck_on_a_lock_are_cancelled(formation):
+    """An operator transaction holds the group's decision lock for 4 s: each keeper call gives up after
+    monitor_call_timeout and cancels its query (PQcancel), so no backend is left waiting behind
+    (security review #6: 5 stuck backends after 8 s, one per second)."""
+    f = formation
+    with psycopg.connect(f.monitor_conninfo(), autocommit=True) as op, \
+            psycopg.connect(f.monitor_conninfo(), autocommit=True) as watch:
+        op.execute("BEGIN")
+        op.execute("SELECT autofailover.set_node_candidate_priority('default', 'node2', 50)")
+        most = {}
+        started = time.monotonic()
+        while time.monotonic() - started < 4.0:
+            for role, waiting in watch.execute(
+                    "SELECT usename, count(*) FROM pg_stat_activity WHERE usename LIKE 'autofailover\\_keeper\\_%' "
+                    "AND wait_event_type = 'Lock' GROUP BY usename").fetchall():
+                most[role] = max(most.get(role, 0), waiting)
+            time.sleep(0.05)
+        op.execute("ROLLBACK")
+    print(f"\n[cancel] most keeper backends waiting on the lock at once, per role: {most}")
+    assert most, "no keeper call waited on the lock: the test held nothing"
+    # One call in flight, plus at most one whose cancel request is still on its way.
+    assert max(most.values()) <= 2, most
+    f.wait_healthy()
+
+
+def refuse_keeper_reports(f):
+    """New monitor sessions are read-only; the keepers' current sessions are ended so they reconnect into one."""
+    with psycopg.connect(f.monitor_conninfo(), autocommit=True) as conn:
+        conn.execute("ALTER DATABASE autofailover SET default_transaction_read_only = on")
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE usename LIKE 'autofailover\\_keeper%'")
+
+
+def test_primary_refused_by_the_monitor_and_without_standby_fences(formation):
+    f = formation
+    primary = f.primary()
+    standby = f.standbys()[0]
+    refuse_keeper_reports(f)
+    # The standby disappears for good: keeper and Postgres killed, nothing restarts it.
+    standby.kill_keeper()
+    standby.kill_postgres()
+    started = time.monotonic()
+    while primary.is_writable():
+        assert time.monotonic() - started < FENCE_WITHIN, (
+            f"{primary.name} still takes writes {FENCE_WITHIN}s after its monitor started refusing and its "
+            f"standby vanished\n" + primary.log_tail(20))
+        time.sleep(0.1)
+    print(f"\n[refusal] {primary.name} stopped taking writes {time.monotonic() - started:.1f}s after the refusals began")
+    # The write lease may stop writes a moment before the keeper's fence: wait for the fence too.
+    while True:
+        with open(f"{f.workdir}/{primary.name}.keeper.out", errors="replace") as log:
+            text = log.read()
+        if "network partition" in text or time.monotonic() - started > FENCE_WITHIN:
+            break
+        time.sleep(0.1)
+    assert "node_active refused" in text and "read-only" in text, primary.log_tail(20)
+    assert "network partition" in text, primary.log_tail(20)
+    assert not primary.is_writable() and not standby.is_writable()
