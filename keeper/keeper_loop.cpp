@@ -284,6 +284,9 @@ bool KeeperLoop::check_partition(const Observation& obs) {
     }
     state_.current_state = NodeState::DemoteTimeout;
     state_.fenced_at = Clock::now();
+    // Postgres is down now: what persist() publishes (the HTTP endpoint) must not
+    // show the observation taken before the stop.
+    last_observation_.running = last_observation_.accepting = false;
     ++fence_generation_;
     persist();
     log_warn("node={} state={}→{} reason=network partition: no monitor contact for {}, no standby for {} "
