@@ -52,7 +52,8 @@ std::string render_haproxy_config(const std::vector<HaproxyNode>& nodes, const H
         "\n",
         o.formation, bind, o.primary_port, o.replica_port, o.connect_timeout_ms);
     const std::string defaults_server = fmt::format(
-        "    default-server inter {}ms fall 1 rise 1 on-marked-down shutdown-sessions\n", o.check_interval_ms);
+        "    default-server inter {}ms downinter {}ms fall 1 rise 1 on-marked-down shutdown-sessions\n",
+        o.check_interval_ms, o.down_check_interval_ms);
     out += fmt::format("listen {}_primary\n    bind {}:{}\n    option httpchk GET /primary\n"
                        "    http-check expect status 200\n{}{}\n",
                        o.formation, bind, o.primary_port, defaults_server, servers(nodes, o));

@@ -23,7 +23,8 @@ struct HaproxyOptions {
     // or each node's Postgres port plus an offset (several nodes on one host).
     std::optional<int> http_port;
     std::optional<int> http_port_offset;
-    int check_interval_ms = 500;
+    int check_interval_ms = 500;       // checks of a server that is up
+    int down_check_interval_ms = 100;  // of a server that is down: a new primary is seen quickly
     int connect_timeout_ms = 2000;
 };
 

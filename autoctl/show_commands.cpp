@@ -148,6 +148,10 @@ void add_show_commands(CLI::App& app) {
     hap->add_option("--check-interval-ms", haproxy->check_interval_ms, "Interval of HAProxy's health checks")
         ->capture_default_str()
         ->check(CLI::Range(50, 60000));
+    hap->add_option("--down-check-interval-ms", haproxy->down_check_interval_ms,
+                    "Interval of the checks of a server that is down (how soon a new primary is used)")
+        ->capture_default_str()
+        ->check(CLI::Range(50, 60000));
     hap->callback([haproxy_opts, haproxy] { show_haproxy(*haproxy_opts, *haproxy); });
 
     auto unit_pgdata = std::make_shared<std::string>();

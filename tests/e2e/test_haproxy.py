@@ -177,7 +177,7 @@ def test_primary_crash_through_haproxy(formation, haproxy):
         w.wait_for_commits(20)
         old.kill_keeper(signal.SIGKILL)
         old.kill_postgres(signal.SIGKILL)
-        formation.wait_until(lambda s: any(n != old.name and st["reported_state"] == "primary"
+        formation.wait_until(lambda s: any(n != old.name and st["reported_state"] in ("wait_primary", "primary")
                                            for n, st in s.items()), "a standby to be promoted", timeout=60)
         w.wait_for_commits(20)
         old.start_keeper()
