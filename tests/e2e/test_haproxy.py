@@ -80,21 +80,29 @@ def server_of(conninfo_uri):
         return conn.execute("SELECT inet_server_port(), pg_is_in_recovery()").fetchone()
 
 
+# New connections in a row that must all land right: a balancer that spread writes over both
+# nodes (round robin) would do it by chance once in 2^ROUTED_STREAK.
+ROUTED_STREAK = 10
+
+
 def wait_routed(formation, haproxy, timeout=20.0):
-    """Until HAProxy sends writes to the primary and reads to the standby."""
+    """Until ROUTED_STREAK new connections in a row reach the primary through the write port and
+    the standby through the read port."""
     primary, standby = formation.primary(), formation.standbys()[0]
     deadline = time.monotonic() + timeout
-    last = None
+    last, streak = None, 0
     while time.monotonic() < deadline:
         try:
             last = (server_of(uri(formation, haproxy["write_port"], target_session_attrs="any")),
                     server_of(uri(formation, haproxy["read_port"], target_session_attrs="any")))
-            if last == ((primary.port, False), (standby.port, True)):
+            streak = streak + 1 if last == ((primary.port, False), (standby.port, True)) else 0
+            if streak >= ROUTED_STREAK:
                 return
         except psycopg.Error as e:
-            last = str(e)
-        time.sleep(0.2)
-    raise AssertionError(f"HAProxy does not route as expected: {last}")
+            last, streak = str(e), 0
+        time.sleep(0.05)
+    raise AssertionError(f"HAProxy does not route as expected (primary {primary.port}, standby {standby.port}): "
+                         f"last (port, in recovery) through write/read ports: {last}")
 
 
 class DualWorkload:
