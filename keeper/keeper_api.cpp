@@ -5,6 +5,7 @@
 #include "keeper/keeper_log.h"
 #include "keeper/keeper_loop.h"
 #include "keeper/http_endpoint.h"
+#include "keeper/hooks.h"
 #include "keeper/local_postgres.h"
 #include "keeper/monitor_link.h"
 #include "keeper/pid_file.h"
@@ -13,6 +14,7 @@
 #include <csignal>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
@@ -247,10 +249,23 @@ int run_keeper(const std::string& pgdata, const std::string& state_dir) {
             } catch (const std::runtime_error& e) {
                 throw KeeperError(KeeperError::Kind::BadArguments, e.what());
             }
-            loop.set_observer([&http](const NodeObservation& o) { http->publish(o); });
             log_info("node={} state={} HTTP endpoint on {}:{}", c.name, to_string(loop.state().current_state), host,
                      c.http_port);
         }
+        // Hooks only queue from the loop; the runner's own thread runs them (keeper/hooks.h).
+        std::unique_ptr<HookRunner> hooks;
+        std::optional<NodeObservation> last_observation;
+        const KeeperConfig::Hooks hook_config = loop.config().hooks;
+        if (hook_config.any()) hooks = std::make_unique<HookRunner>(loop.config().name, hook_config.timeout);
+        if (http || hooks)
+            loop.set_observer([&](const NodeObservation& o) {
+                if (http) http->publish(o);
+                if (hooks) {
+                    for (auto& e : hook_events(hook_config, last_observation ? &*last_observation : nullptr, o))
+                        hooks->submit(std::move(e));
+                    last_observation = o;
+                }
+            });
         log_info("node={} state={} keeper started (pid {}, state dir {}, monitor poll every {} ms)",
                  loop.config().name, to_string(loop.state().current_state), ::getpid(), dir,
                  loop.config().timeouts.poll_period.count());
@@ -271,6 +286,8 @@ int run_keeper(const std::string& pgdata, const std::string& state_dir) {
         log_info("node={} state={} keeper stopping on signal {}", loop.config().name,
                  to_string(loop.state().current_state), static_cast<int>(g_stop_signal));
         loop.shutdown();
+        if (hooks && last_observation)
+            for (auto& e : stop_hook_events(hook_config, *last_observation)) hooks->submit(std::move(e));
         return 0;
     } catch (const KeeperError& e) {
         log_error("keeper cannot run: {}", e.what());

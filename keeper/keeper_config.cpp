@@ -170,6 +170,9 @@ std::string config_to_json(const KeeperConfig& c) {
         {"http_port", c.http_port},
         {"http_listen", c.http_listen},
         {"http_threads", c.http_threads},
+        {"hooks", Json{{"on_start", c.hooks.on_start}, {"on_stop", c.hooks.on_stop},
+                       {"on_role_change", c.hooks.on_role_change}, {"on_fence", c.hooks.on_fence},
+                       {"timeout_ms", c.hooks.timeout.count()}}},
         {"timeouts", timeouts},
     };
     return j.dump(2) + "\n";
@@ -222,6 +225,15 @@ KeeperConfig config_from_json(const std::string& text) {
     read_text(j, "http_listen", c.http_listen, 253);
     if (auto reason = invalid_hostname_reason(c.http_listen)) bad("http_listen", *reason);
     read_int(j, "http_threads", c.http_threads, 1, 64);
+    if (auto it = j.find("hooks"); it != j.end()) {
+        if (!it->is_object()) bad("hooks", "must be an object");
+        for (auto [key, into] : {std::pair<const char*, std::string*>{"on_start", &c.hooks.on_start},
+                                 {"on_stop", &c.hooks.on_stop},
+                                 {"on_role_change", &c.hooks.on_role_change},
+                                 {"on_fence", &c.hooks.on_fence}})
+            read_path(*it, key, *into, false);
+        read_ms(*it, "timeout_ms", c.hooks.timeout, 100, 10 * 60 * 1000);
+    }
     if (auto it = j.find("timeouts"); it != j.end()) {
         if (!it->is_object()) bad("timeouts", "must be an object");
         auto& t = c.timeouts;

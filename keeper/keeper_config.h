@@ -89,6 +89,16 @@ struct KeeperConfig {
     // exposing it to the network is the operator's explicit choice.
     std::string http_listen = "127.0.0.1";
     int http_threads = 4;     // worker threads (the most concurrent requests)
+    // keeper.json "hooks" (docs/operations.md): absolute paths of programs run with
+    // AUTOFAILOVER_* environment variables; "" = none. Each is killed at timeout_ms.
+    struct Hooks {
+        std::string on_start;
+        std::string on_stop;
+        std::string on_role_change;
+        std::string on_fence;
+        std::chrono::milliseconds timeout{10000};
+        bool any() const { return !on_start.empty() || !on_stop.empty() || !on_role_change.empty() || !on_fence.empty(); }
+    } hooks;
     KeeperTimeouts timeouts;
 };
 

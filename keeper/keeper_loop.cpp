@@ -133,6 +133,18 @@ NodeObservation KeeperLoop::node_observation() const {
         for (const auto& other : others_)
             if (other.is_primary && other.lsn)
                 o.lag_bytes = *other.lsn > obs.lsn ? static_cast<std::int64_t>(*other.lsn - obs.lsn) : 0;
+    if (is_writable(state_.current_state)) {
+        o.primary_name = name();
+        o.primary_host = config_.hostname;
+        o.primary_port = config_.port;
+    } else {
+        for (const auto& other : others_)
+            if (other.is_primary) {
+                o.primary_name = other.name;
+                o.primary_host = other.host;
+                o.primary_port = other.port;
+            }
+    }
     const auto left = time_to_fencing_deadline();
     if (left != kNeverFences) o.lease_deadline = o.observed_at + std::chrono::duration_cast<Clock::duration>(left);
     return o;

@@ -32,6 +32,11 @@ struct NodeObservation {
     bool fenced = false;  // fenced itself and not yet told otherwise
     std::optional<TimePoint> last_monitor_contact;
     TimePoint observed_at{};  // wall clock of the observation (liveness)
+    // The primary as this node knows it (itself when writable, else the monitor's other
+    // nodes); empty when unknown. For hooks.
+    std::string primary_name;
+    std::string primary_host;
+    int primary_port = 0;
 };
 
 // `?lag=` bound: bytes ("1048576", "16MB") or a duration ("5s", "500ms").

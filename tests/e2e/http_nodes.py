@@ -10,8 +10,8 @@ import time
 import urllib.error
 import urllib.request
 
-from formation import PG_BINDIR, as_user  # noqa: F401  (PG_BINDIR re-exported for the tests)
-from processes import read_pid
+
+from processes import read_pid, user_ids
 
 # keeper HTTP port = Postgres port + this (autoctl show haproxy --http-port-offset).
 HTTP_PORT_OFFSET = 10
@@ -29,11 +29,49 @@ def create_http_node(formation, name):
     formation.autoctl(*formation.create_args(node), "--http-port", http_port(node))
     formation._after_first_node(node)
     formation.shorten_keeper_timeouts(node)
-    with open(os.path.join(node.state_dir, "keeper.json")) as f:
+    path = os.path.join(node.state_dir, "keeper.json")
+    with open(path) as f:
         config = json.load(f)
     assert config["http_port"] == http_port(node) and config["http_listen"] == "127.0.0.1", config
+    # Every hook appends one line to hooks.log (hook_lines() reads it).
+    hook = hook_script(formation)
+    config["hooks"] = {"on_start": hook, "on_role_change": hook, "on_fence": hook, "timeout_ms": 5000}
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(config, f, indent=2)
+    os.chown(tmp, *user_ids())
+    os.replace(tmp, path)
     node.start_keeper()
     return node
+
+
+def hook_script(formation):
+    path = os.path.join(formation.workdir, "hook.sh")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\necho \"$AUTOFAILOVER_HOOK $AUTOFAILOVER_NODE $AUTOFAILOVER_OLD_ROLE "
+                    "$AUTOFAILOVER_NEW_ROLE $AUTOFAILOVER_PRIMARY_NAME $AUTOFAILOVER_PRIMARY_PORT\" >> "
+                    f"{os.path.join(formation.workdir, 'hooks.log')}\n")
+        os.chmod(path, 0o755)
+    return path
+
+
+def wait_hook_line(formation, prefix, timeout=10.0):
+    """Until hooks.log has a line starting with prefix; returns it."""
+    path = os.path.join(formation.workdir, "hooks.log")
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            if line.startswith(prefix):
+                return line
+        time.sleep(0.1)
+    raise AssertionError(f"no hook line starting {prefix!r} in {path}: {lines}")
 
 
 def get(node, path, method="GET"):

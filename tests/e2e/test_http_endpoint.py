@@ -16,7 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from formation import COMMAND_TIMEOUT, PG_BINDIR, as_user
-from http_nodes import (cluster_pids, create_http_node, freeze, get, state, status, thaw, wait_status)
+from http_nodes import (cluster_pids, create_http_node, freeze, get, state, status, thaw, wait_hook_line,
+                        wait_status)
 
 ROLE_PATHS = ("/primary", "/replica", "/read-only", "/health", "/liveness", "/readiness")
 # The test monitor's network_partition_timeout (tests/common/short_timeouts.py), in seconds.
@@ -94,6 +95,7 @@ def test_roles_of_a_healthy_formation(formation):
     primary, standby = formation.primary(), formation.standbys()[0]
     expect_codes(primary, PRIMARY)
     expect_codes(standby, SECONDARY)
+    wait_hook_line(formation, f"on_start {primary.name} none primary {primary.name} {primary.port}")
 
     s = state(primary)
     assert s["node"] == primary.name and s["formation"] == "default"
@@ -231,6 +233,8 @@ def test_primary_cut_off_stops_answering_primary_when_its_lease_expires(formatio
         assert not late_200, f"/primary said 200 again while cut off, at {late_200}"
         assert s["writable"] is False and s["reported_state"] == "demote_timeout", s
         assert codes(primary) == POSTGRES_DOWN, codes(primary)
+        # keeper.json hooks (http_nodes.create_http_node): on_fence ran, asynchronously.
+        wait_hook_line(formation, f"on_fence {primary.name} primary demoted")
         m = parse_metrics(primary)
         assert metric(m, "autofailover_keeper_fenced", node=primary.name) == 1
         assert metric(m, "autofailover_keeper_writable", node=primary.name) == 0
@@ -274,4 +278,8 @@ def test_switchover_never_shows_two_primaries(formation):
     assert samples[0][old.name] == 200 and samples[-1][new.name] == 200 and samples[-1][old.name] == 503
     expect_codes(new, PRIMARY)
     expect_codes(old, SECONDARY)
+    # on_role_change hooks on both nodes, with the new primary's address.
+    wait_hook_line(formation, f"on_role_change {new.name} standby primary {new.name} {new.port}")
+    wait_hook_line(formation, f"on_role_change {old.name} primary demoted")
+    wait_hook_line(formation, f"on_role_change {old.name} demoted standby {new.name} {new.port}")
     assert not math.isnan(state(new)["lease_left_s"])
