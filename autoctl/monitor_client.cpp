@@ -1,19 +1,16 @@
 #include "autoctl/monitor_client.h"
 
 #include "autoctl/exit_codes.h"
+#include "keeper/keeper.h"
 
 #include <fmt/format.h>
 
-#include <regex>
 
 namespace autoctl {
 
 std::string redact_uri(const std::string& uri) {
-    // postgres://user:secret@host -> postgres://user:***@host; password=secret -> password=***
-    static const std::regex url_password(R"(^(postgres(ql)?://[^:/@]*):[^@]*@)");
-    static const std::regex kv_password(R"(password=[^&\s]*)");
-    std::string out = std::regex_replace(uri, url_password, "$1:***@");
-    return std::regex_replace(out, kv_password, "password=***");
+    // One redactor for keeper and autoctl: it knows libpq's quoting, so no part of a password is left.
+    return autofailover::keeper::redact_conninfo(uri);
 }
 
 class MonitorClient::StateReceiver : public pqxx::notification_receiver {

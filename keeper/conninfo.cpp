@@ -16,12 +16,17 @@ std::string conninfo_quote(const std::string& value) {
 }
 
 std::string redact_conninfo(const std::string& conninfo) {
-    // URI form: scheme://user:password@host...
+    // URI form: scheme://user:password@host... and the query parameter password=... (ends at '&').
     static const std::regex uri_password(R"(^(postgres(?:ql)?://[^:/@]*):[^@]*@)");
-    // key=value form and URI query parameter: password=...
-    static const std::regex kv_password(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*))");
-    std::string out = std::regex_replace(conninfo, uri_password, "$1:****@");
-    return std::regex_replace(out, kv_password, "$1****");
+    static const std::regex query_password(R"(([?&]password=)[^&]*)");
+    // key=value form as libpq parses it: a quoted value ends at its closing quote (or the end, unterminated),
+    // an unquoted one at whitespace; a backslash escapes the next character in both, so `s3\ cret` is one value.
+    static const std::regex kv_password(R"(((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)*\\?))");
+    if (conninfo.rfind("postgres://", 0) == 0 || conninfo.rfind("postgresql://", 0) == 0) {
+        std::string out = std::regex_replace(conninfo, uri_password, "$1:****@");
+        return std::regex_replace(out, query_password, "$1****");
+    }
+    return std::regex_replace(conninfo, kv_password, "$1****");
 }
 
 std::string conninfo_without_password(const std::string& conninfo) {

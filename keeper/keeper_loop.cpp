@@ -245,7 +245,12 @@ bool KeeperLoop::contact_monitor(const Observation& obs) {
     // node's silence starts no earlier, so the fencing deadline is never later.
     const TimePoint sent = Clock::now();
     try {
-        assignment_ = monitor_.node_active(config_.formation, state_.node_id, make_report(obs));
+        auto answer = monitor_.node_active(config_.formation, state_.node_id, make_report(obs));
+        if (!answer.monitor_leads) {
+            note_monitor_without_lease();
+            return false;
+        }
+        assignment_ = std::move(answer);
         state_.last_monitor_contact = sent;
         state_.goal_state = assignment_.goal;
         if (assignment_.network_partition_timeout) state_.network_partition_timeout = *assignment_.network_partition_timeout;
@@ -255,9 +260,10 @@ bool KeeperLoop::contact_monitor(const Observation& obs) {
         } catch (const MonitorRefused& e) {
             log_warn("node={} state={} get_other_nodes refused: {}", name(), to_string(state_.current_state), e.what());
         }
-        if (monitor_was_unreachable_)
+        if (monitor_was_unreachable_ || monitor_without_lease_)
             log_info("node={} state={} monitor reachable again", name(), to_string(state_.current_state));
         monitor_was_unreachable_ = false;
+        monitor_without_lease_ = false;
         contacted_since_start_ = true;
         last_heartbeat_ = SteadyClock::now();
         return true;
@@ -273,6 +279,16 @@ bool KeeperLoop::contact_monitor(const Observation& obs) {
         log_error("node={} state={} node_active refused: {}", name(), to_string(state_.current_state), e.what());
         return false;
     }
+}
+
+// A replicated monitor cut from etcd records reports but decides nothing, and a new leader may be failing this
+// node over: its answers keep no primary writable (docs/monitor-ha.md, M4). The link tries the next host.
+void KeeperLoop::note_monitor_without_lease() {
+    if (!monitor_without_lease_)
+        log_warn("node={} state={} the monitor answered without a valid leader lease: not counted as contact, "
+                 "looking for the leading monitor",
+                 name(), to_string(state_.current_state));
+    monitor_without_lease_ = true;
 }
 
 bool KeeperLoop::check_partition(const Observation& obs) {
@@ -329,11 +345,16 @@ void KeeperLoop::heartbeat() {
             bound_monitor_call(obs);
             const TimePoint sent = Clock::now();
             auto a = monitor_.node_active(config_.formation, state_.node_id, report);
-            state_.last_monitor_contact = sent;
-            if (a.goal != state_.goal_state)
-                log_info("node={} state={} new goal {} arrived during the current transition; it comes next",
-                         name(), to_string(state_.current_state), to_string(a.goal));
-            state_.goal_state = a.goal;
+            if (!a.monitor_leads) {
+                note_monitor_without_lease();  // no contact (see contact_monitor)
+                check_partition(obs);
+            } else {
+                state_.last_monitor_contact = sent;
+                if (a.goal != state_.goal_state)
+                    log_info("node={} state={} new goal {} arrived during the current transition; it comes next",
+                             name(), to_string(state_.current_state), to_string(a.goal));
+                state_.goal_state = a.goal;
+            }
         } catch (const MonitorUnreachable&) {
             check_partition(obs);
         } catch (const MonitorRefused& e) {

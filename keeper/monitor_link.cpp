@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <poll.h>
 #include <set>
@@ -70,6 +71,11 @@ void MonitorLink::disconnect() {
     listening_ = false;
 }
 
+void MonitorLink::disconnect_and_try_next_host() {
+    disconnect();
+    ++host_rotation_;
+}
+
 void MonitorLink::wait_socket(bool for_write, SteadyClock::time_point deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
     if (left <= 0) throw MonitorUnreachable("monitor did not answer within " + std::to_string(call_timeout_.count()) + " ms");
@@ -81,7 +87,29 @@ void MonitorLink::wait_socket(bool for_write, SteadyClock::time_point deadline) 
 
 namespace {
 
-std::vector<std::pair<std::string, std::string>> connection_options(const MonitorLogin& login) {
+std::vector<std::string> split_commas(const std::string& list) {
+    std::vector<std::string> items;
+    std::size_t start = 0;
+    for (;;) {
+        auto comma = list.find(',', start);
+        items.push_back(list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+        if (comma == std::string::npos) return items;
+        start = comma + 1;
+    }
+}
+
+// A multi-host list (host, hostaddr or port) starting from its entry `by` (modulo its length); a single
+// entry, which libpq applies to every host, stays as it is.
+std::string rotate_list(const std::string& list, std::size_t by) {
+    auto items = split_commas(list);
+    if (items.size() < 2) return list;
+    std::rotate(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(by % items.size()), items.end());
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+    return out;
+}
+
+std::vector<std::pair<std::string, std::string>> connection_options(const MonitorLogin& login, std::size_t rotation) {
     char* error = nullptr;
     std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> parsed(PQconninfoParse(login.uri.c_str(), &error),
                                                                       &PQconninfoFree);
@@ -98,7 +126,8 @@ std::vector<std::pair<std::string, std::string>> connection_options(const Monito
         const std::string keyword = o->keyword;
         // The URI's password belongs to the URI's user (the bootstrap role): never sent as another.
         if (!login.user.empty() && (keyword == "user" || keyword == "password" || keyword == "passfile")) continue;
-        options.emplace_back(keyword, o->val);
+        const bool host_list = keyword == "host" || keyword == "hostaddr" || keyword == "port";
+        options.emplace_back(keyword, host_list ? rotate_list(o->val, rotation) : std::string(o->val));
     }
     if (!login.user.empty()) options.emplace_back("user", login.user);
     if (!login.passfile.empty()) options.emplace_back("passfile", login.passfile);
@@ -112,7 +141,7 @@ std::vector<std::pair<std::string, std::string>> connection_options(const Monito
 }  // namespace
 
 void MonitorLink::connect(SteadyClock::time_point deadline) {
-    const auto options = connection_options(login_);
+    const auto options = connection_options(login_, host_rotation_);
     std::vector<const char*> keywords;
     std::vector<const char*> values;
     for (const auto& [keyword, value] : options) {
@@ -255,7 +284,8 @@ Registration MonitorLink::register_node(const std::string& formation, const std:
 NodeAssignment MonitorLink::node_active(const std::string& formation, std::int64_t node_id, const NodeReport& report) {
     auto rows = call(
         "SELECT goal_state, candidate_priority, replication_quorum, primary_node_id, primary_host, primary_port, "
-        "synchronous_standby_names, upstream_host, upstream_port, upstream_lsn, network_partition_timeout_ms "
+        "synchronous_standby_names, upstream_host, upstream_port, upstream_lsn, network_partition_timeout_ms, "
+        "monitor_leads "
         "FROM autofailover.node_active($1, $2::bigint, $3::autofailover.node_state, $4::bool, $5::int, "
         "$6::pg_lsn, $7, $8::bigint[], $9::pg_lsn[])",
         {formation, std::to_string(node_id), std::string(to_string(report.reported_state)),
@@ -276,6 +306,8 @@ NodeAssignment MonitorLink::node_active(const std::string& formation, std::int64
     a.upstream_port = to_int(row[8]);
     a.upstream_lsn = to_lsn(row[9]);
     if (row[10]) a.network_partition_timeout = std::chrono::milliseconds(std::stoll(*row[10]));
+    a.monitor_leads = to_bool(row[11]);
+    if (!a.monitor_leads) disconnect_and_try_next_host();
     return a;
 }
 

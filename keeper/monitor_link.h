@@ -80,6 +80,9 @@ struct NodeAssignment {
     int upstream_port = 0;
     std::optional<Lsn> upstream_lsn;
     std::optional<std::chrono::milliseconds> network_partition_timeout;
+    // False when the monitor answered without a valid leader lease (a replicated monitor cut from etcd): it
+    // recorded the report and returned its stored goal, but it is no monitor contact (docs/monitor-ha.md, M4).
+    bool monitor_leads = true;
 };
 
 struct OtherNode {
@@ -120,6 +123,9 @@ private:
     std::vector<Row> call(const std::string& sql, const std::vector<std::optional<std::string>>& params);
     void connect(std::chrono::steady_clock::time_point deadline);
     void wait_socket(bool for_write, std::chrono::steady_clock::time_point deadline);
+    // After an answer from a monitor without the leader lease: the next connection starts from the next host
+    // of the URI, since target_session_attrs=read-write cannot tell a fenced old leader from the new one.
+    void disconnect_and_try_next_host();
     // Asks the server to cancel the query in flight, from a short-lived thread
     // (PQcancel blocks on its own connection), so a backend stuck on a lock does
     // not outlive our timeout. At most one such request is under way at a time.
@@ -134,6 +140,7 @@ private:
     std::unique_ptr<pg_conn, ConnDeleter> conn_;
     bool want_listen_ = false;
     bool listening_ = false;
+    std::size_t host_rotation_ = 0;
 };
 
 }  // namespace autofailover::keeper

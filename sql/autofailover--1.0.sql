@@ -509,7 +509,7 @@ CREATE FUNCTION autofailover._node_active(p_formation text, p_node_id bigint, p_
                    o_primary_node_id bigint, o_primary_host text, o_primary_port int,
                    o_synchronous_standby_names text,
                    o_upstream_host text, o_upstream_port int, o_upstream_lsn pg_lsn,
-                   o_network_partition_timeout_ms int)
+                   o_network_partition_timeout_ms int, o_monitor_leads bool)
     LANGUAGE plpgsql AS $$
 DECLARE
     v_group int;
@@ -521,6 +521,7 @@ DECLARE
     v_streaming_lsns pg_lsn[] := coalesce(p_streaming_lsns, '{}');
     v_decision record;
     v_role text;
+    v_leads bool;
 BEGIN
     -- The hot path of the monitor: validation in one test, errors spelled out only when it fails.
     IF p_formation IS NULL OR p_node_id IS NULL OR p_reported IS NULL OR p_running IS NULL OR p_timeline IS NULL
@@ -547,6 +548,9 @@ BEGIN
     END IF;
 
     PERFORM autofailover._authorize(p_formation, p_node_id);
+    -- Read while the request is being served: a keeper counts this answer as monitor contact (which keeps its
+    -- primary writable) only when the monitor held a valid leader lease then (docs/monitor-ha.md, M4).
+    SELECT NOT l.required OR l.valid INTO v_leads FROM autofailover.leader_lease() l;
 
     -- Lock order: formation (shared), then group (see docs/api.md, Locking).
     -- A node never changes group, so reading it before the group lock is safe.
@@ -585,7 +589,7 @@ BEGIN
         PERFORM autofailover._decide(p_formation, v_group, NULL);
         RETURN QUERY SELECT 'dropped'::autofailover.node_state, NULL::int, NULL::bool, NULL::bigint, NULL::text,
                             NULL::int, ''::text, NULL::text, NULL::int, NULL::pg_lsn,
-                            autofailover._setting_ms('autofailover.network_partition_timeout');
+                            autofailover._setting_ms('autofailover.network_partition_timeout'), v_leads;
         RETURN;
     END IF;
 
@@ -600,7 +604,7 @@ BEGIN
     RETURN QUERY SELECT v_decision.goal_state::autofailover.node_state, v_decision.candidate_priority,
         v_decision.replication_quorum, v_decision.primary_node_id, v_decision.primary_host, v_decision.primary_port,
         v_decision.synchronous_standby_names, v_decision.upstream_host, v_decision.upstream_port,
-        v_decision.upstream_lsn, v_decision.network_partition_timeout_ms;
+        v_decision.upstream_lsn, v_decision.network_partition_timeout_ms, v_leads;
 END $$;
 
 CREATE FUNCTION autofailover.node_active(formation text, node_id bigint, reported_state autofailover.node_state,
@@ -610,7 +614,7 @@ CREATE FUNCTION autofailover.node_active(formation text, node_id bigint, reporte
                    primary_node_id bigint, primary_host text, primary_port int,
                    synchronous_standby_names text,
                    upstream_host text, upstream_port int, upstream_lsn pg_lsn,
-                   network_partition_timeout_ms int)
+                   network_partition_timeout_ms int, monitor_leads bool)
     LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM autofailover._node_active($1, $2, $3, $4, $5, $6, $7, $8, $9)
 $$;

@@ -211,6 +211,16 @@ TEST_CASE("connection strings are redacted before logging", "[conninfo]") {
     CHECK(redact_conninfo("postgres://m/db?password=s3cret&sslmode=require") ==
           "postgres://m/db?password=****&sslmode=require");
     CHECK(redact_conninfo("postgres://keeper@mon/db") == "postgres://keeper@mon/db");
+    // libpq's own quoting and escapes: no piece of the password is left behind (aesthetics review, autoctl's
+    // former redactor printed `password=*** cret'`).
+    CHECK(redact_conninfo("password='s3 cret' host=a") == "password=**** host=a");
+    CHECK(redact_conninfo("host=a password = 'it\\'s x' user=b") == "host=a password = **** user=b");
+    CHECK(redact_conninfo("host=a password=s3\\ cret user=b") == "host=a password=**** user=b");
+    CHECK(redact_conninfo("host=a password=a&b user=b") == "host=a password=**** user=b");
+    CHECK(redact_conninfo("host=a password='unterminated x") == "host=a password=****");
+    CHECK(redact_conninfo("host=a passfile=/p user=b") == "host=a passfile=/p user=b");
+    CHECK(redact_conninfo("postgresql://k:p%40ss@h1:1,h2:2/db?password=x&password=y") ==
+          "postgresql://k:****@h1:1,h2:2/db?password=****&password=****");
 }
 
 TEST_CASE("the bootstrap password is taken out of the monitor URI kept in keeper.json", "[conninfo][auth]") {

@@ -82,3 +82,65 @@ def test_primary_refused_by_the_monitor_and_without_standby_fences(formation):
     assert "node_active refused" in text and "read-only" in text, primary.log_tail(20)
     assert "network partition" in text, primary.log_tail(20)
     assert not primary.is_writable() and not standby.is_writable()
+
+
+@pytest.fixture(scope="module")
+def leased(formation_factory):
+    """A monitor that requires the leader lease of replicated monitors (docs/monitor-ha.md), granted by hand
+    for an hour here instead of by an etcd agent, so the test can take it away at a chosen moment."""
+    f = formation_factory(port_offset=5)
+    f.create_monitor()
+    f.create_node("node1")
+    f.create_node("node2")
+    f.wait_healthy()
+    with psycopg.connect(f.monitor_conninfo(), autocommit=True) as conn:
+        conn.execute("SELECT autofailover.renew_leader_lease(3600000)")
+        conn.execute("ALTER SYSTEM SET autofailover.require_leader_lease = on")
+        conn.execute("SELECT pg_reload_conf()")
+    time.sleep(0.3)
+    f.wait_healthy()
+    return f
+
+
+def last_reports(f):
+    with psycopg.connect(f.monitor_conninfo(), autocommit=True) as conn:
+        return dict(conn.execute("SELECT node_name, last_report FROM autofailover.nodes").fetchall())
+
+
+def test_a_monitor_without_the_leader_lease_is_no_contact(leased):
+    """M4 of docs/monitor-ha.md: a replicated monitor that lost its etcd lease still records heartbeats and
+    returns stored goals, but a new leader may be failing the primary over meanwhile. Its answers must not
+    keep the primary writable: with its standby gone, the primary fences within network_partition_timeout,
+    exactly as with no monitor at all. (Before node_active said whether the monitor leads, the keeper counted
+    these answers as contact and renewed its write lease for ever.)"""
+    f = leased
+    primary = f.primary()
+    standby = f.standbys()[0]
+    standby.kill_keeper()
+    standby.kill_postgres()
+    # Control: while the monitor holds its lease, its answers are contact and the primary keeps writing.
+    time.sleep(FENCE_WITHIN / 2)
+    assert primary.is_writable(), primary.log_tail(20)
+    before = last_reports(f)
+    with psycopg.connect(f.monitor_conninfo(), autocommit=True) as conn:
+        conn.execute("SELECT autofailover.renew_leader_lease(0)")  # fenced at once, as at the lease deadline
+    started = time.monotonic()
+    while primary.is_writable():
+        assert time.monotonic() - started < FENCE_WITHIN, (
+            f"{primary.name} still takes writes {FENCE_WITHIN}s after its monitor lost the leader lease and its "
+            f"standby vanished\n" + primary.log_tail(20))
+        time.sleep(0.1)
+    print(f"\n[no lease] {primary.name} stopped taking writes {time.monotonic() - started:.1f}s after its "
+          f"monitor lost the leader lease")
+    text = ""
+    while time.monotonic() - started < FENCE_WITHIN:
+        with open(f"{f.workdir}/{primary.name}.keeper.out", errors="replace") as log:
+            text = log.read()
+        if "network partition" in text:
+            break
+        time.sleep(0.1)
+    assert "without a valid leader lease" in text, primary.log_tail(20)
+    assert "network partition" in text, primary.log_tail(20)
+    # The M5 half: the fenced monitor still records the keeper's reports (show state stays true).
+    after = last_reports(f)
+    assert after[primary.name] > before[primary.name], (before, after)
