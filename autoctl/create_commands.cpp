@@ -212,6 +212,14 @@ void add_create_postgres(CLI::App* create) {
         ->envname("AUTOFAILOVER_MONITOR_PASSWORD_FILE");
     add_tls_options(cmd, o->no_ssl, o->node.ssl_ca_file, o->node.server_cert, o->node.server_key,
                     "this node's certificate; replication verifies the peer (verify-full)");
+    cmd->add_option("--http-port", o->node.http_port,
+                    "Port of the keeper's read-only HTTP health endpoint (0 = off, the default)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 65535));
+    cmd->add_option("--http-listen", o->node.http_listen,
+                    "Address the HTTP endpoint listens on (default 127.0.0.1; give this node's address "
+                    "for a load balancer on another host)")
+        ->capture_default_str();
     cmd->add_option("--state-dir", o->node.state_dir, "Keeper state directory (default: <pgdata>.keeper)");
     add_client_access_options(cmd, o->node);
     cmd->add_option("--init-timeout", o->init_timeout_seconds,

@@ -1,6 +1,7 @@
-// autoctl show state | uri | events | settings | standby-names | systemd
+// autoctl show state | uri | events | settings | standby-names | systemd | haproxy
 #include "autoctl/command_tree.h"
 #include "autoctl/exit_codes.h"
+#include "autoctl/haproxy_config.h"
 #include "autoctl/monitor_client.h"
 #include "autoctl/monitor_target.h"
 #include "autoctl/state_view.h"
@@ -154,6 +155,18 @@ void show_uri(const MonitorTarget& t, const UriOptions& o) {
     }
 }
 
+void show_haproxy(const MonitorTarget& t, HaproxyOptions options) {
+    MonitorClient monitor(resolve_monitor_uri(t));
+    options.formation = t.formation;
+    std::vector<HaproxyNode> nodes;
+    for (const auto& row : monitor.current_state(t.formation)) nodes.push_back({row.name, row.host, row.port});
+    try {
+        std::cout << render_haproxy_config(nodes, options);
+    } catch (const std::invalid_argument& e) {
+        throw CLI::ValidationError("show haproxy", e.what());
+    }
+}
+
 }  // namespace
 
 void add_show_commands(CLI::App& app) {
@@ -206,6 +219,33 @@ void add_show_commands(CLI::App& app) {
     add_json_option(names, *names_opts);
     names->add_option("--group", names_opts->group, "Group id")->capture_default_str();
     names->callback([names_opts] { show_standby_names(*names_opts); });
+
+    auto haproxy_opts = std::make_shared<MonitorTarget>();
+    auto haproxy = std::make_shared<HaproxyOptions>();
+    CLI::App* hap = show->add_subcommand(
+        "haproxy", "Print an haproxy.cfg routing writes by the keepers' /primary check and reads by /replica");
+    add_monitor_options(hap, *haproxy_opts);
+    hap->add_option("--bind", haproxy->bind, "Address HAProxy listens on")->capture_default_str();
+    hap->add_option("--primary-port", haproxy->primary_port, "Frontend port for writes")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 65535));
+    hap->add_option("--replica-port", haproxy->replica_port, "Frontend port for reads")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 65535));
+    auto* same_port = hap->add_option("--http-port", haproxy->http_port,
+                                      "The keepers' HTTP port, the same on every node")
+                          ->check(CLI::Range(1, 65535));
+    hap->add_option("--http-port-offset", haproxy->http_port_offset,
+                    "Each node's HTTP port is its Postgres port plus this offset (several nodes per host)")
+        ->excludes(same_port);
+    hap->add_option("--check-interval-ms", haproxy->check_interval_ms, "Interval of HAProxy's health checks")
+        ->capture_default_str()
+        ->check(CLI::Range(50, 60000));
+    hap->add_option("--down-check-interval-ms", haproxy->down_check_interval_ms,
+                    "Interval of the checks of a server that is down (how soon a new primary is used)")
+        ->capture_default_str()
+        ->check(CLI::Range(50, 60000));
+    hap->callback([haproxy_opts, haproxy] { show_haproxy(*haproxy_opts, *haproxy); });
 
     auto unit_pgdata = std::make_shared<std::string>();
     CLI::App* systemd = show->add_subcommand(

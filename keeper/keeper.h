@@ -65,6 +65,8 @@ struct CreateNodeOptions {
     std::string client_database = "all";
     std::string client_role = "all";
     bool skip_pg_hba = false;
+    int http_port = 0;  // keeper HTTP endpoint, 0 = off
+    std::string http_listen = "127.0.0.1";  // its listen address
     // Run the first transition now (initdb + start for the first node, pg_basebackup
     // for a later one once the primary allows it), waiting at most init_timeout.
     // When false, `run_keeper` does it on its first loops.

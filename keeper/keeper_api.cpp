@@ -6,6 +6,8 @@
 #include "keeper/conninfo.h"
 #include "keeper/keeper_log.h"
 #include "keeper/keeper_loop.h"
+#include "keeper/http_endpoint.h"
+#include "keeper/hooks.h"
 #include "keeper/local_postgres.h"
 #include "keeper/monitor_link.h"
 #include "keeper/pid_file.h"
@@ -16,6 +18,8 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
@@ -211,6 +215,10 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
     if (auto reason = invalid_hostname_reason(options.hostname))
         throw KeeperError(KeeperError::Kind::BadArguments, "--hostname " + options.hostname + ": " + *reason);
     check_client_access(options.allow_clients, options.client_database, options.client_role);
+    if (auto reason = invalid_hostname_reason(options.http_listen))
+        throw KeeperError(KeeperError::Kind::BadArguments, "--http-listen " + options.http_listen + ": " + *reason);
+    if (options.http_port != 0 && options.http_port == options.port)
+        throw KeeperError(KeeperError::Kind::BadArguments, "--http-port must differ from --pgport");
     fs::create_directories(dir);
     fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
 
@@ -243,6 +251,8 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         config.client_database = options.client_database;
         config.client_role = options.client_role;
         config.skip_pg_hba = options.skip_pg_hba;
+        config.http_port = options.http_port;
+        config.http_listen = options.http_listen;
         set_up_credentials(options, dir, config);
         // The bootstrap password may only register; it is kept (0600) for a re-registration
         // after `drop node`, never in keeper.json and never used for anything else.
@@ -306,6 +316,33 @@ int run_keeper(const std::string& pgdata, const std::string& state_dir) {
             log_info("node={} state=dropped this node was removed from the monitor; nothing to run", loop.config().name);
             return 121;
         }
+        // Bound at start, before the first step, so a taken port stops the keeper at once.
+        std::unique_ptr<HttpEndpoint> http;
+        if (const auto& c = loop.config(); c.http_port != 0) {
+            const std::string& host = c.http_listen;
+            try {
+                http = std::make_unique<HttpEndpoint>(host, c.http_port, c.http_threads, c.timeouts.http_io_timeout,
+                                                      c.timeouts.http_liveness_timeout);
+            } catch (const std::runtime_error& e) {
+                throw KeeperError(KeeperError::Kind::BadArguments, e.what());
+            }
+            log_info("node={} state={} HTTP endpoint on {}:{}", c.name, to_string(loop.state().current_state), host,
+                     c.http_port);
+        }
+        // Hooks only queue from the loop; the runner's own thread runs them (keeper/hooks.h).
+        std::unique_ptr<HookRunner> hooks;
+        std::optional<NodeObservation> last_observation;
+        const KeeperConfig::Hooks hook_config = loop.config().hooks;
+        if (hook_config.any()) hooks = std::make_unique<HookRunner>(loop.config().name, hook_config.timeout);
+        if (http || hooks)
+            loop.set_observer([&](const NodeObservation& o) {
+                if (http) http->publish(o);
+                if (hooks) {
+                    for (auto& e : hook_events(hook_config, last_observation ? &*last_observation : nullptr, o))
+                        hooks->submit(std::move(e));
+                    last_observation = o;
+                }
+            });
         log_info("node={} state={} keeper started (pid {}, state dir {}, monitor poll every {} ms)",
                  loop.config().name, to_string(loop.state().current_state), ::getpid(), dir,
                  loop.config().timeouts.poll_period.count());
@@ -326,6 +363,8 @@ int run_keeper(const std::string& pgdata, const std::string& state_dir) {
         log_info("node={} state={} keeper stopping on signal {}", loop.config().name,
                  to_string(loop.state().current_state), static_cast<int>(g_stop_signal));
         loop.shutdown();
+        if (hooks && last_observation)
+            for (auto& e : stop_hook_events(hook_config, *last_observation)) hooks->submit(std::move(e));
         return 0;
     } catch (const KeeperError& e) {
         log_error("keeper cannot run: {}", e.what());

@@ -167,6 +167,8 @@ std::string config_to_json(const KeeperConfig& c) {
         {"base_backup_timeout_ms", t.base_backup_timeout.count()},
         {"rewind_timeout_ms", t.rewind_timeout.count()},
         {"rejoin_stream_timeout_ms", t.rejoin_stream_timeout.count()},
+        {"http_io_timeout_ms", t.http_io_timeout.count()},
+        {"http_liveness_timeout_ms", t.http_liveness_timeout.count()},
     };
     Json j = {
         {"monitor_uri", c.monitor_uri},
@@ -193,6 +195,12 @@ std::string config_to_json(const KeeperConfig& c) {
         {"client_database", c.client_database},
         {"client_role", c.client_role},
         {"skip_pg_hba", c.skip_pg_hba},
+        {"http_port", c.http_port},
+        {"http_listen", c.http_listen},
+        {"http_threads", c.http_threads},
+        {"hooks", Json{{"on_start", c.hooks.on_start}, {"on_stop", c.hooks.on_stop},
+                       {"on_role_change", c.hooks.on_role_change}, {"on_fence", c.hooks.on_fence},
+                       {"timeout_ms", c.hooks.timeout.count()}}},
         {"timeouts", timeouts},
     };
     return j.dump(2) + "\n";
@@ -242,6 +250,19 @@ KeeperConfig config_from_json(const std::string& text) {
     read_text(j, "wal_keep_size", c.wal_keep_size, 32);
     read_text(j, "max_slot_wal_keep_size", c.max_slot_wal_keep_size, 32);
     read_client_access(j, c);
+    read_int(j, "http_port", c.http_port, 0, 65535);
+    read_text(j, "http_listen", c.http_listen, 253);
+    if (auto reason = invalid_hostname_reason(c.http_listen)) bad("http_listen", *reason);
+    read_int(j, "http_threads", c.http_threads, 1, 64);
+    if (auto it = j.find("hooks"); it != j.end()) {
+        if (!it->is_object()) bad("hooks", "must be an object");
+        for (auto [key, into] : {std::pair<const char*, std::string*>{"on_start", &c.hooks.on_start},
+                                 {"on_stop", &c.hooks.on_stop},
+                                 {"on_role_change", &c.hooks.on_role_change},
+                                 {"on_fence", &c.hooks.on_fence}})
+            read_path(*it, key, *into, false);
+        read_ms(*it, "timeout_ms", c.hooks.timeout, 100, 10 * 60 * 1000);
+    }
     if (auto it = j.find("timeouts"); it != j.end()) {
         if (!it->is_object()) bad("timeouts", "must be an object");
         auto& t = c.timeouts;
@@ -261,6 +282,8 @@ KeeperConfig config_from_json(const std::string& text) {
         read_ms(*it, "base_backup_timeout_ms", t.base_backup_timeout, 1000, 7 * kDay);
         read_ms(*it, "rewind_timeout_ms", t.rewind_timeout, 1000, 7 * kDay);
         read_ms(*it, "rejoin_stream_timeout_ms", t.rejoin_stream_timeout, 100, kDay);
+        read_ms(*it, "http_io_timeout_ms", t.http_io_timeout, 100, 60 * 1000);
+        read_ms(*it, "http_liveness_timeout_ms", t.http_liveness_timeout, 100, kDay);
     }
     if (c.auth_method != "trust" && c.replication_passfile.empty())
         throw std::runtime_error("keeper.json: \"auth_method\" " + c.auth_method +
@@ -277,6 +300,8 @@ KeeperConfig config_from_json(const std::string& text) {
         throw std::runtime_error("keeper.json: \"wal_keep_size\" must be a size such as 512MB or 0");
     if (!std::regex_match(c.max_slot_wal_keep_size, std::regex(R"(-1|\d{1,12} ?(kB|MB|GB|TB)?)")))
         throw std::runtime_error("keeper.json: \"max_slot_wal_keep_size\" must be a size such as 10GB, or -1");
+    if (c.http_port != 0 && c.http_port == c.port)
+        throw std::runtime_error("keeper.json: \"http_port\" must differ from \"port\"");
     return c;
 }
 

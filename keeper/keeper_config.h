@@ -38,6 +38,10 @@ struct KeeperTimeouts {
     // After pg_rewind, the standby must stream from the primary within this long,
     // else it is re-initialized from a fresh base backup (docs/keeper.md).
     std::chrono::milliseconds rejoin_stream_timeout{30000};
+    // HTTP endpoint: socket read/write timeout of one request, and how old the loop's
+    // last observation may be before /liveness (and every role check) answers 503.
+    std::chrono::milliseconds http_io_timeout{2000};
+    std::chrono::milliseconds http_liveness_timeout{5000};
 };
 
 struct KeeperConfig {
@@ -90,6 +94,22 @@ struct KeeperConfig {
     // true: the keeper never writes pg_hba.conf; the DBA provides every line, the
     // keeper's replication and probe lines included.
     bool skip_pg_hba = false;
+    // Read-only HTTP health endpoint (docs/operations.md): 0 = off (default).
+    int http_port = 0;
+    // Listen address. Loopback by default: the endpoint has no authentication, so
+    // exposing it to the network is the operator's explicit choice.
+    std::string http_listen = "127.0.0.1";
+    int http_threads = 4;     // worker threads (the most concurrent requests)
+    // keeper.json "hooks" (docs/operations.md): absolute paths of programs run with
+    // AUTOFAILOVER_* environment variables; "" = none. Each is killed at timeout_ms.
+    struct Hooks {
+        std::string on_start;
+        std::string on_stop;
+        std::string on_role_change;
+        std::string on_fence;
+        std::chrono::milliseconds timeout{10000};
+        bool any() const { return !on_start.empty() || !on_stop.empty() || !on_role_change.empty() || !on_fence.empty(); }
+    } hooks;
     KeeperTimeouts timeouts;
 };
 

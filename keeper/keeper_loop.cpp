@@ -111,7 +111,49 @@ KeeperLoop::KeeperLoop(std::string state_dir, std::function<bool()> stop_request
 
 std::string KeeperLoop::name() const { return config_.name.empty() ? "node_" + std::to_string(state_.node_id) : config_.name; }
 
-void KeeperLoop::persist() { save_state(state_dir_, state_); }
+// Every step and heartbeat ends in persist(): publishing there keeps the HTTP
+// snapshot as fresh as state.json, also during long transitions.
+void KeeperLoop::persist() {
+    save_state(state_dir_, state_);
+    if (observer_) observer_(node_observation());
+}
+
+NodeObservation KeeperLoop::node_observation() const {
+    const Observation& obs = last_observation_;
+    NodeObservation o;
+    o.published = true;
+    o.node = name();
+    o.formation = config_.formation;
+    o.reported = state_.current_state;
+    o.goal = state_.goal_state;
+    o.pg_running = obs.running;
+    o.pg_accepting = obs.accepting;
+    o.in_recovery = obs.in_recovery;
+    o.wal_receiver_streaming = obs.wal_receiver_streaming;
+    o.lsn = obs.lsn;
+    o.fenced = state_.fenced_at.has_value();
+    o.last_monitor_contact = state_.last_monitor_contact;
+    o.observed_at = Clock::now();
+    if (obs.in_recovery)
+        for (const auto& other : others_)
+            if (other.is_primary && other.lsn)
+                o.lag_bytes = *other.lsn > obs.lsn ? static_cast<std::int64_t>(*other.lsn - obs.lsn) : 0;
+    if (is_writable(state_.current_state)) {
+        o.primary_name = name();
+        o.primary_host = config_.hostname;
+        o.primary_port = config_.port;
+    } else {
+        for (const auto& other : others_)
+            if (other.is_primary) {
+                o.primary_name = other.name;
+                o.primary_host = other.host;
+                o.primary_port = other.port;
+            }
+    }
+    const auto left = time_to_fencing_deadline();
+    if (left != kNeverFences) o.lease_deadline = o.observed_at + std::chrono::duration_cast<Clock::duration>(left);
+    return o;
+}
 
 void KeeperLoop::reload_config() {
     try {
@@ -139,6 +181,7 @@ void KeeperLoop::reload_config() {
 
 Observation KeeperLoop::observe_and_track() {
     Observation obs = pg_.observe();
+    last_observation_ = obs;
     // Contact is when the standby last replied, not when we looked: a walsender stays
     // 'streaming' for a while after its standby stopped replicating (it froze for an
     // election), and counting that as fresh contact would delay fencing past the
@@ -278,6 +321,9 @@ bool KeeperLoop::check_partition(const Observation& obs) {
     }
     state_.current_state = NodeState::DemoteTimeout;
     state_.fenced_at = Clock::now();
+    // Postgres is down now: what persist() publishes (the HTTP endpoint) must not
+    // show the observation taken before the stop.
+    last_observation_.running = last_observation_.accepting = false;
     ++fence_generation_;
     persist();
     log_warn("node={} state={}→{} reason=network partition: no monitor contact for {}, no standby for {} "

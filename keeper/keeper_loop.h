@@ -10,6 +10,7 @@
 #include "keeper/rejoin.h"
 #include "keeper/write_lease.h"
 #include "keeper/monitor_link.h"
+#include "keeper/node_observation.h"
 
 #include <chrono>
 #include <functional>
@@ -47,6 +48,9 @@ public:
     // On exit: stop Postgres when keeper.json says so.
     void shutdown();
 
+    // Called with a copy of every observation the loop makes (the HTTP endpoint's snapshot).
+    void set_observer(std::function<void(const NodeObservation&)> observer) { observer_ = std::move(observer); }
+
     const KeeperState& state() const { return state_; }
     const KeeperConfig& config() const { return config_; }
 
@@ -68,6 +72,7 @@ private:
     bool rebuild_if_unfollowable(ActionContext& ctx, const Observation& obs);
     bool advance_towards_goal();
     void persist();
+    NodeObservation node_observation() const;
     std::string name() const;
 
     std::string state_dir_;
@@ -87,6 +92,8 @@ private:
     std::chrono::steady_clock::time_point last_heartbeat_{};
     int fence_generation_ = 0;
     std::string last_error_;  // logged once until it changes
+    Observation last_observation_;
+    std::function<void(const NodeObservation&)> observer_;
 
     // While a standby does not stream: its server log, read for errors no retry can fix.
     std::optional<ServerLogWatch> standby_log_watch_;

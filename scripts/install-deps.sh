@@ -12,6 +12,7 @@ packages=(
   iproute2 util-linux procps
   openssl
   etcd-server libcpp-httplib-dev
+  haproxy python3-prometheus-client
 )
 
 missing=()

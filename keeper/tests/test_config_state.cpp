@@ -257,3 +257,23 @@ TEST_CASE("keeper.json: client access keys are checked like the others", "[confi
     CHECK(back.client_database == "all");
     CHECK(back.skip_pg_hba);
 }
+
+TEST_CASE("keeper.json: the HTTP endpoint is off and on loopback by default, its values are checked",
+          "[config][http]") {
+    const std::string base = R"({"monitor_uri":"postgres://m/autofailover","pgdata":"/d","hostname":"h","port":5432,
+                                 "replication_passfile":"/d.keeper/replication.pgpass")";
+    auto c = config_from_json(base + "}");
+    CHECK(c.http_port == 0);
+    CHECK(c.http_listen == "127.0.0.1");
+    CHECK(c.http_threads == 4);
+    c = config_from_json(base + R"(,"http_port":8008,"http_listen":"0.0.0.0","http_threads":2})");
+    CHECK(c.http_port == 8008);
+    CHECK(c.http_listen == "0.0.0.0");
+    CHECK(config_from_json(config_to_json(c)).http_listen == "0.0.0.0");
+    CHECK_THROWS_WITH(config_from_json(base + R"(,"http_port":5432})"), Catch::Contains("http_port"));
+    CHECK_THROWS_WITH(config_from_json(base + R"(,"http_port":70000})"), Catch::Contains("http_port"));
+    CHECK_THROWS_WITH(config_from_json(base + R"(,"http_listen":"a b"})"), Catch::Contains("http_listen"));
+    CHECK_THROWS_WITH(config_from_json(base + R"(,"http_threads":0})"), Catch::Contains("http_threads"));
+    CHECK_THROWS_WITH(config_from_json(base + R"(,"timeouts":{"http_io_timeout_ms":5}})"),
+                      Catch::Contains("http_io_timeout_ms"));
+}
