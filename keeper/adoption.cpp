@@ -62,12 +62,7 @@ AdoptedNode adopt_by_new_monitor(const AdoptOptions& options) {
         system_identifier = control->system_identifier;
 
     // The bootstrap password is used for this one call, from a 0600 file in the state dir.
-    std::string bootstrap_passfile;
-    if (!options.monitor_password_file.empty()) {
-        bootstrap_passfile = dir + "/monitor-bootstrap.pgpass";
-        write_pgpass(bootstrap_passfile, "autofailover_keeper",
-                     read_password_file(options.monitor_password_file, "monitor password file"));
-    }
+    const std::string bootstrap_passfile = write_bootstrap_pgpass(dir, options.monitor_password_file);
     MonitorLink monitor(MonitorLogin{options.monitor_uri, "", bootstrap_passfile}, std::chrono::seconds(10));
     Registration reg;
     try {

@@ -256,12 +256,7 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         set_up_credentials(options, dir, config);
         // The bootstrap password may only register; it is kept (0600) for a re-registration
         // after `drop node`, never in keeper.json and never used for anything else.
-        std::string bootstrap_passfile;
-        if (!options.monitor_password_file.empty()) {
-            bootstrap_passfile = dir + "/monitor-bootstrap.pgpass";
-            write_pgpass(bootstrap_passfile, "autofailover_keeper",
-                         read_password_file(options.monitor_password_file, "monitor password file"));
-        }
+        const std::string bootstrap_passfile = write_bootstrap_pgpass(dir, options.monitor_password_file);
         // Registration is the one call made with the bootstrap credential of --monitor
         // (its password, when the monitor needs one, from --monitor-password-file).
         MonitorLink monitor(MonitorLogin{options.monitor_uri, "", bootstrap_passfile}, std::chrono::seconds(10));

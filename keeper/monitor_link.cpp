@@ -258,6 +258,28 @@ void MonitorLink::cancel_query_in_flight() {
     }).detach();
 }
 
+namespace {
+
+// node_id, node_name, group_id, goal_state, keeper_role, keeper_password [, replication_password]:
+// the answer of register_node and adopt_node; a node without its own role could not log in again.
+Registration registration_from(const std::vector<std::vector<std::optional<std::string>>>& rows, const char* function) {
+    if (rows.size() != 1) throw MonitorRefused(std::string(function) + " returned " + std::to_string(rows.size()) + " rows");
+    const auto& row = rows[0];
+    Registration r;
+    r.node_id = std::stoll(row[0].value_or("0"));
+    r.node_name = row[1].value_or("");
+    r.group_id = to_int(row[2]);
+    r.goal = to_state(row[3]);
+    r.keeper_role = row[4].value_or("");
+    r.keeper_password = row[5].value_or("");
+    if (row.size() > 6) r.replication_password = row[6].value_or("");
+    if (r.keeper_role.empty() || r.keeper_password.empty())
+        throw MonitorRefused(std::string(function) + " returned no keeper role for node " + std::to_string(r.node_id));
+    return r;
+}
+
+}  // namespace
+
 Registration MonitorLink::register_node(const std::string& formation, const std::string& host, int port,
                                         const std::string& name, std::optional<int> group, int candidate_priority,
                                         bool replication_quorum) {
@@ -267,18 +289,7 @@ Registration MonitorLink::register_node(const std::string& formation, const std:
         {formation, host, std::to_string(port), name.empty() ? std::nullopt : opt(name),
          group ? opt(std::to_string(*group)) : std::nullopt, std::to_string(candidate_priority),
          replication_quorum ? "true" : "false"});
-    if (rows.size() != 1) throw MonitorRefused("register_node returned " + std::to_string(rows.size()) + " rows");
-    Registration r;
-    r.node_id = std::stoll(rows[0][0].value_or("0"));
-    r.node_name = rows[0][1].value_or("");
-    r.group_id = to_int(rows[0][2]);
-    r.goal = to_state(rows[0][3]);
-    r.keeper_role = rows[0][4].value_or("");
-    r.keeper_password = rows[0][5].value_or("");
-    r.replication_password = rows[0][6].value_or("");
-    if (r.keeper_role.empty() || r.keeper_password.empty())
-        throw MonitorRefused("register_node returned no keeper role for node " + std::to_string(r.node_id));
-    return r;
+    return registration_from(rows, "register_node");
 }
 
 NodeAssignment MonitorLink::node_active(const std::string& formation, std::int64_t node_id, const NodeReport& report) {
@@ -375,17 +386,7 @@ Registration MonitorLink::adopt_node(const std::string& formation, std::int64_t 
         {formation, std::to_string(node_id), name, host, std::to_string(port), std::to_string(group),
          std::string(to_string(reported)), std::to_string(timeline), format_lsn(lsn),
          std::to_string(candidate_priority), replication_quorum ? "true" : "false", system_identifier});
-    if (rows.size() != 1) throw MonitorRefused("adopt_node returned " + std::to_string(rows.size()) + " rows");
-    Registration r;
-    r.node_id = std::stoll(rows[0][0].value_or("0"));
-    r.node_name = rows[0][1].value_or("");
-    r.group_id = to_int(rows[0][2]);
-    r.goal = to_state(rows[0][3]);
-    r.keeper_role = rows[0][4].value_or("");
-    r.keeper_password = rows[0][5].value_or("");
-    if (r.keeper_role.empty() || r.keeper_password.empty())
-        throw MonitorRefused("adopt_node returned no keeper role for node " + std::to_string(r.node_id));
-    return r;
+    return registration_from(rows, "adopt_node");
 }
 
 }  // namespace autofailover::keeper

@@ -94,6 +94,13 @@ void write_pgpass(const std::string& path, const std::string& role, const std::s
     write_file_atomically(path, pgpass_text(role, password), 0600);
 }
 
+std::string write_bootstrap_pgpass(const std::string& state_dir, const std::string& password_file) {
+    if (password_file.empty()) return "";
+    const std::string path = state_dir + "/monitor-bootstrap.pgpass";
+    write_pgpass(path, "autofailover_keeper", read_password_file(password_file, "monitor password file"));
+    return path;
+}
+
 void write_replication_pgpass(const std::string& path, const std::string& password) {
     write_pgpass(path, kReplicationRole, password);
 }

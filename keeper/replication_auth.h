@@ -24,6 +24,10 @@ void write_replication_pgpass(const std::string& path, const std::string& passwo
 std::string read_pgpass(const std::string& path, const std::string& role, const std::string& key);
 std::string read_replication_pgpass(const std::string& path);
 
+// The bootstrap role's password (--monitor-password-file) copied to <state dir>/monitor-bootstrap.pgpass
+// (0600) for the one call made with it (register_node, adopt_node); "" when no file was given.
+std::string write_bootstrap_pgpass(const std::string& state_dir, const std::string& password_file);
+
 // The node's own monitor role and password (register_node) as a pgpass file, mode 0600.
 void write_monitor_pgpass(const std::string& path, const std::string& role, const std::string& password);
 

@@ -57,6 +57,23 @@ def refuse_keeper_reports(f):
                      "WHERE usename LIKE 'autofailover\\_keeper%'")
 
 
+def wait_for_fence(f, primary, started, label, cause):
+    """Waits until the primary takes no writes, then until its keeper logged the fence (the write lease may
+    stop writes a moment before it); returns the keeper's log. cause: what began at `started`."""
+    while primary.is_writable():
+        assert time.monotonic() - started < FENCE_WITHIN, (
+            f"{primary.name} still takes writes {FENCE_WITHIN}s after {cause} and its standby vanished\n"
+            + primary.log_tail(20))
+        time.sleep(0.1)
+    print(f"\n[{label}] {primary.name} stopped taking writes {time.monotonic() - started:.1f}s after {cause}")
+    while True:
+        with open(f"{f.workdir}/{primary.name}.keeper.out", errors="replace") as log:
+            text = log.read()
+        if "network partition" in text or time.monotonic() - started > FENCE_WITHIN:
+            return text
+        time.sleep(0.1)
+
+
 def test_primary_refused_by_the_monitor_and_without_standby_fences(formation):
     f = formation
     primary = f.primary()
@@ -65,20 +82,7 @@ def test_primary_refused_by_the_monitor_and_without_standby_fences(formation):
     # The standby disappears for good: keeper and Postgres killed, nothing restarts it.
     standby.kill_keeper()
     standby.kill_postgres()
-    started = time.monotonic()
-    while primary.is_writable():
-        assert time.monotonic() - started < FENCE_WITHIN, (
-            f"{primary.name} still takes writes {FENCE_WITHIN}s after its monitor started refusing and its "
-            f"standby vanished\n" + primary.log_tail(20))
-        time.sleep(0.1)
-    print(f"\n[refusal] {primary.name} stopped taking writes {time.monotonic() - started:.1f}s after the refusals began")
-    # The write lease may stop writes a moment before the keeper's fence: wait for the fence too.
-    while True:
-        with open(f"{f.workdir}/{primary.name}.keeper.out", errors="replace") as log:
-            text = log.read()
-        if "network partition" in text or time.monotonic() - started > FENCE_WITHIN:
-            break
-        time.sleep(0.1)
+    text = wait_for_fence(f, primary, time.monotonic(), "refusal", "its monitor started refusing")
     assert "node_active refused" in text and "read-only" in text, primary.log_tail(20)
     assert "network partition" in text, primary.log_tail(20)
     assert not primary.is_writable() and not standby.is_writable()
@@ -124,21 +128,7 @@ def test_a_monitor_without_the_leader_lease_is_no_contact(leased):
     before = last_reports(f)
     with psycopg.connect(f.monitor_conninfo(), autocommit=True) as conn:
         conn.execute("SELECT autofailover.renew_leader_lease(0)")  # fenced at once, as at the lease deadline
-    started = time.monotonic()
-    while primary.is_writable():
-        assert time.monotonic() - started < FENCE_WITHIN, (
-            f"{primary.name} still takes writes {FENCE_WITHIN}s after its monitor lost the leader lease and its "
-            f"standby vanished\n" + primary.log_tail(20))
-        time.sleep(0.1)
-    print(f"\n[no lease] {primary.name} stopped taking writes {time.monotonic() - started:.1f}s after its "
-          f"monitor lost the leader lease")
-    text = ""
-    while time.monotonic() - started < FENCE_WITHIN:
-        with open(f"{f.workdir}/{primary.name}.keeper.out", errors="replace") as log:
-            text = log.read()
-        if "network partition" in text:
-            break
-        time.sleep(0.1)
+    text = wait_for_fence(f, primary, time.monotonic(), "no lease", "its monitor lost the leader lease")
     assert "without a valid leader lease" in text, primary.log_tail(20)
     assert "network partition" in text, primary.log_tail(20)
     # The M5 half: the fenced monitor still records the keeper's reports (show state stays true).
