@@ -23,7 +23,7 @@ HttpEndpoint::HttpEndpoint(const std::string& host, int port, int threads, std::
     auto& s = *server_;
     // Bounded: a fixed pool (httplib takes ownership of the queue it is given) and
     // short socket timeouts, so slow or idle clients cannot pile up threads.
-    s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    s.new_task_queue = [threads] { return std::make_unique<httplib::ThreadPool>(static_cast<size_t>(threads)).release(); };
     const auto secs = static_cast<time_t>(io_timeout.count() / 1000);
     const auto usecs = static_cast<time_t>((io_timeout.count() % 1000) * 1000);
     s.set_read_timeout(secs, usecs);

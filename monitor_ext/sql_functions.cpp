@@ -7,6 +7,8 @@
 #include "monitor_ext/leader_lease.h"
 #include "monitor_ext/pg_include.h"
 
+#include <type_traits>
+
 namespace {
 
 using autofailover_bridge::BridgeResult;
@@ -51,6 +53,32 @@ Datum validation_result(FunctionCallInfo fcinfo, autofailover_bridge::Validated 
     char problem[256];
     autofailover_bridge::validation_problem(what, utf8, utf8_length, problem, sizeof problem);
     PG_RETURN_TEXT_P(cstring_to_text(problem));
+}
+
+// The goal of a node just inserted, decided by the core on its group without it, stored, and returned as text
+// in the caller's memory context. `run` calls the bridge (a second time when the core asked for more text).
+// Only trivially destructible values live here, so an elog(ERROR) from SPI longjmps over nothing to destroy.
+template <typename RunAssignment>
+Datum assign_new_node(const char* formation, int group_id, std::int64_t node_id, RunAssignment run) {
+    static_assert(std::is_trivially_destructible<RunAssignment>::value, "no destructor may be skipped by a longjmp");
+    MemoryContext caller_context = CurrentMemoryContext;
+    SPI_connect();
+    GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
+    autofailover_ext::load_group(formation, group_id, node_id, group);
+    DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count + 1);
+    BridgeResult assigned = run(*group, *decision);
+    if (assigned.outcome == Outcome::NeedMoreText) {
+        autofailover_ext::grow_text(&decision->text);
+        assigned = run(*group, *decision);
+    }
+    autofailover_ext::raise_if_failed(assigned);
+    autofailover_ext::store_decision(group, decision);
+    const char* goal = decision->count > 0 ? decision->assignments[0].goal : "init";
+    text* result = static_cast<text*>(MemoryContextAlloc(caller_context, VARHDRSZ + strlen(goal)));
+    SET_VARSIZE(result, VARHDRSZ + strlen(goal));
+    memcpy(VARDATA(result), goal, strlen(goal));
+    SPI_finish();
+    PG_RETURN_TEXT_P(result);
 }
 
 }  // namespace
@@ -140,6 +168,7 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
     PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
 }
 
+
 // _register_assign(formation, group_id, node_id, candidate_priority): the
 // initial goal of a node just inserted, decided on the group without it.
 PGDLLEXPORT Datum autofailover_register_assign(PG_FUNCTION_ARGS) {
@@ -151,25 +180,9 @@ PGDLLEXPORT Datum autofailover_register_assign(PG_FUNCTION_ARGS) {
     const std::int64_t node_id = PG_GETARG_INT64(2);
     const int candidate_priority = PG_GETARG_INT32(3);
     autofailover_ext::require_leader_lease("registering a node");
-    MemoryContext caller_context = CurrentMemoryContext;
-
-    SPI_connect();
-    GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
-    autofailover_ext::load_group(formation, group_id, node_id, group);
-    DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count + 1);
-    BridgeResult assigned = autofailover_bridge::run_initial_assignment(*group, node_id, candidate_priority, *decision);
-    if (assigned.outcome == Outcome::NeedMoreText) {
-        autofailover_ext::grow_text(&decision->text);
-        assigned = autofailover_bridge::run_initial_assignment(*group, node_id, candidate_priority, *decision);
-    }
-    autofailover_ext::raise_if_failed(assigned);
-    autofailover_ext::store_decision(group, decision);
-    const char* goal = decision->count > 0 ? decision->assignments[0].goal : "init";
-    text* result = static_cast<text*>(MemoryContextAlloc(caller_context, VARHDRSZ + strlen(goal)));
-    SET_VARSIZE(result, VARHDRSZ + strlen(goal));
-    memcpy(VARDATA(result), goal, strlen(goal));
-    SPI_finish();
-    PG_RETURN_TEXT_P(result);
+    return assign_new_node(formation, group_id, node_id, [&](const GroupInput& group, DecisionOutput& decision) {
+        return autofailover_bridge::run_initial_assignment(group, node_id, candidate_priority, decision);
+    });
 }
 
 // _adopt_assign(formation, group_id, node_id, reported_state, timeline): the goal of
@@ -185,25 +198,9 @@ PGDLLEXPORT Datum autofailover_adopt_assign(PG_FUNCTION_ARGS) {
     const std::int64_t node_id = PG_GETARG_INT64(2);
     const int timeline = PG_GETARG_INT32(4);
     autofailover_ext::require_leader_lease("adopting a node");
-    MemoryContext caller_context = CurrentMemoryContext;
-
-    SPI_connect();
-    GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
-    autofailover_ext::load_group(formation, group_id, node_id, group);
-    DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count + 1);
-    BridgeResult assigned = autofailover_bridge::run_adoption_assignment(*group, node_id, reported, timeline, *decision);
-    if (assigned.outcome == Outcome::NeedMoreText) {
-        autofailover_ext::grow_text(&decision->text);
-        assigned = autofailover_bridge::run_adoption_assignment(*group, node_id, reported, timeline, *decision);
-    }
-    autofailover_ext::raise_if_failed(assigned);
-    autofailover_ext::store_decision(group, decision);
-    const char* goal = decision->count > 0 ? decision->assignments[0].goal : "init";
-    text* result = static_cast<text*>(MemoryContextAlloc(caller_context, VARHDRSZ + strlen(goal)));
-    SET_VARSIZE(result, VARHDRSZ + strlen(goal));
-    memcpy(VARDATA(result), goal, strlen(goal));
-    SPI_finish();
-    PG_RETURN_TEXT_P(result);
+    return assign_new_node(formation, group_id, node_id, [&](const GroupInput& group, DecisionOutput& decision) {
+        return autofailover_bridge::run_adoption_assignment(group, node_id, reported, timeline, decision);
+    });
 }
 
 // _operator(command, formation, group_id, target_node, accept_data_loss,
