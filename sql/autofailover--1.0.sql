@@ -233,6 +233,22 @@ BEGIN
     END IF;
 END $$;
 
+-- Every node gets a replication slot on the primary (max_replication_slots = 12 on data nodes): register_node
+-- and adopt_node refuse a node beyond autofailover.max_nodes_per_group. Called under the group lock.
+CREATE FUNCTION autofailover._check_group_room(p_formation text, p_group int) RETURNS void
+    LANGUAGE plpgsql AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    SELECT count(*) INTO v_count FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.group_id = p_group;
+    IF v_count >= pg_catalog.current_setting('autofailover.max_nodes_per_group')::int THEN
+        RAISE EXCEPTION 'group % of formation "%" has % nodes, autofailover.max_nodes_per_group allows %',
+            p_group, p_formation, v_count, pg_catalog.current_setting('autofailover.max_nodes_per_group')
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Drop a node first, or put this one in another group.';
+    END IF;
+END $$;
+
 CREATE FUNCTION autofailover._check_host(p_host text)
     RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
@@ -425,7 +441,6 @@ DECLARE
     v_goal autofailover.node_state;
     v_role text;
     v_password text;
-    v_count bigint;
 BEGIN
     PERFORM autofailover._check_formation(p_formation);
     PERFORM autofailover._require(p_host, 'host');
@@ -462,14 +477,7 @@ BEGIN
         RAISE EXCEPTION 'a node at %:% already exists in formation "%"', p_host, p_port, p_formation
             USING ERRCODE = 'unique_violation', HINT = 'Drop the old node first (autoctl drop node).';
     END IF;
-    -- Every node gets a replication slot on the primary (max_replication_slots = 12 on data nodes).
-    SELECT count(*) INTO v_count FROM autofailover.nodes n WHERE n.formation_id = p_formation AND n.group_id = v_group;
-    IF v_count >= pg_catalog.current_setting('autofailover.max_nodes_per_group')::int THEN
-        RAISE EXCEPTION 'group % of formation "%" has % nodes, autofailover.max_nodes_per_group allows %',
-            v_group, p_formation, v_count, pg_catalog.current_setting('autofailover.max_nodes_per_group')
-            USING ERRCODE = 'program_limit_exceeded',
-                  HINT = 'Drop a node first, or put this one in another group.';
-    END IF;
+    PERFORM autofailover._check_group_room(p_formation, v_group);
     IF p_sysid IS NOT NULL AND EXISTS (SELECT 1 FROM autofailover.nodes n
             WHERE n.formation_id = p_formation AND n.group_id = v_group
               AND n.system_identifier IS NOT NULL AND n.system_identifier <> p_sysid) THEN
@@ -555,6 +563,7 @@ BEGIN
 
     INSERT INTO autofailover.groups (formation_id, group_id) VALUES (p_formation, p_group) ON CONFLICT DO NOTHING;
     PERFORM autofailover._lock_group(p_formation, p_group);
+    PERFORM autofailover._check_group_room(p_formation, p_group);
 
     IF EXISTS (SELECT 1 FROM autofailover.nodes n WHERE n.node_id = p_node_id) THEN
         RAISE EXCEPTION 'node % already exists on this monitor', p_node_id

@@ -50,6 +50,14 @@ SELECT adoption_test.try($q$SELECT * FROM autofailover.adopt_node('adoption', 90
     'secondary', 1, '0/5000100')$q$) AS name_taken;
 SELECT adoption_test.try($q$SELECT * FROM autofailover.adopt_node('adoption', 900007, 'ad_f', 'all', 5432, 0,
     'secondary', 1, '0/5000100')$q$) AS bad_host;
+RESET SESSION AUTHORIZATION;
+SET autofailover.max_nodes_per_group = 2;
+SET SESSION AUTHORIZATION adoption_bootstrap;
+SELECT adoption_test.try($q$SELECT * FROM autofailover.adopt_node('adoption', 900012, 'ad_i', '10.3.0.12', 5432, 0,
+    'secondary', 1, '0/5000100')$q$) AS group_full;
+RESET SESSION AUTHORIZATION;
+RESET autofailover.max_nodes_per_group;
+SET SESSION AUTHORIZATION adoption_bootstrap;
 SET SESSION AUTHORIZATION autofailover_keeper_900002;
 SELECT adoption_test.try($q$SELECT * FROM autofailover.adopt_node('adoption', 900008, 'ad_g', '10.3.0.8', 5432, 0,
     'secondary', 1, '0/5000100')$q$) AS node_role;
