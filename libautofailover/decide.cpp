@@ -124,13 +124,39 @@ void old_primary_rejoins(DecisionContext& ctx, const NodeSnapshot& primary) {
 // A standby leaves the synchronous_standby_names first; it may stop only once
 // the primary runs with a list that no longer names it (an apply_settings that
 // completed after the standby asked), so no acknowledged commit is only on it.
+// Commits acknowledged before the primary dropped `leaving` from its list may live
+// on `leaving` alone (ANY n over the old list). They are safe once n standbys of the
+// new list have flushed as far as `leaving` had, both read from the primary's same
+// report (pg_stat_replication): sync rep releases commits in LSN order, so a standby
+// that flushed that far holds every earlier commit. Found by the simulation with
+// delayed reports: a lagging listed standby was promoted without such a commit.
+std::string list_lacks_what_leaving_holds(const DecisionContext& ctx, const NodeSnapshot& primary,
+                                          const NodeSnapshot& leaving) {
+    const Lsn needed = confirmed_flush_lsn(primary, leaving.id).value_or(leaving.lsn);
+    int holders = 0;
+    for (const auto& node : ctx.group().nodes) {
+        if (node.id == primary.id || node.id == leaving.id || !node.replication_quorum) continue;
+        if (node.goal_state != S::Secondary && node.goal_state != S::PreparePromotion) continue;
+        if (confirmed_flush_lsn(primary, node.id).value_or(0) >= needed) ++holders;
+    }
+    if (holders >= ctx.sync_count()) return "";
+    return "maintenance of " + label(leaving) + " waits: " + std::to_string(holders) + " of the " +
+           std::to_string(ctx.sync_count()) + " standbys needed in the new list have flushed what " + label(leaving) +
+           " holds (LSN " + format_lsn(needed) + "), as " + label(primary) + " reports them";
+}
+
 void standby_enters_maintenance(DecisionContext& ctx, const NodeSnapshot& primary) {
     for (const auto& node : ctx.group().nodes) {
         if (node.goal_state != S::WaitMaintenance) continue;
         const bool list_applied_without_it =
             converged(primary, S::WaitPrimary) || converged(primary, S::Single) ||
             (converged(primary, S::Primary) && primary.goal_assigned_at > node.goal_assigned_at);
-        if (list_applied_without_it) {
+        const std::string lacking = list_applied_without_it && converged(primary, S::Primary)
+                                        ? list_lacks_what_leaving_holds(ctx, primary, node)
+                                        : "";
+        if (!lacking.empty()) {
+            ctx.wait(lacking);
+        } else if (list_applied_without_it) {
             ctx.assign(node.id, S::Maintenance, "the primary no longer counts on " + label(node) + ": maintenance starts");
         } else if (converged(primary, S::Primary)) {
             if (!sync_list_if_primary(ctx, primary).empty())

@@ -63,6 +63,9 @@ CREATE TABLE autofailover.nodes (
     replication_quorum bool NOT NULL DEFAULT true,
     -- The LOGIN role this node's keeper uses (docs/security.md, "Keeper identity").
     keeper_role text UNIQUE,
+    -- backend_start of the session that stored the last report: a report from an older
+    -- session of the keeper (one it gave up on, served late) is refused, see _node_active.
+    report_session timestamptz,
     FOREIGN KEY (formation_id, group_id) REFERENCES autofailover.groups,
     UNIQUE (formation_id, node_name),
     UNIQUE (formation_id, host, port)
@@ -645,6 +648,7 @@ DECLARE
     v_decision record;
     v_role text;
     v_leads bool;
+    v_session timestamptz;
 BEGIN
     -- The hot path of the monitor: validation in one test, errors spelled out only when it fails.
     IF p_formation IS NULL OR p_node_id IS NULL OR p_reported IS NULL OR p_running IS NULL OR p_timeline IS NULL
@@ -685,13 +689,27 @@ BEGIN
     END IF;
     PERFORM autofailover._lock_group(p_formation, v_group);
 
+    -- A keeper gives up on a call at its timeout and reconnects; the given-up request may
+    -- still be served later (it waited for the group lock and the cancel did not get
+    -- through, or it arrived late), after newer reports: stale state and streaming
+    -- evidence (found by the simulation, docs/fsm.md). Its session is older than the one
+    -- that stored the last report, so it is refused. A stored session in the future
+    -- (the monitor's clock stepped back, or another monitor stored it) refuses nothing.
+    SELECT a.backend_start INTO v_session
+      FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a;
     UPDATE autofailover.nodes n
        SET reported_state = p_reported, pg_is_running = p_running, timeline = p_timeline, lsn = p_lsn,
            sync_state = v_sync, streaming_standbys = v_streaming, streaming_flush_lsns = v_streaming_lsns,
-           last_report = clock_timestamp()
-      FROM (SELECT o.node_id, o.reported_state FROM autofailover.nodes o WHERE o.node_id = p_node_id) old
+           last_report = clock_timestamp(), report_session = v_session
+      FROM (SELECT o.node_id, o.reported_state, o.report_session FROM autofailover.nodes o
+             WHERE o.node_id = p_node_id) old
      WHERE n.node_id = old.node_id
+       AND NOT coalesce(old.report_session > v_session AND old.report_session <= clock_timestamp(), false)
     RETURNING old.reported_state, n.goal_state, n.node_name INTO v_old, v_goal, v_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'stale report of node %: a newer session of its keeper has reported since', p_node_id
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     IF v_old <> p_reported THEN
         INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
                                          description)

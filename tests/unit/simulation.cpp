@@ -16,6 +16,22 @@ namespace {
 using S = NodeState;
 using std::chrono::milliseconds;
 
+// Keeper defaults (keeper/keeper_config.h) the model follows.
+constexpr milliseconds kMonitorCallTimeout{1000};
+constexpr int kRestartBudget = 3;  // postgres_restart_max_retries
+// A walsender row counts as streaming while its standby replied within two
+// wal_receiver_status_interval (keeper/local_postgres.cpp), on the primary's wall clock.
+constexpr milliseconds kReplyWindow{20000};
+// A request the monitor serves late (the keeper gave up on it: it waited for the
+// group lock, or was retransmitted after a partition healed) arrives within this
+// bound or never: lock waits of keepers end after 2 x keeper_transaction_limit (5 s).
+constexpr milliseconds kStaleRequestBound{10000};
+
+TimePoint scaled(TimePoint start, TimePoint real, double rate_ppm) {
+    const auto elapsed = real - start;
+    return real + Clock::duration(static_cast<Clock::duration::rep>(static_cast<double>(elapsed.count()) * rate_ppm / 1e6));
+}
+
 const std::size_t kTraceSteps = std::getenv("AUTOFAILOVER_SIM_TRACE") ? std::strtoul(std::getenv("AUTOFAILOVER_SIM_TRACE"), nullptr, 10) : 80;
 
 bool is_prefix(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b) {
@@ -50,12 +66,21 @@ std::pair<int, std::vector<NodeId>> parse_names(const std::string& names) {
 Simulation::Simulation(const SimOptions& options) : options_(options), rng_(options.seed) {
     settings_.number_sync_standbys = options.number_sync_standbys;
     settings_.enable_sync_wal_threshold = 2;  // in commits: LSN = WAL length + 1
-    clock_.monitor_started = TimePoint{} + std::chrono::hours(1);
-    clock_.now = clock_.monitor_started;
+    real_start_ = real_ = TimePoint{} + std::chrono::hours(1);
+    const auto pick_rate = [&] {
+        const int span = static_cast<int>(options.max_rate_ppm);
+        return span > 0 ? static_cast<double>(rand(2 * span + 1) - span) : 0.0;
+    };
+    monitor_rate_ppm_ = pick_rate();
+    clock_.monitor_started = real_;
+    clock_.now = monitor_now();
     monitor_.formation = "default";
     for (int i = 1; i <= options.node_count; ++i) {
         SimNode n;
         n.id = i;
+        n.rate_ppm = pick_rate();
+        const int offset = static_cast<int>(options.max_wall_offset.count());
+        n.wall_offset = milliseconds(offset > 0 ? rand(2 * offset + 1) - offset : 0);
         nodes_.push_back(n);
         const Assignment a = initial_assignment(monitor_, i, 50);
         NodeSnapshot r;
@@ -80,6 +105,9 @@ NodeSnapshot& Simulation::row(NodeId id) {
         if (r.id == id) return r;
     throw std::logic_error("no row " + std::to_string(id));
 }
+
+TimePoint Simulation::keeper_now(const SimNode& n) const { return scaled(real_start_, real_, n.rate_ppm); }
+TimePoint Simulation::monitor_now() const { return scaled(real_start_, real_, monitor_rate_ppm_); }
 
 int Simulation::rand(int n) { return static_cast<int>(rng_() % static_cast<std::uint64_t>(n)); }
 
@@ -172,14 +200,16 @@ bool Simulation::heal_and_converge(int max_steps) {
 
 bool Simulation::step(bool faults) {
     ++step_;
-    clock_.now += milliseconds(100 + rand(400));
+    real_ += milliseconds(100 + rand(400));
+    clock_.now = monitor_now();
     std::ostringstream head;
-    head << "step " << step_ << " t=+"
-         << std::chrono::duration_cast<milliseconds>(clock_.now - clock_.monitor_started).count() << "ms\n";
+    head << "step " << step_ << " t=+" << std::chrono::duration_cast<milliseconds>(real_ - real_start_).count()
+         << "ms\n";
     std::string pre = std::move(step_log_);
     step_log_ = head.str() + pre;
     if (faults && rand(100) < 12) random_event();
     client_writes();
+    deliver_requests();
     for (auto& n : nodes_)
         if (!n.dropped) keeper_step(n);
     replicate();
@@ -210,6 +240,10 @@ void Simulation::random_event() {
         case 0:
             n.machine_up = false;
             n.pg_running = false;
+            n.call.reset();  // the keeper process is gone (its request may still arrive)
+            ++n.session;
+            n.restart_attempts = 0;
+            n.replies.clear();
             log("fault: " + who + " machine crashes");
             break;
         case 1: case 2:
@@ -337,58 +371,208 @@ void Simulation::acknowledge_pending() {
     pending_ = std::move(still);
 }
 
-void Simulation::keeper_step(SimNode& n) {
-    if (!n.machine_up) return;
-    const bool contact = reaches_monitor(n);
-    // The keeper restarts a crashed Postgres before reporting (it masks a quick
-    // restart), but only once the monitor confirmed the goal: a rebooted old
-    // primary must not come back as a primary on its own.
-    if (contact && !n.pg_running && n.has_data && n.current == n.goal && needs_running(n.current) &&
-        row(n.id).goal_state == n.current && rand(4) != 0) {
-        n.pg_running = true;
-        log("keeper node_" + std::to_string(n.id) + ": restarted Postgres");
+// Primary side of pg_stat_replication as the keeper reads it (keeper_loop.cpp
+// observe_and_track): a standby's last reply is its reply_time, stamped by the
+// standby's wall clock and aged by the primary's, so a standby clock that runs
+// ahead makes the primary believe in a later contact.
+void Simulation::track_standby_replies(SimNode& p) {
+    if (!acting_primary(p)) {
+        p.replies.clear();  // no walsenders
+        return;
     }
+    for (const auto& s : nodes_) {
+        if (s.id == p.id) continue;
+        auto it = std::find_if(p.replies.begin(), p.replies.end(), [&](const auto& r) { return r.first == s.id; });
+        if (streams_from(s, p)) {
+            if (it == p.replies.end()) p.replies.emplace_back(s.id, real_);
+            else it->second = real_;
+        } else if (it != p.replies.end() && reach(s, p) &&
+                   !(s.pg_running && s.in_recovery && s.upstream == p.id)) {
+            p.replies.erase(it);  // the standby disconnected cleanly: its walsender exited
+        }
+    }
+    const TimePoint now = keeper_now(p);
+    for (const auto& [id, replied_real] : p.replies) {
+        const auto age = std::max(Clock::duration::zero(),
+                                  (real_ + p.wall_offset) - (replied_real + node(id).wall_offset));
+        if (age > kReplyWindow) continue;  // 'silent'
+        const TimePoint replied = now - age;
+        if (!p.last_standby_contact || replied > *p.last_standby_contact) p.last_standby_contact = replied;
+    }
+}
+
+void Simulation::check_fencing(SimNode& n) {
+    // Fencing: a primary that reaches neither the monitor nor a standby stops.
+    if (!is_writable(n.current) || !n.pg_running) return;
+    PartitionView view;
+    view.now = keeper_now(n);
+    view.last_monitor_contact = n.last_monitor_contact;
+    view.last_standby_contact = n.last_standby_contact;
+    view.has_standbys = nodes_.size() > 1;
+    if (!primary_is_partitioned(view, settings_.timeouts.network_partition_timeout)) return;
+    n.pg_running = false;
+    n.replies.clear();
+    log("keeper node_" + std::to_string(n.id) + ": partitioned, fences its primary (" + std::string(to_string(n.current)) +
+        " -> demote_timeout)");
+    n.current = S::DemoteTimeout;
+}
+
+// node_active leaves the keeper: most calls are served and answered at once; with
+// delays on, some take up to 1.5 s to arrive (past the keeper's call timeout: it gives
+// up, the monitor serves the report later anyway, after newer ones), some wait up to
+// kStaleRequestBound, and some answers come back late.
+void Simulation::send_report(SimNode& n) {
+    SimCall c;
+    c.id = next_call_++;
+    c.node = n.id;
+    c.session = n.session;
+    c.sent_real = real_;
+    c.sent_keeper = keeper_now(n);
+    c.reported = n.current;
+    // The keeper hides a crashed primary from the monitor while it restarts it within
+    // its budget (keeper_loop.cpp make_report).
+    c.pg_running = n.pg_running || (is_writable(n.current) && n.current == n.goal && n.has_data &&
+                                    n.restart_attempts < kRestartBudget);
+    c.timeline = n.timeline;
+    c.lsn = n.wal.size() + 1;
+    // Like pg_stat_replication on the primary: the standbys that stream from it now,
+    // with what they flushed. The monitor trusts only this for catchingup -> secondary.
     if (acting_primary(n))
         for (const auto& s : nodes_)
-            if (streams_from(s, n)) n.last_standby_contact = clock_.now;
-    if (contact) {
-        NodeSnapshot& r = row(n.id);
-        r.reported_state = n.current;
-        r.pg_is_running = n.pg_running;
-        r.timeline = n.timeline;
-        r.lsn = n.wal.size() + 1;
-        // Like pg_stat_replication on the primary: the standbys that stream from it now,
-        // with what they flushed. The monitor trusts only this for catchingup -> secondary.
-        r.streaming_standbys.clear();
-        if (acting_primary(n))
-            for (const auto& s : nodes_)
-                if (streams_from(s, n)) r.streaming_standbys.push_back(StreamingStandby{s.id, s.wal.size() + 1});
-        r.last_report = clock_.now;
-        n.goal = r.goal_state;
-        n.sync_names_from_monitor = synchronous_standby_names(monitor_, settings_);
-        n.last_monitor_contact = clock_.now;
+            if (streams_from(s, n)) c.streaming.push_back(StreamingStandby{s.id, s.wal.size() + 1});
+    milliseconds request_delay{0};
+    if (options_.delays && rand(100) < 20) {
+        request_delay = milliseconds(options_.stale_requests && rand(100) < 10
+                                         ? rand(static_cast<int>(kStaleRequestBound.count()))
+                                         : rand(1500));
+        c.answer_delay = milliseconds(rand(800));
     }
-    // Fencing: a primary that reaches neither the monitor nor a standby stops.
-    if (is_writable(n.current) && n.pg_running) {
-        PartitionView view;
-        view.now = clock_.now;
-        view.last_monitor_contact = n.last_monitor_contact;
-        view.last_standby_contact = n.last_standby_contact;
-        view.has_standbys = nodes_.size() > 1;
-        if (primary_is_partitioned(view, settings_.timeouts.network_partition_timeout)) {
-            n.pg_running = false;
-            log("keeper node_" + std::to_string(n.id) + ": partitioned, fences its primary (" +
-                std::string(to_string(n.current)) + " -> demote_timeout)");
-            n.current = S::DemoteTimeout;
+    c.deliver_real = real_ + request_delay;
+    // The call ends at the keeper's timeout, and no later than its fencing deadline
+    // while its primary runs (keeper_loop.cpp bound_monitor_call).
+    milliseconds bound = kMonitorCallTimeout;
+    if (n.pg_running && is_writable(n.current) && n.last_monitor_contact) {
+        TimePoint latest = *n.last_monitor_contact;
+        if (n.last_standby_contact && *n.last_standby_contact > latest) latest = *n.last_standby_contact;
+        const auto left = std::chrono::duration_cast<milliseconds>(
+            latest + settings_.timeouts.network_partition_timeout - c.sent_keeper);
+        bound = std::max(std::min(bound, std::max(left, milliseconds(0)) + milliseconds(20)), milliseconds(100));
+    }
+    c.deadline_real = c.answer_real = real_ + bound;  // answer_real: the deadline until answered
+    n.call = c;
+    if (request_delay.count() == 0) serve(*n.call);
+    else {
+        in_flight_.push_back(c);
+        log("network: node_" + std::to_string(n.id) + "'s report " + std::string(to_string(c.reported)) +
+            " is delayed " + std::to_string(request_delay.count()) + "ms");
+    }
+}
+
+void Simulation::deliver_requests() {
+    std::vector<SimCall> later;
+    // In arrival order; requests of one keeper can overtake each other.
+    std::stable_sort(in_flight_.begin(), in_flight_.end(),
+                     [](const SimCall& a, const SimCall& b) { return a.deliver_real < b.deliver_real; });
+    for (auto& c : in_flight_) {
+        if (c.deliver_real > real_) {
+            later.push_back(c);
+            continue;
+        }
+        const SimNode& n = node(c.node);
+        if (monitor_down_ || real_ - c.sent_real > kStaleRequestBound) continue;  // lost
+        if (!options_.stale_requests && real_ > c.deadline_real) continue;     // never served once given up
+        if (n.isolated || n.monitor_cut) {
+            later.push_back(c);  // retransmitted once the path heals
+            continue;
+        }
+        serve(c);
+    }
+    in_flight_ = std::move(later);
+}
+
+// The monitor serves one node_active: store the report, decide, answer.
+void Simulation::serve(SimCall& c) {
+    if (monitor_down_) return;
+    SimNode& n = node(c.node);
+    NodeSnapshot& r = row(c.node);
+    const bool stale = !n.call || n.call->id != c.id;
+    auto stored = std::find_if(report_session_.begin(), report_session_.end(),
+                               [&](const auto& e) { return e.first == c.node; });
+    if (stored == report_session_.end()) stored = report_session_.insert(report_session_.end(), {c.node, c.session});
+    if (options_.refuse_stale_sessions && c.session < stored->second) {
+        log("network: the monitor refuses node_" + std::to_string(c.node) + "'s stale report " +
+            std::string(to_string(c.reported)) + " (an older session than its last report's)");
+        return;
+    }
+    stored->second = c.session;
+    if (stale)
+        log("network: the monitor serves node_" + std::to_string(c.node) + "'s report " +
+            std::string(to_string(c.reported)) + (c.pg_running ? "" : " (Postgres down)") + " sent " +
+            std::to_string(std::chrono::duration_cast<milliseconds>(real_ - c.sent_real).count()) +
+            "ms ago; its keeper no longer waits for the answer");
+    r.reported_state = c.reported;
+    r.pg_is_running = c.pg_running;
+    r.timeline = c.timeline;
+    r.lsn = c.lsn;
+    r.streaming_standbys = c.streaming;
+    r.last_report = clock_.now;
+    apply_decision(decide(monitor_, settings_, clock_), "node_active");
+    if (stale) return;
+    SimCall& mine = *n.call;
+    mine.answered = true;
+    if (mine.answer_real >= real_ + c.answer_delay) mine.answer_real = real_ + c.answer_delay;
+    else mine.answered = false;  // the answer would come after the keeper gave up
+    mine.goal = r.goal_state;
+    mine.sync_names = synchronous_standby_names(monitor_, settings_);
+    mine.primary = find_primary(monitor_);
+    mine.upstream = choose_fast_forward_source(monitor_, c.node);
+}
+
+void Simulation::keeper_step(SimNode& n) {
+    if (!n.machine_up) return;
+    if (n.pg_running) n.restart_attempts = 0;
+    track_standby_replies(n);
+    if (!n.call && reaches_monitor(n)) send_report(n);
+    bool contact = false;
+    if (n.call) {
+        SimCall& c = *n.call;
+        if (c.answered && c.answer_real <= real_ && reaches_monitor(n)) {
+            contact = true;
+            n.goal = c.goal;
+            n.sync_names_from_monitor = c.sync_names;
+            n.assigned_primary = c.primary;
+            n.assigned_upstream = c.upstream;
+            // Contact counts from when the request left (keeper_loop.cpp contact_monitor).
+            if (!n.last_monitor_contact || c.sent_keeper > *n.last_monitor_contact) n.last_monitor_contact = c.sent_keeper;
+            n.call.reset();
+        } else if (real_ >= c.answer_real) {
+            n.call.reset();  // timed out: no contact; the link cancels, disconnects, reconnects
+            ++n.session;
+        } else {
+            check_fencing(n);  // blocked in the call, which ends at the fencing deadline
             return;
         }
     }
+    // The keeper restarts a crashed Postgres only after the monitor confirmed the goal
+    // (supervise() runs after a successful call with goal == current), within its budget.
+    if (contact && !n.pg_running && n.has_data && n.current == n.goal && needs_running(n.current)) {
+        if (n.restart_attempts < kRestartBudget || !is_writable(n.current)) {
+            ++n.restart_attempts;
+            if (rand(4) != 0) {
+                n.pg_running = true;
+                log("keeper node_" + std::to_string(n.id) + ": restarted Postgres");
+            }
+        } else if (rand(10) == 0) {
+            n.restart_attempts = 0;  // a fresh budget after postgres_restart_failure_timeout
+        }
+    }
+    check_fencing(n);
     // Like the keeper's supervise(): a settled standby whose walreceiver points at a node
     // that is not the primary (left over from an earlier primary, or from before a
     // maintenance) is re-pointed at the primary; one whose WAL diverged is rebuilt.
     if (contact && n.current == n.goal && (n.current == S::Catchingup || n.current == S::Secondary) &&
         n.pg_running && n.in_recovery) {
-        const auto primary_id = find_primary(monitor_);
+        const auto primary_id = n.assigned_primary;
         if (primary_id && *primary_id != n.id && n.upstream != *primary_id) {
             SimNode& p = node(*primary_id);
             if (p.pg_running && reach(n, p)) {
@@ -420,7 +604,7 @@ void Simulation::keeper_step(SimNode& n) {
 }
 
 bool Simulation::run_action(SimNode& n, const KeeperTransition& edge) {
-    const auto primary_id = find_primary(monitor_);
+    const auto primary_id = n.assigned_primary;  // the primary the monitor named in its answer
     SimNode* primary = primary_id && *primary_id != n.id ? &node(*primary_id) : nullptr;
     const auto start_standby_of = [&](SimNode& up) {
         n.in_recovery = true;
@@ -481,7 +665,7 @@ bool Simulation::run_action(SimNode& n, const KeeperTransition& edge) {
             n.pg_running = true;
             return true;
         case KeeperAction::FastForward: {
-            const auto source_id = choose_fast_forward_source(monitor_, n.id);
+            const auto source_id = n.assigned_upstream;
             if (!source_id) return false;
             SimNode& source = node(*source_id);
             if (!source.pg_running || !reach(n, source) || !is_prefix(n.wal, source.wal)) return false;

@@ -19,6 +19,32 @@
 
 namespace autofailover::sim {
 
+// One node_active call in flight: the report as the keeper sent it and, once the
+// monitor served it, the answer on its way back.
+struct SimCall {
+    std::uint64_t id = 0;
+    NodeId node = 0;
+    int session = 0;           // the keeper's connection to the monitor
+    TimePoint sent_real{};     // real time the request left
+    TimePoint sent_keeper{};   // the same instant on the keeper's clock (its contact time)
+    TimePoint deliver_real{};  // when it reaches the monitor (a cut path retransmits until healed)
+    std::chrono::milliseconds answer_delay{0};
+    TimePoint deadline_real{};  // the keeper gives up then (call timeout, fencing deadline)
+    // The report.
+    NodeState reported = NodeState::Init;
+    bool pg_running = false;
+    int timeline = 0;
+    Lsn lsn = 0;
+    std::vector<StreamingStandby> streaming;
+    // The answer, once served.
+    bool answered = false;
+    TimePoint answer_real{};
+    NodeState goal = NodeState::Init;
+    std::string sync_names;
+    std::optional<NodeId> primary;       // where a standby streams from (assignment's primary_host)
+    std::optional<NodeId> upstream;      // fast-forward source (assignment's upstream_host)
+};
+
 struct SimNode {
     NodeId id = 0;
     // Machine and network.
@@ -41,7 +67,19 @@ struct SimNode {
     std::string sync_names_from_monitor;
     std::optional<TimePoint> last_monitor_contact;
     std::optional<TimePoint> last_standby_contact;
+    std::optional<NodeId> assigned_primary;   // from the last answer
+    std::optional<NodeId> assigned_upstream;  // from the last answer
+    std::optional<SimCall> call;              // the node_active call the keeper waits for
+    int session = 0;                          // its connection: a new one after a given-up call or a restart
+    int restart_attempts = 0;                 // of a crashed writable Postgres, within the budget
     bool dropped = false;
+    // Clocks: the keeper's clock runs at (1 + rate_ppm / 1e6) of real time; wall_offset is
+    // what this host's wall clock (pg_stat_replication.reply_time) is ahead of real time.
+    double rate_ppm = 0;
+    std::chrono::milliseconds wall_offset{0};
+    // Primary side: the real time each standby last replied (pg_stat_replication); a
+    // row lives until the standby disconnects cleanly or Postgres stops.
+    std::vector<std::pair<NodeId, TimePoint>> replies;
 };
 
 struct SimOptions {
@@ -49,6 +87,15 @@ struct SimOptions {
     int node_count = 3;
     int number_sync_standbys = 0;
     bool last_node_async = false;  // the highest node id has replication_quorum = false
+    // Network and clocks within the documented bounds (docs/fsm.md, "What the proof assumes").
+    bool delays = true;  // delayed node_active requests and answers; across keepers they arrive reordered
+    // Also serve requests their keeper gave up on, after its newer ones (up to 10 s late).
+    bool stale_requests = true;
+    // The monitor refuses a report from an older session of the keeper than the one that
+    // stored the last report (sql/autofailover--1.0.sql, _node_active). Off: the bug.
+    bool refuse_stale_sessions = true;
+    std::chrono::milliseconds max_wall_offset{200};  // data nodes' wall clocks within +-this of real time
+    double max_rate_ppm = 1000;                    // every clock's rate within +-this of real time
 };
 
 class Simulation {
@@ -79,6 +126,14 @@ private:
     void replicate();
     void acknowledge_pending();
     void keeper_step(SimNode& node);
+    // node_active: send (served at once when the path has no delay), serve, receive.
+    void send_report(SimNode& node);
+    void serve(SimCall& call);
+    void deliver_requests();
+    void track_standby_replies(SimNode& primary);
+    void check_fencing(SimNode& node);
+    TimePoint keeper_now(const SimNode& node) const;
+    TimePoint monitor_now() const;
     bool run_action(SimNode& node, const KeeperTransition& edge);
     void monitor_step();
     void apply_decision(const Decision& decision, const std::string& origin);
@@ -99,6 +154,12 @@ private:
 
     SimOptions options_;
     std::mt19937_64 rng_;
+    TimePoint real_start_{};
+    TimePoint real_{};         // real time; the monitor's and keepers' clocks derive from it
+    double monitor_rate_ppm_ = 0;
+    std::vector<SimCall> in_flight_;  // requests not yet served (also those their keeper gave up on)
+    std::vector<std::pair<NodeId, int>> report_session_;  // the monitor's nodes.report_session
+    std::uint64_t next_call_ = 1;
     FormationSettings settings_;
     MonitorClock clock_;
     GroupSnapshot monitor_;  // the monitor's tables
