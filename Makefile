@@ -22,7 +22,9 @@ install: build
 
 # Every test (unit, regress, isolation, end-to-end) through ctest: one summary line at the end.
 check: install
-	cd $(BUILD) && ctest --output-on-failure --timeout 1500
+	cd $(BUILD) && status=0; ctest --output-on-failure --timeout 1500 || status=$$?; \
+	  echo "simulation (ctest simulation.million_steps; rerun one seed with AUTOFAILOVER_SIM_SEED=<seed>):"; \
+	  grep -h '^simulation' Testing/Temporary/LastTest.log | sed 's/^/  /' | tail -n 40; exit $$status
 
 # A monitor and two data nodes on 127.0.0.1 under the unprivileged OS user (scripts/demo.sh).
 demo: install

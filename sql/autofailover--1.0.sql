@@ -707,7 +707,7 @@ BEGIN
        AND NOT coalesce(old.report_session > v_session AND old.report_session <= clock_timestamp(), false)
     RETURNING old.reported_state, n.goal_state, n.node_name INTO v_old, v_goal, v_name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'stale report of node %: a newer session of its keeper has reported since', p_node_id
+        RAISE EXCEPTION 'stale report: a newer session of this node''s keeper has reported since'
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     IF v_old <> p_reported THEN
