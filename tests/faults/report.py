@@ -10,7 +10,8 @@ import argparse
 import json
 import sys
 
-ORDER = ["S1", "S2", "S3", "S4", "P1", "P2", "P3", "P4", "P5", "N1", "N2", "M1", "F1", "M2"]
+ORDER = ["S1", "S2", "S3", "S4", "P1", "P2", "P3", "P4", "P5", "N1", "N2", "M1", "F1", "M2",
+         "M3", "M4", "M5", "M7"]   # M3-M7: the monitor-HA shape (tests/faults/test_monitor_ha.py)
 
 # The seed's test ids: its comparison table has "standby server tests" 1-4, "master/primary server tests" 1-4
 # and "network isolation tests" 1-2 (numbered in its Patroni section).
@@ -189,9 +190,30 @@ def outcome_text(r):
     for key, label in (("postgres_back_after_s", "Postgres back after"), ("failover_s", "failover after"),
                        ("keeper_down_visible_s", "keeper-down visible after"),
                        ("failover_after_monitor_back_s", "failover after the monitor returned"),
-                       ("health_after_repair_s", "healthy after repair")):
+                       ("standby_monitor_leads_s", "standby monitor leads after"),
+                       ("old_leader_fenced_s", "old leader monitor fenced after"),
+                       ("new_leader_s", "other monitor leads after"),
+                       ("keepers_on_new_leader_s", "every keeper on the new leader monitor after"),
+                       ("leader_fenced_s", "leader monitor fenced after"),
+                       ("failover_after_quorum_back_s", "failover after etcd quorum returned"),
+                       ("health_after_repair_s", "healthy after repair"),
+                       ("monitors_ready_again_s", "both monitors ready again (leader + sync standby) after")):
         if r.get(key) is not None:
             bits.append(f"{label} {r[key]}s")
+    if r.get("two_leader_leases") is not None:
+        margins = r.get("lease_handover_margin_s")
+        bits.append(f"moments with two valid leader leases: {r['two_leader_leases']}"
+                    + (f" (old leader's last lease deadline before the new leader's first: "
+                       f"{', '.join(f'{m}s' for m in margins)})" if margins else ""))
+    for key, label in (("heartbeats_recorded", "heartbeats recorded without quorum"),
+                       ("writable_without_quorum", "writable without quorum"),
+                       ("no_decision_watch_s", "no decision while the primary was down for (s)"),
+                       ("old_leader_still_read_write", "cut old leader still read-write"),
+                       ("old_leader_events_after_deadline", "events written by the old leader after its deadline"),
+                       ("keepers_left_on_old_leader", "keepers left on the old leader"),
+                       ("leader_lease_lapses", "leader lease lapses")):
+        if r.get(key) is not None:
+            bits.append(f"{label}: {r[key]}")
     if r.get("writable_while_monitor_down") is not None:
         bits.append(f"writable while monitor down: {r['writable_while_monitor_down'] or 'none'}")
     if r.get("problems"):
@@ -276,6 +298,15 @@ def main(argv):
            "a fault was deliberately held. *Healthy after repair* (in the outcome) counts from the end of the",
            "fault instead. Manual actions: 0 in every row (no scenario performs one).",
            "",
+           "Rows M3-M7 run the **monitor-HA shape** (tests/faults/test_monitor_ha.py, docs/monitor-ha.md): a",
+           "3-member etcd 3.4 (one member on each monitor machine, the third on a machine of its own), two",
+           "monitors (leader + synchronous streaming standby, each with its agent `autoctl run-monitor` at the",
+           "agent's default timeouts: lease TTL 3 s, renew 0.5 s, margin 0.5 s) and three data nodes whose",
+           "keepers use the multi-host monitor URI; 6 namespaces. Besides the writer and the probe, a *lease",
+           "checker* samples both monitors every 50 ms (`autofailover.leader_lease()`): each leadership lasts",
+           "from its `leader_since` to the last deadline seen; two leaderships of different monitors that",
+           "intersect count as *two valid leader leases*, which fails the row.",
+           "",
            "| # | scenario | outcome (ours, measured) | longest gap | downtime | lost acks | two writers (probe / acks) | health | "
            "load | seed test | Patroni (seed) | repmgr (seed) | PAF (seed) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -302,6 +333,11 @@ def main(argv):
             "  every second for 12 s. Teardown kills by PID and deletes the namespaces even on failure; leftovers:",
             "  `/usr/bin/python3 tests/faults/netns.py cleanup`. Work directories (logs, data) of a failed module",
             "  are kept under /tmp/autofailover-faults-* (`AUTOFAILOVER_FAULTS_KEEP=1` keeps them always).",
+            "- Monitor-HA rows only (as root, installed binaries; the rows are appended to the results file):",
+            "  `AUTOFAILOVER_FAULTS_REPORT=$PWD/build/faults-results.jsonl /usr/bin/python3 -m pytest -v -s",
+            "  tests/faults/test_monitor_ha.py`, then `tests/faults/report.py` as above; their nemesis:",
+            "  `AUTOFAILOVER_NEMESIS_SHAPE=monitor-ha` with test_nemesis.py (rounds H1...). Machines: m1",
+            "  10.200.0.10 and m2 .11 (etcd member + monitor :5430 + agent), e3 .12 (etcd only), nodes .13-.15.",
             "- The test adds one pg_hba line per node for the application subnet and one for the probe's Unix",
             "  socket, and one line on the monitor for keepers on 10.200.0.0/24: `autoctl create monitor` only",
             "  admits keepers from loopback and its own address.",
