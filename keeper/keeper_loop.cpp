@@ -356,6 +356,7 @@ void KeeperLoop::heartbeat() {
             auto a = monitor_.node_active(config_.formation, state_.node_id, report);
             if (!a.monitor_leads) {
                 note_monitor_without_lease();  // no contact (see contact_monitor)
+                obs = observe_and_track();     // fresher standby replies (see step_unguarded)
                 check_partition(obs);
             } else {
                 state_.last_monitor_contact = sent;
@@ -365,6 +366,7 @@ void KeeperLoop::heartbeat() {
                 state_.goal_state = a.goal;
             }
         } catch (const MonitorUnreachable&) {
+            obs = observe_and_track();
             check_partition(obs);
         } catch (const MonitorRefused& e) {
             // No contact either (see contact_monitor): the fencing clock keeps running.
@@ -489,6 +491,10 @@ bool KeeperLoop::step_unguarded() {
     Observation obs = observe_and_track();
     const bool contacted = contact_monitor(obs);
     if (!contacted) {
+        // A failed or lease-less call may have taken most of the time the standbys' last replies gave (a
+        // multi-host URI reconnects through every monitor, TLS and SCRAM each): look at them again, so that
+        // the write lease is renewed from replies received meanwhile instead of lapsing (netns row M5).
+        obs = observe_and_track();
         check_partition(obs);
         renew_write_lease(obs);
         persist();

@@ -155,6 +155,7 @@ void MonitorLink::connect(SteadyClock::time_point deadline) {
     if (PQstatus(conn_.get()) == CONNECTION_BAD) {
         std::string message = one_line(PQerrorMessage(conn_.get()));
         conn_.reset();
+        ++host_rotation_;
         throw MonitorUnreachable("cannot connect to the monitor " + redact_conninfo(login_.uri) + ": " + message);
     }
     try {
@@ -173,6 +174,10 @@ void MonitorLink::connect(SteadyClock::time_point deadline) {
                              nullptr);
     } catch (...) {
         conn_.reset();
+        // A crashed monitor host drops packets: libpq would wait on it for the TCP timeout (its connect_timeout
+        // does not apply to PQconnectPoll) and never reach the next host of the URI within our deadline. The
+        // next attempt starts from the next host (a no-op with one host).
+        ++host_rotation_;
         throw;
     }
     listening_ = false;
@@ -240,6 +245,7 @@ std::vector<MonitorLink::Row> MonitorLink::call(const std::string& sql,
         // A query left running would keep its backend (and any lock it waits for) after we give up.
         if (query_sent) cancel_query_in_flight();
         disconnect();
+        ++host_rotation_;  // the host may be gone: reconnect starting from the next one (see connect)
         throw;
     }
 }

@@ -107,9 +107,12 @@ def wait_stable_health(c, t_fault):
             raise AssertionError(f"full health did not hold {SETTLE}s within {clustermod.HEALTHY_TIMEOUT}s")
 
 
-def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=False, make_writer=None):
+def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=False, make_writer=None,
+                 after=None):
     """Returns the checker.Result; asserts the invariants. The row is recorded also when it fails.
-    make_writer(sid): a writer with writer.Writer's interface (test_clients.py: one in its own namespace)."""
+    make_writer(sid): a writer with writer.Writer's interface (test_clients.py: one in its own namespace).
+    after(c, ctx): more checks once health held (test_monitor_ha.py: the leader-lease checker); it adds to
+    ctx["problems"] and figures to ctx."""
     c.wait_healthy()
     old = c.primary()
     ctx = {"old_primary": old.name}
@@ -135,6 +138,8 @@ def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=F
         # holds are not counted); 0 when health was back before the repair step finished
         ctx["health_after_repair_s"] = round(max(0.0, t_fault + health_s - t_repaired), 2)
         w.wait_for_acks(ACKS_AFTER)
+        if after is not None:
+            after(c, ctx)
         w.stop()
         probe.stop()
         final = c.primary()
