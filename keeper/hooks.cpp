@@ -67,6 +67,13 @@ std::vector<HookEvent> hook_events(const KeeperConfig::Hooks& hooks, const NodeO
     return out;
 }
 
+HookEvent pre_promote_event(const KeeperConfig::Hooks& hooks, const NodeObservation& now) {
+    HookEvent e = make_event("pre_promote", hooks.pre_promote, now, hook_role(now.reported));
+    for (auto& var : e.env)
+        if (var.rfind("AUTOFAILOVER_NEW_ROLE=", 0) == 0) var = "AUTOFAILOVER_NEW_ROLE=primary";
+    return e;
+}
+
 std::vector<HookEvent> stop_hook_events(const KeeperConfig::Hooks& hooks, const NodeObservation& last) {
     if (hooks.on_stop.empty()) return {};
     return {make_event("on_stop", hooks.on_stop, last, hook_role(last.reported))};

@@ -58,6 +58,9 @@ std::string hook_role(NodeState state);
 // node fenced itself. Hooks without a program are left out.
 std::vector<HookEvent> hook_events(const KeeperConfig::Hooks& hooks, const NodeObservation* previous,
                                    const NodeObservation& now);
+// pre_promote: the environment of the other hooks, AUTOFAILOVER_NEW_ROLE=primary (the
+// role it would take), the primary variables naming the primary as last known.
+HookEvent pre_promote_event(const KeeperConfig::Hooks& hooks, const NodeObservation& now);
 // on_stop, from the last observation.
 std::vector<HookEvent> stop_hook_events(const KeeperConfig::Hooks& hooks, const NodeObservation& last);
 

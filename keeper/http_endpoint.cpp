@@ -92,6 +92,7 @@ std::string HttpEndpoint::state_json(const NodeObservation& o, TimePoint now) co
         {"observation_age_s", o.published ? nlohmann::json(seconds_between(now, o.observed_at)) : nlohmann::json()},
     };
     j["lag_bytes"] = o.lag_bytes ? nlohmann::json(*o.lag_bytes) : nlohmann::json();
+    j["replay_lag_s"] = o.replay_lag ? nlohmann::json(o.replay_lag->count() / 1000.0) : nlohmann::json();
     j["lease_left_s"] = o.lease_deadline ? nlohmann::json(seconds_between(*o.lease_deadline, now)) : nlohmann::json();
     j["last_monitor_contact_age_s"] =
         o.last_monitor_contact ? nlohmann::json(seconds_between(now, *o.last_monitor_contact)) : nlohmann::json();
@@ -118,6 +119,10 @@ std::string HttpEndpoint::metrics_text(const NodeObservation& o, TimePoint now) 
     if (o.lag_bytes)
         gauge("autofailover_keeper_replication_lag_bytes", "bytes this standby is behind the primary",
               static_cast<double>(*o.lag_bytes));
+    if (o.replay_lag)
+        gauge("autofailover_keeper_replay_lag_seconds",
+              "how stale this standby's replayed data may be (0 while all received WAL is replayed)",
+              o.replay_lag->count() / 1000.0);
     if (o.lease_deadline)
         gauge("autofailover_keeper_write_lease_remaining_seconds", "time until this primary must stop writes",
               seconds_between(*o.lease_deadline, now));

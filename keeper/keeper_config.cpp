@@ -200,7 +200,7 @@ std::string config_to_json(const KeeperConfig& c) {
         {"http_threads", c.http_threads},
         {"hooks", Json{{"on_start", c.hooks.on_start}, {"on_stop", c.hooks.on_stop},
                        {"on_role_change", c.hooks.on_role_change}, {"on_fence", c.hooks.on_fence},
-                       {"timeout_ms", c.hooks.timeout.count()}}},
+                       {"pre_promote", c.hooks.pre_promote}, {"timeout_ms", c.hooks.timeout.count()}}},
         {"timeouts", timeouts},
     };
     return j.dump(2) + "\n";
@@ -259,7 +259,8 @@ KeeperConfig config_from_json(const std::string& text) {
         for (auto [key, into] : {std::pair<const char*, std::string*>{"on_start", &c.hooks.on_start},
                                  {"on_stop", &c.hooks.on_stop},
                                  {"on_role_change", &c.hooks.on_role_change},
-                                 {"on_fence", &c.hooks.on_fence}})
+                                 {"on_fence", &c.hooks.on_fence},
+                                 {"pre_promote", &c.hooks.pre_promote}})
             read_path(*it, key, *into, false);
         read_ms(*it, "timeout_ms", c.hooks.timeout, 100, 10 * 60 * 1000);
     }

@@ -107,6 +107,9 @@ struct KeeperConfig {
         std::string on_stop;
         std::string on_role_change;
         std::string on_fence;
+        // Run by the keeper loop itself, bounded by timeout, before this node reports
+        // that it is ready to be promoted; a non-zero exit or a timeout vetoes.
+        std::string pre_promote;
         std::chrono::milliseconds timeout{10000};
         bool any() const { return !on_start.empty() || !on_stop.empty() || !on_role_change.empty() || !on_fence.empty(); }
     } hooks;

@@ -1,6 +1,8 @@
 #include "keeper/keeper_loop.h"
 
 #include "keeper/atomic_file.h"
+#include "keeper/child_process.h"
+#include "keeper/hooks.h"
 #include "keeper/keeper.h"
 #include "keeper/keeper_log.h"
 #include "keeper/transition_actions.h"
@@ -138,6 +140,12 @@ NodeObservation KeeperLoop::node_observation() const {
         for (const auto& other : others_)
             if (other.is_primary && other.lsn)
                 o.lag_bytes = *other.lsn > obs.lsn ? static_cast<std::int64_t>(*other.lsn - obs.lsn) : 0;
+    if (obs.in_recovery && obs.accepting) {
+        std::optional<std::chrono::milliseconds> since_caught_up;
+        if (replay_caught_up_at_)
+            since_caught_up = std::chrono::duration_cast<std::chrono::milliseconds>(o.observed_at - *replay_caught_up_at_);
+        o.replay_lag = replay_time_lag(obs.replay_caught_up, obs.last_replayed_commit_age, since_caught_up);
+    }
     if (is_writable(state_.current_state)) {
         o.primary_name = name();
         o.primary_host = config_.hostname;
@@ -182,6 +190,8 @@ void KeeperLoop::reload_config() {
 Observation KeeperLoop::observe_and_track() {
     Observation obs = pg_.observe();
     last_observation_ = obs;
+    if (!obs.in_recovery) replay_caught_up_at_.reset();
+    else if (obs.replay_caught_up) replay_caught_up_at_ = Clock::now();
     // Contact is when the standby last replied, not when we looked: a walsender stays
     // 'streaming' for a while after its standby stopped replicating (it froze for an
     // election), and counting that as fresh contact would delay fencing past the
@@ -472,6 +482,8 @@ bool KeeperLoop::advance_towards_goal() {
     }
     if (path->empty()) return false;
     const KeeperTransition edge = path->front();
+    if (edge.to == NodeState::PreparePromotion && !config_.hooks.pre_promote.empty() && !pre_promote_allows())
+        return false;
     const int generation = fence_generation_;
     ActionContext ctx{config_, state_, pg_, assignment_, others_, [this] { heartbeat(); }, stop_requested_,
                       [this] { persist(); }};
@@ -485,6 +497,53 @@ bool KeeperLoop::advance_towards_goal() {
     log_info("node={} state={}→{} reason={} (action {}, goal {}, {})", name(), to_string(from), to_string(edge.to),
              edge.description, to_string(edge.action), to_string(goal), ms(took));
     return true;
+}
+
+// hooks.pre_promote (docs/operations.md): asked before this node tells the monitor it
+// is ready to be promoted. Only a standby runs it (the edge to prepare_promotion), so
+// it never delays fencing; it keeps reporting meanwhile and is killed at the hooks'
+// timeout_ms (a veto). A veto leaves the edge untaken and tells the monitor, which
+// elects another node or aborts the switchover.
+bool KeeperLoop::pre_promote_allows() {
+    const std::string state = std::string(to_string(state_.current_state));
+    HookEvent event = pre_promote_event(config_.hooks, node_observation());
+    ChildOptions options;
+    options.timeout = config_.hooks.timeout;
+    options.extra_env = event.env;
+    options.tick = [this] { heartbeat(); };
+    const NodeState goal = state_.goal_state;
+    options.cancel = [this, goal] { return stop_requested_() || state_.goal_state != goal; };
+    const auto started = SteadyClock::now();
+    const ChildResult r = run_child({event.program}, options);
+    const auto took = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - started);
+    std::string out = tail_of(r.output, 200);
+    std::replace_if(out.begin(), out.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; }, ' ');
+    if (r.cancelled) {
+        log_info("node={} state={} hook pre_promote stopped after {}: the goal is {} now", name(), state, ms(took),
+                 to_string(state_.goal_state));
+        return false;
+    }
+    if (r.ok()) {
+        log_info("node={} state={} hook pre_promote allowed the promotion in {}: output: {}", name(), state, ms(took),
+                 out);
+        return true;
+    }
+    const std::string why = r.timed_out
+                                ? fmt::format("killed at its timeout ({} ms)", config_.hooks.timeout.count())
+                                : fmt::format("exited {}", r.exit_code);
+    log_warn("node={} state={} hook pre_promote vetoed the promotion: {} after {}: {} output: {}", name(), state, why,
+             ms(took), event.program, out);
+    try {
+        const NodeState next = monitor_.report_promotion_veto(config_.formation, state_.node_id,
+                                                               why + (out.empty() ? "" : ": " + out));
+        state_.goal_state = next;
+        log_info("node={} state={} the monitor knows of the veto; goal now {}", name(), state, to_string(next));
+    } catch (const std::exception& e) {
+        // The goal stays: the hook is asked again at the next step.
+        log_warn("node={} state={} could not report the pre_promote veto to the monitor: {}", name(), state, e.what());
+    }
+    persist();
+    return false;
 }
 
 bool KeeperLoop::step_unguarded() {

@@ -61,6 +61,7 @@ private:
     void bound_monitor_call(const Observation& obs);
     bool contact_monitor(const Observation& obs);
     void heartbeat();  // called from inside long actions
+    bool pre_promote_allows();  // hooks.pre_promote; false: vetoed (reported) or goal moved
     bool check_partition(const Observation& obs);
     void note_monitor_without_lease();
     // Hands the fencing deadline to Postgres while this node is a confirmed primary.
@@ -93,6 +94,8 @@ private:
     int fence_generation_ = 0;
     std::string last_error_;  // logged once until it changes
     Observation last_observation_;
+    // When this standby last had every received WAL byte replayed (replay_time_lag).
+    std::optional<TimePoint> replay_caught_up_at_;
     std::function<void(const NodeObservation&)> observer_;
 
     // While a standby does not stream: its server log, read for errors no retry can fix.

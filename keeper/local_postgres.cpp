@@ -120,6 +120,15 @@ Observation LocalPostgres::observe() {
             o.lsn = parse_lsn(r[0][1].c_str()).value_or(0);
             o.timeline = r[0][2].is_null() ? 0 : r[0][2].as<int>();
             o.wal_receiver_streaming = r[0][3].as<bool>();
+            if (o.in_recovery) {
+                auto replay = sql(
+                    "SELECT coalesce(pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn(), false), "
+                    " (extract(epoch FROM greatest(interval '0', clock_timestamp() - "
+                    "  pg_last_xact_replay_timestamp())) * 1000)::bigint");
+                o.replay_caught_up = replay[0][0].as<bool>();
+                if (!replay[0][1].is_null())
+                    o.last_replayed_commit_age = std::chrono::milliseconds(replay[0][1].as<long long>());
+            }
             if (!o.in_recovery) {
                 auto rows = sql(
                     // A walsender stays 'streaming' until wal_sender_timeout after its standby vanished;

@@ -47,6 +47,10 @@ struct Observation {
     Lsn lsn = 0;
     bool wal_receiver_streaming = false;
     std::vector<StandbyRow> standbys;
+    // Standby replay (the /replica?lag=<duration> bound): every received WAL byte is
+    // replayed, and how old the last replayed commit is (primary's commit timestamp).
+    bool replay_caught_up = false;
+    std::optional<std::chrono::milliseconds> last_replayed_commit_age;
 };
 
 class LocalPostgres {

@@ -328,6 +328,14 @@ NodeAssignment MonitorLink::node_active(const std::string& formation, std::int64
     return a;
 }
 
+NodeState MonitorLink::report_promotion_veto(const std::string& formation, std::int64_t node_id,
+                                             const std::string& reason) {
+    auto rows = call("SELECT autofailover.report_promotion_veto($1, $2::bigint, $3)",
+                     {formation, std::to_string(node_id), reason});
+    if (rows.size() != 1) throw MonitorRefused("report_promotion_veto returned " + std::to_string(rows.size()) + " rows");
+    return to_state(rows[0][0]);
+}
+
 std::vector<OtherNode> MonitorLink::get_other_nodes(std::int64_t node_id) {
     auto rows = call("SELECT node_id, node_name, host, port, lsn, is_primary FROM autofailover.get_other_nodes($1::bigint)",
                      {std::to_string(node_id)});

@@ -106,6 +106,9 @@ public:
                                bool replication_quorum);
     NodeAssignment node_active(const std::string& formation, std::int64_t node_id, const NodeReport& report);
     std::vector<OtherNode> get_other_nodes(std::int64_t node_id);
+    // This node's pre_promote hook vetoed its promotion (docs/operations.md, "Hooks");
+    // returns the goal the monitor decided next.
+    NodeState report_promotion_veto(const std::string& formation, std::int64_t node_id, const std::string& reason);
     // adopt_node on a new, empty monitor (docs/monitor-ha.md, M6): the node keeps its
     // id, name, group, priority and quorum; returns its new role and password.
     Registration adopt_node(const std::string& formation, std::int64_t node_id, const std::string& name,

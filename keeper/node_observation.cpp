@@ -1,5 +1,6 @@
 #include "keeper/node_observation.h"
 
+#include <algorithm>
 #include <regex>
 
 namespace autofailover::keeper {
@@ -21,6 +22,15 @@ std::optional<LagBound> parse_lag_bound(const std::string& text) {
     return b;
 }
 
+std::optional<std::chrono::milliseconds> replay_time_lag(bool caught_up,
+                                                         std::optional<std::chrono::milliseconds> last_commit_age,
+                                                         std::optional<std::chrono::milliseconds> since_caught_up) {
+    if (caught_up) return std::chrono::milliseconds(0);
+    if (last_commit_age && since_caught_up) return std::min(*last_commit_age, *since_caught_up);
+    if (last_commit_age) return last_commit_age;
+    return since_caught_up;
+}
+
 bool serves_writes(const NodeObservation& o, TimePoint now) {
     if (!o.published || o.fenced || !o.pg_accepting || o.in_recovery) return false;
     // The goal too: a primary told to drain or demote stops advertising at once.
@@ -32,9 +42,8 @@ bool serves_reads_as_replica(const NodeObservation& o, const std::optional<LagBo
     if (!o.published || !o.pg_accepting || !o.in_recovery || !o.wal_receiver_streaming) return false;
     if (o.reported != NodeState::Secondary && o.reported != NodeState::Catchingup) return false;
     if (!bound) return true;
-    // The keeper measures lag in bytes only (against the primary's LSN the monitor
-    // knows); a duration bound has no measurement to compare with, so it fails closed.
-    if (bound->duration) return false;
+    // An unknown lag fails closed.
+    if (bound->duration) return o.replay_lag && *o.replay_lag <= *bound->duration;
     return o.lag_bytes && *o.lag_bytes <= *bound->bytes;
 }
 

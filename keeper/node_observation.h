@@ -26,6 +26,8 @@ struct NodeObservation {
     Lsn lsn = 0;
     // Standby: primary LSN (as last reported to the monitor) minus ours; empty when unknown.
     std::optional<std::int64_t> lag_bytes;
+    // Standby: how stale its replayed data may be (replay_time_lag); empty when unknown.
+    std::optional<std::chrono::milliseconds> replay_lag;
     // Writable primary: when it must stop taking writes (the write lease). Empty: never
     // (no standby to fail over to).
     std::optional<TimePoint> lease_deadline;
@@ -46,6 +48,15 @@ struct LagBound {
 };
 // Empty on malformed input.
 std::optional<LagBound> parse_lag_bound(const std::string& text);
+
+// Replay lag of a standby, as an upper bound on how old its data is: 0 while every
+// received WAL byte is replayed (an idle primary is no lag); else the age of the
+// newest of the last replayed commit and the last moment replay was seen caught up
+// (`since_caught_up`), so a write after a long idle period is not counted as that
+// whole period. Empty when neither is known (fails every duration bound).
+std::optional<std::chrono::milliseconds> replay_time_lag(bool caught_up,
+                                                         std::optional<std::chrono::milliseconds> last_commit_age,
+                                                         std::optional<std::chrono::milliseconds> since_caught_up);
 
 // Does the observation allow writes right now (primary, lease live, not fenced/draining)?
 bool serves_writes(const NodeObservation& o, TimePoint now);

@@ -56,6 +56,15 @@ std::string old_primary_not_yet_fenced(const DecisionContext& ctx, const NodeSna
 
 }  // namespace
 
+bool vetoed_this_promotion(const NodeSnapshot& node) {
+    return node.promotion_vetoed_at && *node.promotion_vetoed_at >= node.goal_assigned_at;
+}
+
+bool veto_stands(const DecisionContext& ctx, const NodeSnapshot& node) {
+    return node.promotion_vetoed_at &&
+           ctx.clock().now - *node.promotion_vetoed_at < ctx.settings().timeouts.promotion_veto_timeout;
+}
+
 const NodeSnapshot* choose_candidate(const std::vector<const NodeSnapshot*>& eligible,
                                      const FormationSettings& settings) {
     const auto better = [](const NodeSnapshot* a, const NodeSnapshot* b) {
@@ -177,6 +186,16 @@ void election_without_primary(DecisionContext& ctx) {
                        "the elected " + label(node) + " failed during its promotion: electing again");
             return;
         }
+        // Its keeper never promotes after a veto (it refused the edge to
+        // prepare_promotion): another node is elected, or this one again later.
+        if (vetoed_this_promotion(node)) {
+            ctx.assign(node.id, NodeState::ReportLsn,
+                       "the pre_promote hook of the elected " + label(node) +
+                           " vetoed its promotion: electing again (it may be elected again after "
+                           "promotion_veto_timeout, " + ms_text(ctx.settings().timeouts.promotion_veto_timeout) +
+                           ")");
+            return;
+        }
         if (converged(node, NodeState::FastForward))
             ctx.assign(node.id, NodeState::PreparePromotion,
                        label(node) + " fetched the missing WAL: it gets ready for promotion");
@@ -229,9 +248,22 @@ void election_without_primary(DecisionContext& ctx) {
     for (const NodeSnapshot* node : reported)
         if (lsn_precedes(*most_advanced, *node)) most_advanced = node;
     std::vector<const NodeSnapshot*> eligible;
-    for (const NodeSnapshot* node : reported)
-        if (ctx.healthy(*node)) eligible.push_back(node);
+    std::string vetoed;
+    for (const NodeSnapshot* node : reported) {
+        if (!ctx.healthy(*node)) continue;
+        if (veto_stands(ctx, *node)) {
+            const auto left = ctx.settings().timeouts.promotion_veto_timeout - (ctx.clock().now - *node->promotion_vetoed_at);
+            vetoed += (vetoed.empty() ? "" : ", ") + label(*node) + " (asked again in " + ms_text(left) + ")";
+            continue;
+        }
+        eligible.push_back(node);
+    }
     const NodeSnapshot* candidate = choose_candidate(eligible, ctx.settings());
+    if (!candidate && !vetoed.empty()) {
+        ctx.wait("failover waits: the pre_promote hook vetoed the promotion of " + vetoed +
+                 " and no other standby can be promoted");
+        return;
+    }
     if (!candidate) {
         std::string why;
         for (const NodeSnapshot* node : reported)

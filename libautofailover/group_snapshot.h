@@ -55,6 +55,10 @@ struct NodeSnapshot {
     Health health = Health::Unknown;
     std::optional<TimePoint> last_health_check;
 
+    // When this node's keeper last reported that its pre_promote hook vetoed a
+    // promotion (autofailover.report_promotion_veto); empty: never.
+    std::optional<TimePoint> promotion_vetoed_at;
+
     int candidate_priority = 50;  // 0..100, 0 = never promoted
     bool replication_quorum = true;
 };

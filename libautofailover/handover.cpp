@@ -19,6 +19,9 @@ void primary_handing_over(DecisionContext& ctx) {
         abort_reason = "the switchover has no candidate any more";
     else if (ctx.unhealthy(*candidate))
         abort_reason = "the switchover candidate " + label(*candidate) + " failed before its promotion";
+    else if (vetoed_this_promotion(*candidate))
+        abort_reason = "the pre_promote hook of the switchover candidate " + label(*candidate) +
+                       " vetoed its promotion";
     else if (timed_out)
         abort_reason = "the switchover did not complete within switchover_timeout";
     if (!abort_reason.empty()) {

@@ -8,6 +8,11 @@
 namespace autofailover::detail {
 
 // election.cpp
+// The node's keeper vetoed the promotion it was last chosen for (its pre_promote
+// hook refused after the goal was assigned).
+bool vetoed_this_promotion(const NodeSnapshot& node);
+// A veto younger than promotion_veto_timeout: the node is not elected meanwhile.
+bool veto_stands(const DecisionContext& ctx, const NodeSnapshot& node);
 void primary_failed(DecisionContext& ctx);
 void election_without_primary(DecisionContext& ctx);
 // handover.cpp

@@ -26,6 +26,9 @@ struct Timeouts {
     // A switchover whose candidate has not been promoted this long after the
     // primary was told to drain is abandoned: the old primary resumes.
     std::chrono::milliseconds switchover_timeout{10000};
+    // A node whose pre_promote hook vetoed its promotion is not elected again for
+    // this long (another candidate is, if one may be); then it is asked again.
+    std::chrono::milliseconds promotion_veto_timeout{10000};
 };
 
 struct FormationSettings {

@@ -103,6 +103,7 @@ af::GroupSnapshot to_snapshot(const GroupInput& input) {
         if (row.has_last_health_check) node.last_health_check = from_us(row.last_health_check_us);
         node.candidate_priority = row.candidate_priority;
         node.replication_quorum = row.replication_quorum;
+        if (row.has_promotion_vetoed_at) node.promotion_vetoed_at = from_us(row.promotion_vetoed_at_us);
         for (std::size_t s = 0; s < row.streaming_count; ++s)
             node.streaming_standbys.push_back(af::StreamingStandby{row.streaming_ids[s], row.streaming_flush_lsns[s]});
         group.nodes.push_back(std::move(node));
@@ -119,6 +120,7 @@ af::FormationSettings to_settings(const SettingsRow& row) {
     settings.timeouts.fencing_margin = std::chrono::milliseconds{row.fencing_margin_ms};
     settings.timeouts.startup_grace_period = std::chrono::milliseconds{row.startup_grace_period_ms};
     settings.timeouts.switchover_timeout = std::chrono::milliseconds{row.switchover_timeout_ms};
+    settings.timeouts.promotion_veto_timeout = std::chrono::milliseconds{row.promotion_veto_timeout_ms};
     return settings;
 }
 
@@ -279,6 +281,7 @@ SettingsRow default_settings() {
     row.fencing_margin_ms = ms(defaults.timeouts.fencing_margin);
     row.startup_grace_period_ms = ms(defaults.timeouts.startup_grace_period);
     row.switchover_timeout_ms = ms(defaults.timeouts.switchover_timeout);
+    row.promotion_veto_timeout_ms = ms(defaults.timeouts.promotion_veto_timeout);
     return row;
 }
 

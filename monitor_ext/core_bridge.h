@@ -60,6 +60,9 @@ struct NodeRow {
     const std::int64_t* streaming_ids;
     const std::uint64_t* streaming_flush_lsns;
     std::size_t streaming_count;
+    // pre_promote veto (autofailover.promotion_vetoes).
+    bool has_promotion_vetoed_at;
+    std::int64_t promotion_vetoed_at_us;
 };
 
 struct SettingsRow {
@@ -69,6 +72,7 @@ struct SettingsRow {
     int fencing_margin_ms;
     int startup_grace_period_ms;
     int switchover_timeout_ms;
+    int promotion_veto_timeout_ms;
 };
 
 struct GroupInput {

@@ -127,9 +127,9 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
                                          "n.goal_state::text, n.goal_assigned_at, n.last_report, n.pg_is_running, "
                                          "n.timeline, n.lsn, n.sync_state, coalesce(h.health, 'unknown'), "
                                          "h.last_health_check, n.candidate_priority, n.replication_quorum, "
-                                         "n.streaming_standbys, n.streaming_flush_lsns "
+                                         "n.streaming_standbys, n.streaming_flush_lsns, v.vetoed_at "
                                          "FROM autofailover.nodes n LEFT JOIN autofailover.node_health h "
-                                         "USING (node_id) "
+                                         "USING (node_id) LEFT JOIN autofailover.promotion_vetoes v USING (node_id) "
                                          "WHERE n.formation_id = $1 AND n.group_id = $2 AND n.node_id <> $3 "
                                          "ORDER BY n.node_id",
                                          3, node_types);
@@ -164,6 +164,9 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
         row->candidate_priority = DatumGetInt32(SPI_getbinval(tuple, desc, 15, &null));
         row->replication_quorum = DatumGetBool(SPI_getbinval(tuple, desc, 16, &null));
         load_streaming(tuple, desc, row);
+        const std::int64_t vetoed_at = int64_column(tuple, desc, 19, &null);
+        row->has_promotion_vetoed_at = !null;
+        row->promotion_vetoed_at_us = null ? 0 : to_unix_us(vetoed_at);
     }
 
     out->formation = pstrdup(formation);

@@ -16,6 +16,7 @@ int network_partition_timeout_ms = 0;
 int fencing_margin_ms = 0;
 int startup_grace_period_ms = 0;
 int switchover_timeout_ms = 0;
+int promotion_veto_timeout_ms = 0;
 char* database_name = nullptr;
 int max_nodes_per_group = 10;
 int keeper_transaction_limit = 5000;
@@ -54,6 +55,9 @@ void define_settings() {
     define_ms("autofailover.switchover_timeout",
               "A switchover whose candidate is not promoted this long after the primary drains is abandoned.",
               &switchover_timeout_ms, core.switchover_timeout_ms, 1);
+    define_ms("autofailover.promotion_veto_timeout",
+              "A node whose pre_promote hook vetoed its promotion is not elected again for this long.",
+              &promotion_veto_timeout_ms, core.promotion_veto_timeout_ms, 0);
     define_ms("autofailover.keeper_transaction_limit",
               "A keeper's transaction that asks for a decision lock is ended (its session terminated) when still "
               "open after this long, so no keeper can stall its group's decisions.",
@@ -85,6 +89,7 @@ autofailover_bridge::SettingsRow decision_settings(int number_sync_standbys) {
     row.fencing_margin_ms = fencing_margin_ms;
     row.startup_grace_period_ms = startup_grace_period_ms;
     row.switchover_timeout_ms = switchover_timeout_ms;
+    row.promotion_veto_timeout_ms = promotion_veto_timeout_ms;
     return row;
 }
 

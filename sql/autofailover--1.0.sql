@@ -1198,3 +1198,67 @@ REVOKE ALL ON FUNCTION autofailover.renew_leader_lease(int, bigint), autofailove
 GRANT EXECUTE ON FUNCTION autofailover.leader_lease(), autofailover.leader_lease_clock()
     TO autofailover_operator, pg_monitor;
 -- END monitor HA
+
+------------------------------------------------------------------------------
+-- BEGIN pre_promote veto (docs/operations.md, "Hooks"): a keeper whose pre_promote
+-- hook refused a promotion says so here. The pure core then elects another node
+-- (or aborts a switchover), and does not elect this one again for
+-- autofailover.promotion_veto_timeout.
+------------------------------------------------------------------------------
+CREATE TABLE autofailover.promotion_vetoes (
+    node_id bigint PRIMARY KEY REFERENCES autofailover.nodes ON DELETE CASCADE,
+    vetoed_at timestamptz NOT NULL,
+    reason text NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('autofailover.promotion_vetoes', '');
+
+CREATE FUNCTION autofailover._report_promotion_veto(p_formation text, p_node_id bigint, p_reason text)
+    RETURNS autofailover.node_state LANGUAGE plpgsql AS $$
+DECLARE
+    v_group int;
+    v_name text;
+    v_reported autofailover.node_state;
+    v_goal autofailover.node_state;
+    -- The hook's own words, on one line and bounded: it lands in the event log.
+    v_reason text := left(regexp_replace(coalesce(p_reason, ''), '[[:cntrl:]]+', ' ', 'g'), 300);
+    v_description text;
+    v_decision record;
+BEGIN
+    PERFORM autofailover._require(p_formation, 'formation');
+    PERFORM autofailover._require(p_node_id, 'node_id');
+    PERFORM autofailover._authorize(p_formation, p_node_id);
+    SELECT n.group_id INTO v_group FROM autofailover.nodes n
+     WHERE n.node_id = p_node_id AND n.formation_id = p_formation;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'node % is not registered in formation "%"', p_node_id, left(p_formation, 80)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM autofailover._lock_group(p_formation, v_group);
+    SELECT n.node_name, n.reported_state, n.goal_state INTO v_name, v_reported, v_goal
+      FROM autofailover.nodes n WHERE n.node_id = p_node_id;
+    INSERT INTO autofailover.promotion_vetoes AS v (node_id, vetoed_at, reason)
+        VALUES (p_node_id, clock_timestamp(), v_reason)
+        ON CONFLICT (node_id) DO UPDATE SET vetoed_at = excluded.vetoed_at, reason = excluded.reason;
+    v_description := format('the pre_promote hook of %s vetoed its promotion (goal %s): %s', v_name, v_goal,
+                            v_reason);
+    INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
+                                     description)
+        VALUES (p_formation, p_node_id, v_name, v_group, v_reported, v_goal, v_description);
+    PERFORM autofailover._notify(p_formation, v_group, p_node_id, v_name, v_reported, v_goal, v_description);
+    SELECT * INTO v_decision FROM autofailover._decide(p_formation, v_group, p_node_id) d;
+    RETURN v_decision.goal_state::autofailover.node_state;
+END $$;
+
+CREATE FUNCTION autofailover.report_promotion_veto(formation text, node_id bigint, reason text)
+    RETURNS autofailover.node_state
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT autofailover._report_promotion_veto($1, $2, $3)
+$$;
+
+REVOKE ALL ON autofailover.promotion_vetoes FROM PUBLIC;
+REVOKE ALL ON FUNCTION autofailover._report_promotion_veto(text, bigint, text),
+    autofailover.report_promotion_veto(text, bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autofailover.report_promotion_veto(text, bigint, text)
+    TO autofailover_node_keepers, autofailover_operator;
+GRANT SELECT ON autofailover.promotion_vetoes TO autofailover_operator;
+-- END pre_promote veto

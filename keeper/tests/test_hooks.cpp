@@ -109,6 +109,30 @@ TEST_CASE("hooks: on_start first, on_role_change when the role changes, on_fence
     CHECK(stop_hook_events(none, standby).empty());
 }
 
+TEST_CASE("pre_promote: the environment of the other hooks with the role it would take", "[hooks]") {
+    KeeperConfig::Hooks h;
+    h.pre_promote = "/bin/ask";
+    auto e = pre_promote_event(h, observed(NodeState::ReportLsn));
+    CHECK(e.hook == "pre_promote");
+    CHECK(e.program == "/bin/ask");
+    CHECK(has_env(e, "AUTOFAILOVER_HOOK=pre_promote"));
+    CHECK(has_env(e, "AUTOFAILOVER_OLD_ROLE=standby"));
+    CHECK(has_env(e, "AUTOFAILOVER_NEW_ROLE=primary"));
+    CHECK_FALSE(has_env(e, "AUTOFAILOVER_NEW_ROLE=standby"));
+    CHECK(has_env(e, "AUTOFAILOVER_NODE=node_1"));
+    // Not queued like the others: it is no event of hook_events, and alone it starts no runner.
+    CHECK(hook_events(h, nullptr, observed(NodeState::Secondary)).empty());
+    CHECK_FALSE(h.any());
+    // keeper.json round trip.
+    KeeperConfig c;
+    c.monitor_uri = "postgres://m/autofailover";
+    c.pgdata = "/d";
+    c.hostname = "h";
+    c.replication_passfile = "/d.keeper/replication.pgpass";
+    c.hooks.pre_promote = "/etc/autofailover/pre-promote";
+    CHECK(config_from_json(config_to_json(c)).hooks.pre_promote == "/etc/autofailover/pre-promote");
+}
+
 TEST_CASE("hooks run on their own thread with their environment; a hung one is killed at its timeout",
           "[hooks]") {
     TempDir dir;

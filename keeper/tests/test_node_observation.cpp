@@ -44,6 +44,14 @@ TEST_CASE("lag bounds parse bytes and durations, reject the rest", "[http]") {
     CHECK(*parse_lag_bound("16MB")->bytes == 16 * 1024 * 1024);
     CHECK(*parse_lag_bound("5s")->duration == milliseconds(5000));
     CHECK(*parse_lag_bound("500ms")->duration == milliseconds(500));
+    CHECK(*parse_lag_bound("2min")->duration == milliseconds(120000));
+    CHECK(*parse_lag_bound("0s")->duration == milliseconds(0));
+    CHECK_FALSE(parse_lag_bound("5s")->bytes);
+    CHECK_FALSE(parse_lag_bound("500ms")->bytes);
+    CHECK_FALSE(parse_lag_bound("1.5s"));
+    CHECK_FALSE(parse_lag_bound("5h"));
+    CHECK_FALSE(parse_lag_bound("s"));
+    CHECK_FALSE(parse_lag_bound("5S"));
     CHECK_FALSE(parse_lag_bound(""));
     CHECK_FALSE(parse_lag_bound("-1"));
     CHECK_FALSE(parse_lag_bound("5 parsecs"));
@@ -102,13 +110,30 @@ TEST_CASE("/replica is 200 for a streaming secondary within the lag bound", "[ht
     CHECK(endpoint_status("/read-only", o, std::nullopt, now, kLive) == 200);
     CHECK(endpoint_status("/replica", o, parse_lag_bound("1000"), now, kLive) == 200);
     CHECK(endpoint_status("/replica", o, parse_lag_bound("999"), now, kLive) == 503);
-    // No duration measurement: a duration bound fails closed.
+    // No replay lag measured: a duration bound fails closed.
     CHECK(endpoint_status("/replica", o, parse_lag_bound("5s"), now, kLive) == 503);
+    o.replay_lag = milliseconds(400);
+    CHECK(endpoint_status("/replica", o, parse_lag_bound("5s"), now, kLive) == 200);
+    CHECK(endpoint_status("/replica", o, parse_lag_bound("500ms"), now, kLive) == 200);
+    CHECK(endpoint_status("/replica", o, parse_lag_bound("399ms"), now, kLive) == 503);
+    CHECK(endpoint_status("/read-only", o, parse_lag_bound("399ms"), now, kLive) == 503);
     o.lag_bytes.reset();
     CHECK(endpoint_status("/replica", o, parse_lag_bound("1GB"), now, kLive) == 503);
     CHECK(endpoint_status("/replica", o, std::nullopt, now, kLive) == 200);
     o.wal_receiver_streaming = false;
     CHECK(endpoint_status("/replica", o, std::nullopt, now, kLive) == 503);
+}
+
+TEST_CASE("replay time lag: 0 when caught up, else the younger of last commit and last caught-up", "[http]") {
+    // Idle primary: the last replayed commit is an hour old, yet nothing waits for replay.
+    CHECK(replay_time_lag(true, milliseconds(3600000), milliseconds(5)) == milliseconds(0));
+    // A write after that idle hour, not replayed yet: the standby was caught up 300 ms ago.
+    CHECK(replay_time_lag(false, milliseconds(3600000), milliseconds(300)) == milliseconds(300));
+    // Steady writes, replay always a little behind: the last replayed commit's age.
+    CHECK(replay_time_lag(false, milliseconds(120), milliseconds(60000)) == milliseconds(120));
+    CHECK(replay_time_lag(false, milliseconds(120), std::nullopt) == milliseconds(120));
+    CHECK(replay_time_lag(false, std::nullopt, milliseconds(800)) == milliseconds(800));
+    CHECK_FALSE(replay_time_lag(false, std::nullopt, std::nullopt));
 }
 
 TEST_CASE("the endpoint answers over HTTP from the published snapshot", "[http]") {

@@ -23,19 +23,22 @@ def http_port(node):
     return node.port + HTTP_PORT_OFFSET
 
 
-def create_http_node(formation, name):
-    """Formation.create_node with --http-port (through the CLI option, not by editing keeper.json)."""
+def create_http_node(formation, name, hooks=None, candidate_priority=50):
+    """Formation.create_node with --http-port (through the CLI option, not by editing keeper.json).
+    hooks: keeper.json "hooks" (default: hook_script() for on_start, on_role_change, on_fence)."""
     node = formation.new_node(name)
-    formation.autoctl(*formation.create_args(node), "--http-port", http_port(node))
+    formation.autoctl(*formation.create_args(node, candidate_priority), "--http-port", http_port(node))
     formation._after_first_node(node)
     formation.shorten_keeper_timeouts(node)
     path = os.path.join(node.state_dir, "keeper.json")
     with open(path) as f:
         config = json.load(f)
     assert config["http_port"] == http_port(node) and config["http_listen"] == "127.0.0.1", config
-    # Every hook appends one line to hooks.log (hook_lines() reads it).
-    hook = hook_script(formation)
-    config["hooks"] = {"on_start": hook, "on_role_change": hook, "on_fence": hook, "timeout_ms": 5000}
+    if hooks is None:
+        # Every hook appends one line to hooks.log (hook_lines() reads it).
+        hook = hook_script(formation)
+        hooks = {"on_start": hook, "on_role_change": hook, "on_fence": hook, "timeout_ms": 5000}
+    config["hooks"] = hooks
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(config, f, indent=2)

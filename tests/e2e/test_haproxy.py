@@ -5,25 +5,19 @@ it lands), one through the direct multi-host URI. Both must lose no acknowledged
 two writers; the downtime of each is printed (docs/operations.md has the figures) and HAProxy's must be
 within 1 s of the direct URI's."""
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-import urllib.parse
 
 import psycopg
 import pytest
 
-from formation import TEST_USER, as_user
+from dual_workload import DualWorkload, proxy_uri
+from formation import as_user
 from http_nodes import HTTP_PORT_OFFSET, create_http_node, status
 from processes import stop_pid
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "common"))
-import checker  # noqa: E402
-from writer import Writer  # noqa: E402
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 # HAProxy's frontends: port base of the module + 20 (writes) and + 21 (reads).
@@ -71,8 +65,7 @@ def haproxy(formation):
 
 
 def uri(formation, port, **params):
-    query = {"passfile": formation.test_pgpass, "connect_timeout": "2", **params}
-    return f"postgresql://{TEST_USER}@127.0.0.1:{port}/postgres?" + urllib.parse.urlencode(query)
+    return proxy_uri(formation, port, **params)
 
 
 def server_of(conninfo_uri):
@@ -105,59 +98,11 @@ def wait_routed(formation, haproxy, timeout=20.0):
                          f"last (port, in recovery) through write/read ports: {last}")
 
 
-class DualWorkload:
-    """One writer through HAProxy, one through the multi-host URI, and the split-brain probe."""
-
-    def __init__(self, formation, haproxy, scenario):
-        self.formation = formation
-        self.scenario = scenario
-        tag = scenario.replace(" ", "_")
-        self.via_haproxy = Writer(uri(formation, haproxy["write_port"], target_session_attrs="any"),
-                                  name=f"haproxy_{tag}")
-        self.direct = Writer(formation.client_uri(), name=f"direct_{tag}")
-        self.probe = checker.SplitBrainProbe({n.name: n.conninfo() for n in formation.nodes.values()})
-        self.result = None
-
-    def __enter__(self):
-        self.probe.start()
-        self.via_haproxy.start()
-        self.direct.start()
-        return self
-
-    def wait_for_commits(self, n):
-        self.via_haproxy.wait_for_acks(n)
-        self.direct.wait_for_acks(n)
-
-    def __exit__(self, exc_type, exc, tb):
-        for w in (self.via_haproxy, self.direct):
-            w.stop()
-        self.probe.stop()
-        for w in (self.via_haproxy, self.direct):
-            w.save(os.path.join(self.formation.workdir, f"writer-{w.name}.jsonl"))
-        if exc_type is None:
-            self.result = checker.check([self.via_haproxy, self.direct], self.formation.primary().conninfo(),
-                                        probe=self.probe)
-        return False
-
-    def assert_clean(self):
-        r = self.result
-        assert r is not None, "the workload did not finish"
-        gaps = {w.name: checker.downtime(w.attempts, w.started_at, w.stopped_at).longest
-                for w in (self.via_haproxy, self.direct)}
-        via, direct = gaps[self.via_haproxy.name], gaps[self.direct.name]
-        line = (f"[haproxy: {self.scenario}] writer downtime through HAProxy {via:.2f}s, direct multi-host URI "
-                f"{direct:.2f}s; {r.acked} commits acknowledged, {len(r.lost_ids)} lost, "
-                f"{len(r.ack_overlaps) + len(r.writable_overlaps)} moments with two writers")
-        print("\n" + line)
-        report = os.environ.get("AUTOFAILOVER_E2E_REPORT")
-        if report:
-            with open(report, "a") as f:
-                f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "scenario": f"haproxy {self.scenario}",
-                                    "downtime_haproxy_s": via, "downtime_direct_s": direct, **r.as_dict()},
-                                   default=str) + "\n")
-        problems = r.problems()
-        assert not problems, f"{self.scenario}: " + "; ".join(problems)
-        assert via <= direct + MAX_EXTRA_DOWNTIME_S, line
+def haproxy_workload(formation, haproxy, scenario):
+    """A writer through HAProxy's write port (target_session_attrs=any: HAProxy alone decides where it
+    lands) beside one through the direct multi-host URI."""
+    return DualWorkload(formation, "haproxy", uri(formation, haproxy["write_port"], target_session_attrs="any"),
+                        scenario, max_extra_downtime=MAX_EXTRA_DOWNTIME_S)
 
 
 def test_haproxy_routes_by_the_keepers_checks(formation, haproxy):
@@ -169,7 +114,7 @@ def test_haproxy_routes_by_the_keepers_checks(formation, haproxy):
 def test_switchover_through_haproxy(formation, haproxy):
     wait_routed(formation, haproxy)
     old = formation.primary()
-    with DualWorkload(formation, haproxy, "switchover") as w:
+    with haproxy_workload(formation, haproxy, "switchover") as w:
         w.wait_for_commits(20)
         formation.autoctl("perform", "switchover", "--wait", "60")
         w.wait_for_commits(20)
@@ -181,7 +126,7 @@ def test_switchover_through_haproxy(formation, haproxy):
 def test_primary_crash_through_haproxy(formation, haproxy):
     wait_routed(formation, haproxy)
     old = formation.primary()
-    with DualWorkload(formation, haproxy, "primary crash") as w:
+    with haproxy_workload(formation, haproxy, "primary crash") as w:
         w.wait_for_commits(20)
         old.kill_keeper(signal.SIGKILL)
         old.kill_postgres(signal.SIGKILL)
