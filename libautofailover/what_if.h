@@ -1,0 +1,34 @@
+// What-if planning for `autoctl perform switchover|failover --dry-run`: the
+// operator command's plan on a snapshot, then the decision function run again
+// and again with keepers that reach every goal at once, until a node other than
+// the old primary is told to be the primary, or nothing moves any more. Pure:
+// the snapshot, settings and time come in, nothing is written anywhere.
+#pragma once
+#include "libautofailover/no_postgres.h"
+
+#include "libautofailover/decide.h"
+
+#include <optional>
+#include <string>
+
+namespace autofailover {
+
+struct WhatIf {
+    Decision plan;                   // the command's first step, exactly what the monitor would store
+    std::optional<NodeId> promoted;  // the node that would become the primary
+    // Empty when a node would be promoted; else why the formation would wait (the
+    // last decision's waiting reason), e.g. a failover that waits for fencing.
+    std::string waiting;
+    int rounds = 0;  // decisions simulated after the plan
+};
+
+// Model of the keepers (docs/cli.md, "--dry-run"): a keeper that reports (by the
+// core's keeper_is_reporting) reaches its goal before the next decision; Postgres
+// runs except in draining, demoted, demote_timeout, maintenance and dropped; the
+// standbys a draining primary reports streaming receive all its WAL; a node in
+// fast_forward reaches the most advanced LSN of the group. LSNs otherwise stay
+// as reported, the clock does not move: a rule that waits for time waits here.
+WhatIf what_if(const GroupSnapshot& group, const FormationSettings& settings, const MonitorClock& clock,
+               const Decision& plan, int max_rounds = 30);
+
+}  // namespace autofailover
