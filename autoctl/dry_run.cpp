@@ -30,7 +30,13 @@ std::string render_dry_run(const std::string& command, const std::vector<PlanRow
         out += "Would be promoted: nobody yet\n";
     }
     const std::string waiting = rows.empty() ? "" : rows.front().waiting_reason;
-    out += fmt::format("Waiting for: {}\n", waiting.empty() ? "nothing" : waiting);
+    const long long waited_ms = rows.empty() ? 0 : rows.front().would_wait_ms;
+    if (!waiting.empty())
+        out += fmt::format("Waiting for: {}\n", waiting);
+    else if (waited_ms > 0)
+        out += fmt::format("Waiting for: about {:.1f} s first: {}\n", waited_ms / 1000.0, rows.front().would_wait_for);
+    else
+        out += "Waiting for: nothing\n";
 
     out += "Commits at risk: ";
     if (!primary) {

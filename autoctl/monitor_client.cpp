@@ -271,7 +271,8 @@ std::vector<PlanRow> MonitorClient::plan_operation(const std::string& command, c
         tx.exec0("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
         pqxx::result r = tx.exec_params(
             "SELECT node_id, node_name, reported_state::text, goal_state::text, planned_goal_state, reason, "
-            "timeline, lsn::text, is_primary, lsn_behind_primary::text, would_be_promoted, waiting_reason "
+            "timeline, lsn::text, is_primary, lsn_behind_primary::text, would_be_promoted, waiting_reason, "
+            "would_wait_ms, would_wait_for "
             "FROM autofailover.plan_operation($1, $2, $3, nullif($4, ''), $5)",
             command, formation, group, node_name, accept_data_loss);
         std::vector<PlanRow> rows;
@@ -289,6 +290,8 @@ std::vector<PlanRow> MonitorClient::plan_operation(const std::string& command, c
             if (!f[9].is_null()) p.behind_primary = std::stoull(f[9].as<std::string>());
             p.would_be_promoted = f[10].as<bool>(false);
             p.waiting_reason = f[11].as<std::string>("");
+            p.would_wait_ms = f[12].as<long long>(0);
+            p.would_wait_for = f[13].as<std::string>("");
             rows.push_back(std::move(p));
         }
         tx.commit();

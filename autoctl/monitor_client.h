@@ -72,6 +72,8 @@ struct PlanRow {
     std::optional<unsigned long long> behind_primary;  // bytes; empty without a primary on the same timeline
     bool would_be_promoted = false;
     std::string waiting_reason;
+    long long would_wait_ms = 0;  // simulated time the formation would wait on the way
+    std::string would_wait_for;   // why
 };
 
 class MonitorClient {

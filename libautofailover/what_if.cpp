@@ -66,14 +66,21 @@ bool keepers_report(GroupSnapshot& group, const FormationSettings& settings, con
 
 }  // namespace
 
-WhatIf what_if(const GroupSnapshot& snapshot, const FormationSettings& settings, const MonitorClock& clock,
-               const Decision& plan, int max_rounds) {
+WhatIf what_if(const GroupSnapshot& snapshot, const FormationSettings& settings, const MonitorClock& start,
+               const Decision& plan, int max_rounds, std::chrono::milliseconds max_wait,
+               std::chrono::milliseconds tick) {
     WhatIf out;
     out.plan = plan;
+    MonitorClock clock = start;
     GroupSnapshot group = snapshot;
     const std::optional<NodeId> old_primary = find_primary(snapshot);
     apply(group, plan, clock);
     out.waiting = plan.waiting_reason;
+    auto old_primary_writable = [&] {
+        const NodeSnapshot* node = old_primary ? group.find(*old_primary) : nullptr;
+        return node != nullptr && writable_goal(node->goal_state);
+    };
+    const bool handing_over = old_primary && !old_primary_writable();
     for (;;) {
         for (const auto& node : group.nodes)
             if (writable_goal(node.goal_state) && node.id != old_primary) {
@@ -90,6 +97,24 @@ WhatIf what_if(const GroupSnapshot& snapshot, const FormationSettings& settings,
         out.rounds++;
         out.waiting = next.waiting_reason;
         const bool assigned = apply(group, next, clock);
+        if (handing_over && old_primary_writable()) {
+            // The core gave the old primary its role back: the operation would be abandoned.
+            for (const auto& a : next.assignments)
+                if (a.node_id == *old_primary) out.waiting = "abandoned: " + a.reason;
+            return out;
+        }
+        if (!reported && !assigned && !out.waiting.empty() && out.waited < max_wait) {
+            // Only time can move this formation on: let it pass, keepers that report go on reporting.
+            out.rounds--;
+            if (out.first_wait.empty()) out.first_wait = out.waiting;
+            const TimePoint before = clock.now;
+            clock.now += tick;
+            out.waited += tick;
+            for (auto& node : group.nodes)
+                if (keeper_is_reporting(node, settings, MonitorClock{before, clock.monitor_started}))
+                    node.last_report = clock.now;
+            continue;
+        }
         if (!reported && !assigned) {
             if (out.waiting.empty()) {
                 const NodeSnapshot* back = old_primary ? group.find(*old_primary) : nullptr;

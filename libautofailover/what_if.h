@@ -8,6 +8,7 @@
 
 #include "libautofailover/decide.h"
 
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -20,6 +21,10 @@ struct WhatIf {
     // last decision's waiting reason), e.g. a failover that waits for fencing.
     std::string waiting;
     int rounds = 0;  // decisions simulated after the plan
+    // Simulated time the formation waited on the way (a fencing delay, say), and why
+    // it waited when the clock first had to move; zero and empty when nothing waited.
+    std::chrono::milliseconds waited{0};
+    std::string first_wait;
 };
 
 // Model of the keepers (docs/cli.md, "--dry-run"): a keeper that reports (by the
@@ -27,8 +32,11 @@ struct WhatIf {
 // runs except in draining, demoted, demote_timeout, maintenance and dropped; the
 // standbys a draining primary reports streaming receive all its WAL; a node in
 // fast_forward reaches the most advanced LSN of the group. LSNs otherwise stay
-// as reported, the clock does not move: a rule that waits for time waits here.
+// as reported. When nothing moves but a rule waits, the clock moves on by `tick`
+// (reporting keepers keep reporting, silent ones stay silent) for at most `max_wait`:
+// a fencing delay or switchover_timeout then plays out as it would.
 WhatIf what_if(const GroupSnapshot& group, const FormationSettings& settings, const MonitorClock& clock,
-               const Decision& plan, int max_rounds = 30);
+               const Decision& plan, int max_rounds = 30, std::chrono::milliseconds max_wait = std::chrono::seconds(120),
+               std::chrono::milliseconds tick = std::chrono::milliseconds(250));
 
 }  // namespace autofailover

@@ -232,6 +232,8 @@ BridgeResult run_operator_preview(const GroupInput& input, const OperatorInput& 
         out.promoted_node_id = w.promoted.value_or(0);
         out.rounds = w.rounds;
         out.waiting = put_text(plan.text, w.waiting);
+        out.waited_ms = w.waited.count();
+        out.first_wait = put_text(plan.text, w.first_wait);
     });
 }
 

@@ -146,6 +146,8 @@ struct PreviewOutput {
     std::int64_t promoted_node_id;
     int rounds;
     const char* waiting;  // in plan.text
+    std::int64_t waited_ms;   // simulated time the formation waited on the way
+    const char* first_wait;   // why, when the clock first had to move (in plan.text)
 };
 BridgeResult run_operator_preview(const GroupInput& group, const OperatorInput& command, DecisionOutput& plan,
                                   PreviewOutput& out);

@@ -321,7 +321,7 @@ PGDLLEXPORT Datum autofailover_node_name_problem(PG_FUNCTION_ARGS) {
 
 // _operator_preview(command, formation, group_id, target_node, accept_data_loss) →
 // one row per node of the group: (node_id, planned_goal, reason, would_be_promoted,
-// waiting_reason). The operator command planned and its outcome simulated by the
+// waiting_reason, would_wait_ms, would_wait_for). The operator command planned and its outcome simulated by the
 // core (libautofailover/what_if.h) on the stored snapshot; nothing is written.
 PGDLLEXPORT Datum autofailover_operator_preview(PG_FUNCTION_ARGS) {
     const char* command_name = text_arg(fcinfo, 0, "command");
@@ -357,13 +357,15 @@ PGDLLEXPORT Datum autofailover_operator_preview(PG_FUNCTION_ARGS) {
                 goal = plan->assignments[a].goal;
                 reason = plan->assignments[a].reason;
             }
-        Datum values[5];
-        bool nulls[5] = {};
+        Datum values[7];
+        bool nulls[7] = {};
         values[0] = Int64GetDatum(id);
         values[1] = text_or_null(goal, &nulls[1]);
         values[2] = text_or_null(reason, &nulls[2]);
         values[3] = BoolGetDatum(preview->has_promoted && preview->promoted_node_id == id);
         values[4] = CStringGetTextDatum(preview->waiting);
+        values[5] = Int64GetDatum(preview->waited_ms);
+        values[6] = CStringGetTextDatum(preview->first_wait);
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     SPI_finish();

@@ -1356,7 +1356,8 @@ GRANT USAGE ON SCHEMA autofailover TO pg_monitor;
 ------------------------------------------------------------------------------
 CREATE FUNCTION autofailover._operator_preview(command text, formation text, group_id int, target bigint,
     accept_data_loss bool)
-    RETURNS TABLE (node_id bigint, planned_goal text, reason text, would_be_promoted bool, waiting_reason text)
+    RETURNS TABLE (node_id bigint, planned_goal text, reason text, would_be_promoted bool, waiting_reason text,
+                   would_wait_ms bigint, would_wait_for text)
     LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_operator_preview';
 
 CREATE FUNCTION autofailover.plan_operation(command text, formation text DEFAULT 'default', group_id int DEFAULT 0,
@@ -1364,7 +1365,7 @@ CREATE FUNCTION autofailover.plan_operation(command text, formation text DEFAULT
     RETURNS TABLE (node_id bigint, node_name text, reported_state autofailover.node_state,
                    goal_state autofailover.node_state, planned_goal_state text, reason text, timeline int,
                    lsn pg_lsn, is_primary bool, lsn_behind_primary numeric, would_be_promoted bool,
-                   waiting_reason text)
+                   waiting_reason text, would_wait_ms bigint, would_wait_for text)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_group int := $3;
@@ -1391,7 +1392,7 @@ BEGIN
                n.node_id = v_primary IS TRUE,
                CASE WHEN pr.node_id IS NOT NULL AND pr.timeline = n.timeline
                     THEN greatest(pr.lsn - n.lsn, 0) END,
-               p.would_be_promoted, p.waiting_reason
+               p.would_be_promoted, p.waiting_reason, p.would_wait_ms, p.would_wait_for
           FROM autofailover._operator_preview($1, $2, v_group, v_target, coalesce($5, false)) p
           JOIN autofailover.nodes n ON n.node_id = p.node_id
           LEFT JOIN autofailover.nodes pr ON pr.node_id = v_primary
