@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build install check unit demo demo-stop faults bench clean
+.PHONY: all deps build install check unit demo demo-stop faults bench clean fsm-diagram
 
 all: build
 
@@ -40,6 +40,15 @@ faults: install
 # Keeper-protocol benchmark against a temporary monitor (not a test; figures in docs/benchmarks.md).
 bench: install
 	@bash bench/run_node_active_bench.sh
+
+# docs/fsm.svg from libautofailover's keeper transition table (`autoctl show fsm --dot`), with
+# Graphviz's dot (Debian graphviz, installed here when missing: make check does not need it).
+fsm-diagram:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS) --target autoctl
+	@command -v dot >/dev/null || flock /tmp/autofailover-apt.lock apt-get install -y --no-install-recommends graphviz
+	$(BUILD)/autoctl/autoctl show fsm --dot > docs/fsm.dot
+	dot -Tsvg docs/fsm.dot -o docs/fsm.svg
 
 clean:
 	rm -rf $(BUILD)

@@ -249,4 +249,54 @@ std::vector<std::string> MonitorClient::wait_for_notifications(std::chrono::mill
     });
 }
 
+std::vector<MetricRow> MonitorClient::metrics(const std::string& formation) {
+    return guarded("metrics", [&] {
+        pqxx::nontransaction tx(*conn_);
+        pqxx::result r = tx.exec_params(
+            "SELECT name, labels, value::text, type, help FROM autofailover.metrics(nullif($1, ''))", formation);
+        std::vector<MetricRow> rows;
+        for (const auto& f : r)
+            rows.push_back({f[0].as<std::string>(""), f[1].as<std::string>(""), f[2].as<std::string>("NaN"),
+                            f[3].as<std::string>(""), f[4].as<std::string>("")});
+        return rows;
+    });
+}
+
+std::vector<PlanRow> MonitorClient::plan_operation(const std::string& command, const std::string& formation,
+                                                   int group, const std::string& node_name, bool accept_data_loss) {
+    return guarded("plan_operation", [&] {
+        // Read only: the dry run cannot change anything. Repeatable read: every query of the
+        // monitor's function sees the same snapshot, as the real command does under its lock.
+        pqxx::work tx(*conn_);
+        tx.exec0("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+        pqxx::result r = tx.exec_params(
+            "SELECT node_id, node_name, reported_state::text, goal_state::text, planned_goal_state, reason, "
+            "timeline, lsn::text, is_primary, lsn_behind_primary::text, would_be_promoted, waiting_reason, "
+            "would_wait_ms, would_wait_for "
+            "FROM autofailover.plan_operation($1, $2, $3, nullif($4, ''), $5)",
+            command, formation, group, node_name, accept_data_loss);
+        std::vector<PlanRow> rows;
+        for (const auto& f : r) {
+            PlanRow p;
+            p.node_id = f[0].as<long long>(0);
+            p.name = f[1].as<std::string>("");
+            p.reported_state = f[2].as<std::string>("");
+            p.goal_state = f[3].as<std::string>("");
+            p.planned_goal = f[4].as<std::string>("");
+            p.reason = f[5].as<std::string>("");
+            p.timeline = f[6].as<int>(0);
+            p.lsn = f[7].as<std::string>("");
+            p.is_primary = f[8].as<bool>(false);
+            if (!f[9].is_null()) p.behind_primary = std::stoull(f[9].as<std::string>());
+            p.would_be_promoted = f[10].as<bool>(false);
+            p.waiting_reason = f[11].as<std::string>("");
+            p.would_wait_ms = f[12].as<long long>(0);
+            p.would_wait_for = f[13].as<std::string>("");
+            rows.push_back(std::move(p));
+        }
+        tx.commit();
+        return rows;
+    });
+}
+
 }  // namespace autoctl

@@ -48,6 +48,34 @@ struct EventRow {
     std::string description;
 };
 
+// One sample of autofailover.metrics(): labels already in the Prometheus text format,
+// value as Postgres printed the float8 (shortest exact form, NaN).
+struct MetricRow {
+    std::string name;
+    std::string labels;
+    std::string value;
+    std::string type;
+    std::string help;
+};
+
+// One row of autofailover.plan_operation() (--dry-run).
+struct PlanRow {
+    long long node_id = 0;
+    std::string name;
+    std::string reported_state;
+    std::string goal_state;
+    std::string planned_goal;  // "" when the plan leaves the node's goal as it is
+    std::string reason;
+    int timeline = 0;
+    std::string lsn;
+    bool is_primary = false;
+    std::optional<unsigned long long> behind_primary;  // bytes; empty without a primary on the same timeline
+    bool would_be_promoted = false;
+    std::string waiting_reason;
+    long long would_wait_ms = 0;  // simulated time the formation would wait on the way
+    std::string would_wait_for;   // why
+};
+
 class MonitorClient {
 public:
     explicit MonitorClient(const std::string& uri);
@@ -70,6 +98,13 @@ public:
     bool set_replication_quorum(const std::string& formation, const std::string& node_name, bool quorum);
     bool set_number_sync_standbys(const std::string& formation, int number);
     bool remove_node_by_name(const std::string& formation, const std::string& node_name, bool force);
+
+    // autofailover.metrics(formation), every formation when empty.
+    std::vector<MetricRow> metrics(const std::string& formation);
+
+    // autofailover.plan_operation(): the command planned and simulated, nothing written.
+    std::vector<PlanRow> plan_operation(const std::string& command, const std::string& formation, int group,
+                                        const std::string& node_name, bool accept_data_loss);
 
     // LISTEN on autofailover_state; later calls to wait_for_notifications()
     // return the payloads that arrived.

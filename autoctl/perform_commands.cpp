@@ -1,5 +1,6 @@
 // autoctl perform switchover | failover | promotion
 #include "autoctl/command_tree.h"
+#include "autoctl/dry_run.h"
 #include "autoctl/exit_codes.h"
 #include "autoctl/monitor_client.h"
 #include "autoctl/monitor_target.h"
@@ -51,7 +52,21 @@ struct PerformOptions {
     int wait_seconds = kDefaultWaitSeconds;
     bool accept_data_loss = false;
     std::string name;
+    bool dry_run = false;
 };
+
+// --dry-run: plan and simulate on the monitor's current snapshot, print, change nothing.
+void add_dry_run_option(CLI::App* cmd, PerformOptions& o) {
+    cmd->add_flag("--dry-run", o.dry_run,
+                  "Print who would be promoted, the commits at risk and what the formation would wait for; "
+                  "change nothing");
+}
+
+void dry_run(const std::string& command, const PerformOptions& o) {
+    MonitorClient monitor(resolve_monitor_uri(o.target));
+    std::cout << render_dry_run(command, monitor.plan_operation(command, o.target.formation, o.target.group, o.name,
+                                                                o.accept_data_loss));
+}
 
 }  // namespace
 
@@ -65,7 +80,9 @@ void add_perform_commands(CLI::App& app) {
     add_monitor_options(switchover, sw->target);
     switchover->add_option("--group", sw->target.group, "Group id")->capture_default_str();
     add_wait_option(switchover, sw->wait_seconds, kDefaultWaitSeconds);
+    add_dry_run_option(switchover, *sw);
     switchover->callback([sw] {
+        if (sw->dry_run) return dry_run("switchover", *sw);
         MonitorClient monitor(resolve_monitor_uri(sw->target));
         auto check = expect_new_primary(monitor, sw->target, "switchover");
         run_and_follow(
@@ -86,7 +103,9 @@ void add_perform_commands(CLI::App& app) {
     failover->add_flag("--accept-data-loss", fo->accept_data_loss,
                        "Promote even when no standby is known to have every acknowledged commit");
     add_wait_option(failover, fo->wait_seconds, kDefaultWaitSeconds);
+    add_dry_run_option(failover, *fo);
     failover->callback([fo] {
+        if (fo->dry_run) return dry_run("failover", *fo);
         MonitorClient monitor(resolve_monitor_uri(fo->target));
         auto check = expect_new_primary(monitor, fo->target, "failover");
         run_and_follow(
@@ -105,7 +124,9 @@ void add_perform_commands(CLI::App& app) {
     add_monitor_options(promotion, pr->target);
     promotion->add_option("--name", pr->name, "Node to promote")->required();
     add_wait_option(promotion, pr->wait_seconds, kDefaultWaitSeconds);
+    add_dry_run_option(promotion, *pr);
     promotion->callback([pr] {
+        if (pr->dry_run) return dry_run("promotion", *pr);
         MonitorClient monitor(resolve_monitor_uri(pr->target));
         // The monitor refuses to hand the role to the node that holds it; for the
         // operator that request is already fulfilled (scripts may repeat it).

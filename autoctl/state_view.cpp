@@ -61,19 +61,60 @@ std::string notes_for(const NodeRow& n) {
 
 }  // namespace
 
+std::optional<unsigned long long> parse_lsn(const std::string& text) {
+    const auto slash = text.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == text.size()) return std::nullopt;
+    try {
+        std::size_t used_hi = 0;
+        std::size_t used_lo = 0;
+        const unsigned long long hi = std::stoull(text.substr(0, slash), &used_hi, 16);
+        const unsigned long long lo = std::stoull(text.substr(slash + 1), &used_lo, 16);
+        if (used_hi != slash || used_lo != text.size() - slash - 1 || hi > 0xFFFFFFFFULL || lo > 0xFFFFFFFFULL)
+            return std::nullopt;
+        return (hi << 32) | lo;
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+std::optional<unsigned long long> lag_bytes(const std::vector<NodeRow>& nodes, const NodeRow& node) {
+    static const std::vector<std::string> writable{"single", "wait_primary", "primary", "join_primary",
+                                                   "apply_settings"};
+    auto is_writable = [&](const std::string& s) {
+        return std::find(writable.begin(), writable.end(), s) != writable.end();
+    };
+    for (const NodeRow& p : nodes) {
+        if (p.group_id != node.group_id || !is_writable(p.reported_state) || !is_writable(p.goal_state)) continue;
+        if (p.node_id == node.node_id || p.timeline != node.timeline) return std::nullopt;
+        const auto primary_lsn = parse_lsn(p.lsn);
+        const auto lsn = parse_lsn(node.lsn);
+        if (!primary_lsn || !lsn) return std::nullopt;
+        return *primary_lsn > *lsn ? *primary_lsn - *lsn : 0;
+    }
+    return std::nullopt;
+}
+
+std::string format_bytes(unsigned long long bytes) {
+    if (bytes < 1024) return fmt::format("{} B", bytes);
+    if (bytes < 1024ULL * 1024) return fmt::format("{:.1f} kB", bytes / 1024.0);
+    if (bytes < 1024ULL * 1024 * 1024) return fmt::format("{:.1f} MB", bytes / (1024.0 * 1024));
+    return fmt::format("{:.1f} GB", bytes / (1024.0 * 1024 * 1024));
+}
+
 std::string render_state_table(const std::vector<NodeRow>& nodes) {
     if (nodes.empty()) return "no node is registered in this formation\n";
     std::vector<std::vector<std::string>> rows;
     for (const NodeRow& n : nodes) {
         rows.push_back({n.name, fmt::format("{}/{}", n.group_id, n.node_id), fmt::format("{}:{}", n.host, n.port),
                         fmt::format("{}: {}", n.timeline, n.lsn.empty() ? "-" : n.lsn),
+                        lag_bytes(nodes, n) ? format_bytes(*lag_bytes(nodes, n)) : "-",
                         fmt::format("{}{}", connection_kind(n), n.health == "good" ? "" : " !" + n.health),
                         n.reported_state, n.goal_state, fmt::format("{}/{}", n.candidate_priority,
                                                                    n.replication_quorum ? "yes" : "no"),
                         notes_for(n)});
     }
     return render_table(
-        {"Name", "Group/Node", "Host:Port", "TLI: LSN", "Connection", "Reported", "Goal", "Prio/Quorum", "Notes"},
+        {"Name", "Group/Node", "Host:Port", "TLI: LSN", "Lag", "Connection", "Reported", "Goal", "Prio/Quorum", "Notes"},
         rows);
 }
 
@@ -96,6 +137,8 @@ nlohmann::json state_to_json(const std::vector<NodeRow>& nodes) {
                          {"replication_quorum", n.replication_quorum},
                          {"sync_state", n.sync_state},
                          {"waiting_reason", n.waiting_reason}};
+        const auto lag = lag_bytes(nodes, n);
+        j["lag_bytes"] = lag ? nlohmann::json(*lag) : nlohmann::json(nullptr);
         j["seconds_since_report"] =
             n.seconds_since_report ? nlohmann::json(*n.seconds_since_report) : nlohmann::json(nullptr);
         out.push_back(std::move(j));

@@ -6,11 +6,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace autoctl {
+
+// "16/B374D848" -> its 64-bit position; nullopt when malformed.
+std::optional<unsigned long long> parse_lsn(const std::string& text);
+// Bytes of WAL between the group's primary (reported and goal writable) and `node`, from their last reports
+// on the same timeline; nullopt for the primary itself, without a primary, or across timelines.
+std::optional<unsigned long long> lag_bytes(const std::vector<NodeRow>& nodes, const NodeRow& node);
+// 1536 -> "1.5 kB" (binary units).
+std::string format_bytes(unsigned long long bytes);
 
 std::string render_state_table(const std::vector<NodeRow>& nodes);
 nlohmann::json state_to_json(const std::vector<NodeRow>& nodes);

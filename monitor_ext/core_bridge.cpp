@@ -10,6 +10,7 @@
 #include "libautofailover/operator_commands.h"
 #include "libautofailover/replication_names.h"
 #include "libautofailover/settings.h"
+#include "libautofailover/what_if.h"
 
 #include <chrono>
 #include <cstring>
@@ -194,37 +195,47 @@ BridgeResult run_adoption_assignment(const GroupInput& input, std::int64_t node_
     });
 }
 
+namespace {
+af::Decision plan_operator(const GroupInput& input, const OperatorInput& command) {
+    const auto group = to_snapshot(input);
+    const auto settings = to_settings(input.settings);
+    const auto clock = to_clock(input);
+    switch (command.command) {
+        case OperatorCommand::Switchover:
+            return af::plan_switchover(group, settings, clock);
+        case OperatorCommand::Promotion:
+            return af::plan_switchover(group, settings, clock, command.target);
+        case OperatorCommand::Failover:
+            return af::plan_failover(group, settings, clock, command.accept_data_loss);
+        case OperatorCommand::StartMaintenance:
+            return af::plan_start_maintenance(group, settings, clock, command.target);
+        case OperatorCommand::StopMaintenance:
+            return af::plan_stop_maintenance(group, settings, clock, command.target);
+        case OperatorCommand::ApplySettings:
+            return af::plan_apply_settings(group, settings, clock, command.what_changed ? command.what_changed : "");
+        case OperatorCommand::RemoveNode:
+            return af::plan_remove_node(group, settings, clock, command.target);
+    }
+    throw std::invalid_argument("unknown operator command");
+}
+}  // namespace
+
 BridgeResult run_operator(const GroupInput& input, const OperatorInput& command, DecisionOutput& out) {
-    return guarded(&out.text, [&] {
-        const auto group = to_snapshot(input);
-        const auto settings = to_settings(input.settings);
-        const auto clock = to_clock(input);
-        switch (command.command) {
-            case OperatorCommand::Switchover:
-                store_decision(af::plan_switchover(group, settings, clock), out);
-                return;
-            case OperatorCommand::Promotion:
-                store_decision(af::plan_switchover(group, settings, clock, command.target), out);
-                return;
-            case OperatorCommand::Failover:
-                store_decision(af::plan_failover(group, settings, clock, command.accept_data_loss), out);
-                return;
-            case OperatorCommand::StartMaintenance:
-                store_decision(af::plan_start_maintenance(group, settings, clock, command.target), out);
-                return;
-            case OperatorCommand::StopMaintenance:
-                store_decision(af::plan_stop_maintenance(group, settings, clock, command.target), out);
-                return;
-            case OperatorCommand::ApplySettings:
-                store_decision(af::plan_apply_settings(group, settings, clock,
-                                                       command.what_changed ? command.what_changed : ""),
-                               out);
-                return;
-            case OperatorCommand::RemoveNode:
-                store_decision(af::plan_remove_node(group, settings, clock, command.target), out);
-                return;
-        }
-        throw std::invalid_argument("unknown operator command");
+    return guarded(&out.text, [&] { store_decision(plan_operator(input, command), out); });
+}
+
+BridgeResult run_operator_preview(const GroupInput& input, const OperatorInput& command, DecisionOutput& plan,
+                                  PreviewOutput& out) {
+    return guarded(&plan.text, [&] {
+        const af::WhatIf w = af::what_if(to_snapshot(input), to_settings(input.settings), to_clock(input),
+                                         plan_operator(input, command));
+        store_decision(w.plan, plan);
+        out.has_promoted = w.promoted.has_value();
+        out.promoted_node_id = w.promoted.value_or(0);
+        out.rounds = w.rounds;
+        out.waiting = put_text(plan.text, w.waiting);
+        out.waited_ms = w.waited.count();
+        out.first_wait = put_text(plan.text, w.first_wait);
     });
 }
 

@@ -142,6 +142,19 @@ BridgeResult run_decide(const GroupInput& group, DecisionOutput& out);
 BridgeResult run_initial_assignment(const GroupInput& group, std::int64_t new_node_id, int candidate_priority,
                                     DecisionOutput& out);
 BridgeResult run_operator(const GroupInput& group, const OperatorInput& command, DecisionOutput& out);
+// What-if (autoctl perform --dry-run, libautofailover/what_if.h): `plan` gets the
+// command's first step, `out` who would be promoted or why the formation would
+// wait (its text in plan.text). Nothing is stored by anyone.
+struct PreviewOutput {
+    bool has_promoted;
+    std::int64_t promoted_node_id;
+    int rounds;
+    const char* waiting;  // in plan.text
+    std::int64_t waited_ms;   // simulated time the formation waited on the way
+    const char* first_wait;   // why, when the clock first had to move (in plan.text)
+};
+BridgeResult run_operator_preview(const GroupInput& group, const OperatorInput& command, DecisionOutput& plan,
+                                  PreviewOutput& out);
 // The goal of a node a new monitor adopts (af::adoption_assignment); a refused claim
 // is an OperatorError (55000) with the core's reason.
 BridgeResult run_adoption_assignment(const GroupInput& group, std::int64_t node_id, const char* reported_state,

@@ -10,6 +10,7 @@
 #include "monitor_ext/health_worker.h"
 
 #include "monitor_ext/leader_lease.h"
+#include "monitor_ext/metrics.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
 #include "monitor_ext/probe.h"
@@ -87,7 +88,7 @@ std::size_t load_targets(MemoryContext round_context, ProbeTarget** targets, cha
     return count;
 }
 
-// Stores the results marked in `fresh`.
+// Stores the results marked in `fresh`, with each probe's duration (autofailover.metrics()).
 void store_health(const ProbeTarget* all_targets, const bool* fresh, std::size_t all_count) {
     std::size_t count = 0;
     for (std::size_t i = 0; i < all_count; ++i) count += fresh[i] ? 1 : 0;
@@ -95,25 +96,33 @@ void store_health(const ProbeTarget* all_targets, const bool* fresh, std::size_t
     begin_round_transaction();
     Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * count));
     Datum* health = static_cast<Datum*>(palloc(sizeof(Datum) * count));
+    Datum* seconds = static_cast<Datum*>(palloc(sizeof(Datum) * count));
+    std::uint64_t up = 0;
     count = 0;
     for (std::size_t i = 0; i < all_count; ++i) {
         if (!fresh[i]) continue;
         ids[count] = Int64GetDatum(all_targets[i].node_id);
+        seconds[count] = Float8GetDatum(static_cast<double>(all_targets[i].duration_us) / 1e6);
+        up += all_targets[i].result == ProbeResult::Up ? 1 : 0;
         health[count++] = CStringGetTextDatum(all_targets[i].result == ProbeResult::Up ? "good" : "bad");
     }
-    Oid types[2] = {INT8ARRAYOID, TEXTARRAYOID};
-    Datum args[2] = {
+    Oid types[3] = {INT8ARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID};
+    Datum args[3] = {
         PointerGetDatum(construct_array(ids, static_cast<int>(count), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-        PointerGetDatum(construct_array(health, static_cast<int>(count), TEXTOID, -1, false, TYPALIGN_INT))};
+        PointerGetDatum(construct_array(health, static_cast<int>(count), TEXTOID, -1, false, TYPALIGN_INT)),
+        PointerGetDatum(construct_array(seconds, static_cast<int>(count), FLOAT8OID, 8, FLOAT8PASSBYVAL,
+                                        TYPALIGN_DOUBLE))};
     // Nodes removed since the load simply do not match (the join skips them).
     const int rc = SPI_execute_with_args(
-        "INSERT INTO autofailover.node_health (node_id, health, last_health_check) "
-        "SELECT p.node_id, p.health, clock_timestamp() FROM unnest($1, $2) AS p(node_id, health) "
+        "INSERT INTO autofailover.node_health (node_id, health, last_health_check, probe_seconds) "
+        "SELECT p.node_id, p.health, clock_timestamp(), p.seconds FROM unnest($1, $2, $3) AS p(node_id, health, seconds) "
         "JOIN autofailover.nodes n USING (node_id) "
-        "ON CONFLICT (node_id) DO UPDATE SET health = excluded.health, last_health_check = excluded.last_health_check",
-        2, types, args, nullptr, false, 0);
+        "ON CONFLICT (node_id) DO UPDATE SET health = excluded.health, last_health_check = excluded.last_health_check, "
+        "probe_seconds = excluded.probe_seconds",
+        3, types, args, nullptr, false, 0);
     if (rc != SPI_OK_INSERT) elog(ERROR, "autofailover health check: storing health failed");
     end_round_transaction();
+    count_probes(up, count - up);
 }
 
 // Groups to decide now: health changed this round, or a node waits for its

@@ -3,6 +3,7 @@
 // registers the worker.
 #include "monitor_ext/health_worker.h"
 #include "monitor_ext/leader_lease.h"
+#include "monitor_ext/metrics.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
 
@@ -19,6 +20,7 @@ void _PG_init(void) {
                         errhint("Add autofailover to shared_preload_libraries in postgresql.conf and restart.")));
     autofailover_ext::define_settings();
     autofailover_ext::define_leader_lease();  // replicated monitors (docs/monitor-ha.md)
+    autofailover_ext::define_metrics();  // autofailover.metrics() counters
     autofailover_ext::register_health_worker();
 }
 

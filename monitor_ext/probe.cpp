@@ -81,6 +81,8 @@ struct ProbeSlot {
     TimestampTz retry_at;
     int failed_attempts;
     ProbeResult result;
+    TimestampTz started_at;   // claim_slot: for the probe's duration (autofailover.metrics())
+    TimestampTz finished_at;  // when `result` was set
     FailedConnection evidence;  // of the current attempt
     bool peeked;
     ConnectionId peeked_id;  // the TCP connection whose first reply was read
@@ -239,11 +241,13 @@ void finish_attempt(ProbeSlot* slot, bool up, const ProbeSettings& settings, Tim
     detach_resolution(slot);
     if (up) {
         slot->result = ProbeResult::Up;
+        slot->finished_at = now;
         return;
     }
     slot->failed_attempts++;
     if (slot->failed_attempts > settings.max_retries) {
         slot->result = ProbeResult::Down;
+        slot->finished_at = now;
         elog(DEBUG1, "autofailover health check: node %lld (%s:%d) is down after %d attempts",
              static_cast<long long>(slot->node_id), slot->host, slot->port, slot->failed_attempts);
         return;
@@ -363,12 +367,14 @@ void claim_slot(ProbeEngine* engine, ProbeSlot* slot, ProbeTarget* target, Times
     slot->poll = PGRES_POLLING_WRITING;
     slot->retry_at = now;
     slot->result = ProbeResult::Pending;
+    slot->started_at = now;
 }
 
 // Hands a finished probe's result to its target and frees the slot.
 bool deliver(ProbeSlot* slot) {
     if (!slot->in_use || slot->target == nullptr || slot->result == ProbeResult::Pending) return false;
     slot->target->result = slot->result;
+    slot->target->duration_us = slot->finished_at - slot->started_at;
     release_slot(slot);
     return true;
 }

@@ -18,6 +18,7 @@ struct ProbeTarget {
     const char* host;
     int port;
     ProbeResult result;  // out; Pending: its probe still runs and reports in a later call
+    std::int64_t duration_us;  // out with a result: from the probe's start to its verdict, retries included
 };
 
 // What a failed connection attempt learnt from the server, from libpq's

@@ -5,6 +5,7 @@
 #include "monitor_ext/core_bridge.h"
 #include "monitor_ext/group_store.h"
 #include "monitor_ext/leader_lease.h"
+#include "monitor_ext/metrics.h"
 #include "monitor_ext/pg_include.h"
 
 #include <type_traits>
@@ -94,6 +95,7 @@ PG_FUNCTION_INFO_V1(autofailover_node_health);
 PG_FUNCTION_INFO_V1(autofailover_core_node_states);
 PG_FUNCTION_INFO_V1(autofailover_host_problem);
 PG_FUNCTION_INFO_V1(autofailover_node_name_problem);
+PG_FUNCTION_INFO_V1(autofailover_operator_preview);
 
 // _decide(formation, group_id, node_id): run the decision for the group, store
 // it, and return what the keeper of node_id (may be NULL) needs to know.
@@ -108,6 +110,7 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
         elog(ERROR, "autofailover._decide must return a composite type");
     result_desc = BlessTupleDesc(result_desc);
     MemoryContext caller_context = CurrentMemoryContext;
+    const TimestampTz decision_started = GetCurrentTimestamp();
 
     SPI_connect();
     GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
@@ -122,6 +125,8 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
         }
         autofailover_ext::raise_if_failed(decided);
         goal_changes = autofailover_ext::store_decision(group, decision);
+        // Load + core + store, the time a keeper's report or a worker round waits for its decision.
+        autofailover_ext::count_decision(GetCurrentTimestamp() - decision_started);
     } else {
         // Replicated monitors, lease not held (docs/monitor-ha.md): the heartbeat the
         // caller stored stays, the keeper gets the stored goal, nothing is decided.
@@ -312,6 +317,59 @@ PGDLLEXPORT Datum autofailover_host_problem(PG_FUNCTION_ARGS) {
 
 PGDLLEXPORT Datum autofailover_node_name_problem(PG_FUNCTION_ARGS) {
     return validation_result(fcinfo, autofailover_bridge::Validated::NodeName);
+}
+
+// _operator_preview(command, formation, group_id, target_node, accept_data_loss) →
+// one row per node of the group: (node_id, planned_goal, reason, would_be_promoted,
+// waiting_reason, would_wait_ms, would_wait_for). The operator command planned and its outcome simulated by the
+// core (libautofailover/what_if.h) on the stored snapshot; nothing is written.
+PGDLLEXPORT Datum autofailover_operator_preview(PG_FUNCTION_ARGS) {
+    const char* command_name = text_arg(fcinfo, 0, "command");
+    const char* formation = text_arg(fcinfo, 1, "formation");
+    require_not_null(fcinfo, 2, "group_id");
+    const int group_id = PG_GETARG_INT32(2);
+    autofailover_bridge::OperatorInput command{};
+    command.command = parse_command(command_name);
+    command.target = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3);
+    command.accept_data_loss = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
+    command.what_changed = "";
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+
+    SPI_connect();
+    GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
+    autofailover_ext::load_group(formation, group_id, 0, group);
+    DecisionOutput* plan = autofailover_ext::new_decision_output(group->node_count);
+    autofailover_bridge::PreviewOutput* preview =
+        static_cast<autofailover_bridge::PreviewOutput*>(palloc0(sizeof(autofailover_bridge::PreviewOutput)));
+    BridgeResult planned = autofailover_bridge::run_operator_preview(*group, command, *plan, *preview);
+    if (planned.outcome == Outcome::NeedMoreText) {
+        autofailover_ext::grow_text(&plan->text);
+        planned = autofailover_bridge::run_operator_preview(*group, command, *plan, *preview);
+    }
+    autofailover_ext::raise_if_failed(planned);
+    for (std::size_t i = 0; i < group->node_count; ++i) {
+        const std::int64_t id = group->nodes[i].node_id;
+        const char* goal = nullptr;
+        const char* reason = nullptr;
+        for (std::size_t a = 0; a < plan->count; ++a)
+            if (plan->assignments[a].node_id == id) {
+                goal = plan->assignments[a].goal;
+                reason = plan->assignments[a].reason;
+            }
+        Datum values[7];
+        bool nulls[7] = {};
+        values[0] = Int64GetDatum(id);
+        values[1] = text_or_null(goal, &nulls[1]);
+        values[2] = text_or_null(reason, &nulls[2]);
+        values[3] = BoolGetDatum(preview->has_promoted && preview->promoted_node_id == id);
+        values[4] = CStringGetTextDatum(preview->waiting);
+        values[5] = Int64GetDatum(preview->waited_ms);
+        values[6] = CStringGetTextDatum(preview->first_wait);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    SPI_finish();
+    return (Datum)0;
 }
 
 }  // extern "C"

@@ -1262,3 +1262,224 @@ GRANT EXECUTE ON FUNCTION autofailover.report_promotion_veto(text, bigint, text)
     TO autofailover_node_keepers, autofailover_operator;
 GRANT SELECT ON autofailover.promotion_vetoes TO autofailover_operator;
 -- END pre_promote veto
+-- BEGIN metrics (docs/operations.md, "Metrics"): autofailover.metrics(), the
+-- source of `autoctl show metrics` (Prometheus text format).
+------------------------------------------------------------------------------
+-- The last probe's duration in seconds, retries included (written by the health-check worker).
+ALTER TABLE autofailover.node_health ADD COLUMN probe_seconds double precision;
+
+-- Monitor-wide counters in shared memory (monitor_ext/metrics.cpp), zero when Postgres starts.
+CREATE FUNCTION autofailover._monitor_counters(OUT decisions bigint, OUT decision_seconds double precision,
+    OUT last_decision_seconds double precision, OUT probes_up bigint, OUT probes_down bigint)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_monitor_counters';
+
+-- Prometheus label set from name/value pairs, values escaped as the text format wants (\\, \", \n).
+CREATE FUNCTION autofailover._prom_labels(VARIADIC pairs text[]) RETURNS text
+    LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT '{' || string_agg(pairs[i] || '="' ||
+                             replace(replace(replace(pairs[i + 1], '\', '\\'), '"', '\"'), E'\n', '\n') || '"',
+                             ',' ORDER BY i) || '}'
+      FROM generate_series(1, coalesce(array_length(pairs, 1), 0), 2) AS i
+$$;
+
+-- One row per sample: `name`, `labels` (already in the text format, '' when none), `value`,
+-- `type` (gauge|counter) and `help`; ordered so that a metric's samples follow each other.
+-- Failovers and switchovers are counted from the events table (docs/operations.md says how).
+CREATE FUNCTION autofailover.metrics(formation text DEFAULT NULL)
+    RETURNS TABLE (name text, labels text, value double precision, type text, help text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF $1 IS NOT NULL THEN
+        PERFORM autofailover._check_formation($1);
+    END IF;
+    RETURN QUERY
+    WITH grp AS (
+        SELECT g.formation_id, g.group_id, v.primary_node_id,
+               autofailover._prom_labels('formation', g.formation_id, 'group', g.group_id::text) AS l
+          FROM autofailover.groups g
+          CROSS JOIN LATERAL autofailover._group_view(g.formation_id, g.group_id) v
+         WHERE ($1 IS NULL OR g.formation_id = $1)
+           AND EXISTS (SELECT 1 FROM autofailover.nodes n
+                        WHERE n.formation_id = g.formation_id AND n.group_id = g.group_id)),
+    nd AS (
+        SELECT n.*, h.health, h.last_health_check, h.probe_seconds, j.keeper_reporting, grp.primary_node_id,
+               p.lsn AS primary_lsn,
+               autofailover._prom_labels('formation', n.formation_id, 'group', n.group_id::text,
+                                         'node', n.node_name, 'node_id', n.node_id::text) AS l
+          FROM autofailover.nodes n
+          JOIN grp ON grp.formation_id = n.formation_id AND grp.group_id = n.group_id
+          LEFT JOIN autofailover.node_health h ON h.node_id = n.node_id
+          LEFT JOIN autofailover.nodes p ON p.node_id = grp.primary_node_id
+          JOIN LATERAL autofailover._node_health(n.formation_id, n.group_id) j ON j.node_id = n.node_id),
+    ev AS (
+        SELECT e.formation_id, e.group_id,
+               -- the assignment itself (a primary told to drain), not the reports that follow it
+               count(*) FILTER (WHERE e.goal_state = 'draining' AND e.reported_state IN
+                   ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings')) AS switchovers,
+               count(*) FILTER (WHERE e.goal_state = 'demoted' AND e.reported_state IN
+                   ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings', 'demote_timeout',
+                    'prepare_maintenance')) AS failovers
+          FROM autofailover.events e
+         WHERE ($1 IS NULL OR e.formation_id = $1) AND e.group_id IS NOT NULL
+         GROUP BY e.formation_id, e.group_id),
+    samples AS (
+        SELECT 'autofailover_node_reported_state' AS n, autofailover._prom_labels('formation', nd.formation_id,
+                   'group', nd.group_id::text, 'node', nd.node_name, 'node_id', nd.node_id::text,
+                   'state', nd.reported_state::text) AS l, 1::float8 AS v, 'gauge' AS t,
+               'The state the node''s keeper last reported (1 for that state).' AS h FROM nd
+        UNION ALL
+        SELECT 'autofailover_node_goal_state', autofailover._prom_labels('formation', nd.formation_id,
+                   'group', nd.group_id::text, 'node', nd.node_name, 'node_id', nd.node_id::text,
+                   'state', nd.goal_state::text), 1, 'gauge',
+               'The goal state the monitor assigned to the node (1 for that state).' FROM nd
+        UNION ALL
+        SELECT 'autofailover_node_is_primary', nd.l, (nd.node_id = nd.primary_node_id IS TRUE)::int, 'gauge',
+               '1 for the node standbys follow (the group''s primary), else 0.' FROM nd
+        UNION ALL
+        SELECT 'autofailover_node_pg_running', nd.l, nd.pg_is_running::int, 'gauge',
+               'Whether the keeper last reported Postgres running.' FROM nd
+        UNION ALL
+        SELECT 'autofailover_node_timeline', nd.l, nd.timeline, 'gauge',
+               'The timeline the keeper last reported.' FROM nd
+        UNION ALL
+        SELECT 'autofailover_node_lag_bytes', nd.l, greatest(nd.primary_lsn - nd.lsn, 0)::float8, 'gauge',
+               'Bytes of WAL between the primary''s last reported LSN and this node''s (absent without a primary).'
+          FROM nd WHERE nd.primary_lsn IS NOT NULL
+        UNION ALL
+        SELECT 'autofailover_node_candidate_priority', nd.l, nd.candidate_priority, 'gauge',
+               'candidate_priority of the node (0: never promoted).' FROM nd
+        UNION ALL
+        SELECT 'autofailover_node_last_report_age_seconds', nd.l,
+               extract(epoch FROM clock_timestamp() - nd.last_report)::float8, 'gauge',
+               'Seconds since the node''s keeper last reported (absent before its first report).'
+          FROM nd WHERE nd.last_report IS NOT NULL
+        UNION ALL
+        SELECT 'autofailover_node_keeper_reporting', nd.l, nd.keeper_reporting::int, 'gauge',
+               'Whether the keeper reported within node_considered_unhealthy_timeout (the core''s judgement).' FROM nd
+        UNION ALL
+        SELECT 'autofailover_node_probe_up', nd.l, (nd.health = 'good')::int, 'gauge',
+               'Result of the monitor''s last health probe of the node (absent before the first).'
+          FROM nd WHERE nd.health IN ('good', 'bad')
+        UNION ALL
+        SELECT 'autofailover_node_probe_duration_seconds', nd.l, nd.probe_seconds, 'gauge',
+               'Duration of the last health probe of the node, retries included.'
+          FROM nd WHERE nd.probe_seconds IS NOT NULL
+        UNION ALL
+        SELECT 'autofailover_node_last_probe_age_seconds', nd.l,
+               extract(epoch FROM clock_timestamp() - nd.last_health_check)::float8, 'gauge',
+               'Seconds since the last health probe of the node ended.' FROM nd WHERE nd.last_health_check IS NOT NULL
+        UNION ALL
+        SELECT 'autofailover_group_nodes', grp.l, count(*)::float8, 'gauge', 'Nodes registered in the group.'
+          FROM grp JOIN nd ON nd.formation_id = grp.formation_id AND nd.group_id = grp.group_id
+         GROUP BY grp.l
+        UNION ALL
+        SELECT 'autofailover_group_has_primary', grp.l, (grp.primary_node_id IS NOT NULL)::int, 'gauge',
+               'Whether the group has a primary for standbys to follow (0 during a failover).' FROM grp
+        UNION ALL
+        SELECT 'autofailover_group_sync_standbys', grp.l,
+               (SELECT count(*) FROM nd s JOIN nd p ON p.node_id = grp.primary_node_id
+                 WHERE s.formation_id = grp.formation_id AND s.group_id = grp.group_id
+                   AND s.node_id <> p.node_id AND s.reported_state = 'secondary' AND s.replication_quorum
+                   AND s.node_id = ANY (p.streaming_standbys))::float8, 'gauge',
+               'Quorum standbys in state secondary that the primary reports streaming (0 without a primary).'
+          FROM grp
+        UNION ALL
+        SELECT 'autofailover_formation_number_sync_standbys',
+               autofailover._prom_labels('formation', f.formation_id), f.number_sync_standbys, 'gauge',
+               'number_sync_standbys of the formation.'
+          FROM autofailover.formations f WHERE $1 IS NULL OR f.formation_id = $1
+        UNION ALL
+        SELECT 'autofailover_switchovers_total', grp.l, coalesce(ev.switchovers, 0)::float8, 'counter',
+               'Primaries asked to hand over (goal draining: switchover, promotion), from the events table.'
+          FROM grp LEFT JOIN ev ON ev.formation_id = grp.formation_id AND ev.group_id = grp.group_id
+        UNION ALL
+        SELECT 'autofailover_failovers_total', grp.l, coalesce(ev.failovers, 0)::float8, 'counter',
+               'Primaries declared failed (goal demoted while reporting a primary state), from the events table.'
+          FROM grp LEFT JOIN ev ON ev.formation_id = grp.formation_id AND ev.group_id = grp.group_id
+        UNION ALL
+        SELECT 'autofailover_events_total', autofailover._prom_labels('formation', f.formation_id),
+               (SELECT count(*) FROM autofailover.events e WHERE e.formation_id = f.formation_id)::float8,
+               'counter', 'Events (goal changes, removals) recorded for the formation.'
+          FROM autofailover.formations f WHERE $1 IS NULL OR f.formation_id = $1
+        UNION ALL
+        SELECT 'autofailover_decisions_total', '', c.decisions, 'counter',
+               'Decisions taken by this monitor since Postgres started (keeper reports and health-check rounds).'
+          FROM autofailover._monitor_counters() c
+        UNION ALL
+        SELECT 'autofailover_decision_seconds_total', '', c.decision_seconds, 'counter',
+               'Time spent in those decisions (load, core, store), since Postgres started.'
+          FROM autofailover._monitor_counters() c
+        UNION ALL
+        SELECT 'autofailover_last_decision_seconds', '', c.last_decision_seconds, 'gauge',
+               'Duration of the last decision.' FROM autofailover._monitor_counters() c
+        UNION ALL
+        SELECT 'autofailover_probes_total', autofailover._prom_labels('result', 'up'), c.probes_up, 'counter',
+               'Health probes stored since Postgres started, by result.' FROM autofailover._monitor_counters() c
+        UNION ALL
+        SELECT 'autofailover_probes_total', autofailover._prom_labels('result', 'down'), c.probes_down, 'counter',
+               'Health probes stored since Postgres started, by result.' FROM autofailover._monitor_counters() c)
+    SELECT s.n, s.l, s.v, s.t, s.h FROM samples s ORDER BY s.n, s.l;
+END $$;
+
+REVOKE ALL ON FUNCTION autofailover._monitor_counters(), autofailover._prom_labels(text[]),
+    autofailover.metrics(text) FROM PUBLIC;
+-- pg_monitor: a Prometheus exporter may scrape with a role that can do nothing else.
+GRANT EXECUTE ON FUNCTION autofailover.metrics(text) TO autofailover_operator, pg_monitor;
+GRANT USAGE ON SCHEMA autofailover TO pg_monitor;
+-- END metrics
+
+------------------------------------------------------------------------------
+-- BEGIN dry-run (autoctl perform switchover|failover|promotion --dry-run):
+-- the operator command planned and its outcome simulated by the core on the
+-- stored snapshot; nothing written, no lock taken (autoctl calls it in a
+-- REPEATABLE READ, READ ONLY transaction: one consistent snapshot).
+------------------------------------------------------------------------------
+CREATE FUNCTION autofailover._operator_preview(command text, formation text, group_id int, target bigint,
+    accept_data_loss bool)
+    RETURNS TABLE (node_id bigint, planned_goal text, reason text, would_be_promoted bool, waiting_reason text,
+                   would_wait_ms bigint, would_wait_for text)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_operator_preview';
+
+CREATE FUNCTION autofailover.plan_operation(command text, formation text DEFAULT 'default', group_id int DEFAULT 0,
+    node text DEFAULT NULL, accept_data_loss bool DEFAULT false)
+    RETURNS TABLE (node_id bigint, node_name text, reported_state autofailover.node_state,
+                   goal_state autofailover.node_state, planned_goal_state text, reason text, timeline int,
+                   lsn pg_lsn, is_primary bool, lsn_behind_primary numeric, would_be_promoted bool,
+                   waiting_reason text, would_wait_ms bigint, would_wait_for text)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_group int := $3;
+    v_target bigint;
+    v_primary bigint;
+BEGIN
+    PERFORM autofailover._require($1, 'command');
+    IF $1 NOT IN ('switchover', 'failover', 'promotion') THEN
+        RAISE EXCEPTION 'invalid command "%": switchover, failover or promotion expected', $1
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM autofailover._check_formation($2);
+    IF $1 = 'promotion' THEN
+        PERFORM autofailover._require($4, 'node');
+        SELECT f.o_node_id, f.o_group_id INTO v_target, v_group FROM autofailover._find_node($2, $4) f;
+    END IF;
+    PERFORM autofailover._require(v_group, 'group_id');
+    IF NOT EXISTS (SELECT 1 FROM autofailover.nodes n WHERE n.formation_id = $2 AND n.group_id = v_group) THEN
+        RAISE EXCEPTION 'group % of formation "%" has no nodes', v_group, $2 USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT v.primary_node_id INTO v_primary FROM autofailover._group_view($2, v_group) v;
+    RETURN QUERY
+        SELECT n.node_id, n.node_name, n.reported_state, n.goal_state, p.planned_goal, p.reason, n.timeline, n.lsn,
+               n.node_id = v_primary IS TRUE,
+               CASE WHEN pr.node_id IS NOT NULL AND pr.timeline = n.timeline
+                    THEN greatest(pr.lsn - n.lsn, 0) END,
+               p.would_be_promoted, p.waiting_reason, p.would_wait_ms, p.would_wait_for
+          FROM autofailover._operator_preview($1, $2, v_group, v_target, coalesce($5, false)) p
+          JOIN autofailover.nodes n ON n.node_id = p.node_id
+          LEFT JOIN autofailover.nodes pr ON pr.node_id = v_primary
+         ORDER BY n.node_id;
+END $$;
+
+REVOKE ALL ON FUNCTION autofailover._operator_preview(text, text, int, bigint, bool),
+    autofailover.plan_operation(text, text, int, text, bool) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autofailover.plan_operation(text, text, int, text, bool) TO autofailover_operator;
+-- END dry-run
