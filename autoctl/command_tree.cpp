@@ -14,6 +14,7 @@ void build_command_tree(CLI::App& app) {
     add_drop_commands(app);
     add_monitor_ha_commands(app);
     add_adopt_commands(app);
+    add_backup_commands(app);
 }
 
 }  // namespace autoctl

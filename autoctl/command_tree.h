@@ -15,6 +15,7 @@ void add_set_commands(CLI::App& app);          // set node ... | set formation .
 void add_drop_commands(CLI::App& app);         // drop node
 void add_monitor_ha_commands(CLI::App& app);   // run-monitor | show monitors (after add_show_commands)
 void add_adopt_commands(CLI::App& app);        // enable monitor (after add_maintenance_commands)
+void add_backup_commands(CLI::App& app);       // perform backup | show backups (after perform and show)
 
 void build_command_tree(CLI::App& app);
 
