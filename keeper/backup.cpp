@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 
 #include <filesystem>
+#include <regex>
 
 #include <stdexcept>
 
@@ -69,8 +70,10 @@ std::string backup_conf_text(const KeeperConfig& c) {
         return out + "'";
     };
     // The same on every node (only pg1-path differs), so nothing changes at a role change:
-    // Postgres archives on the primary, and with "always" on standbys too (docs/backups.md).
-    return "archive_mode = " + c.backup.archive_mode + "\n" + "archive_command = " + guc(archive_command(c)) + "\n" +
+    // Postgres archives on the primary only. Not "always": pgBackRest refuses to back up a
+    // primary running with it ("archive_mode=always not supported"); what a standby
+    // received but the old primary never archived is handled at promotion (docs/backups.md).
+    return std::string("archive_mode = on\n") + "archive_command = " + guc(archive_command(c)) + "\n" +
            "restore_command = " + guc(restore_command(c)) + "\n";
 }
 
@@ -85,6 +88,20 @@ std::vector<std::string> pgbackrest_argv(const KeeperConfig::Backup& b, const st
 std::vector<std::string> pgbackrest_node_options(const KeeperConfig& node, int index) {
     const std::string pg = "--pg" + std::to_string(index) + "-";
     return {pg + "path=" + node.pgdata, pg + "port=" + std::to_string(node.port), pg + "socket-path=" + node.socket_dir};
+}
+
+int requeue_received_segments(const std::string& pgdata) {
+    static const std::regex segment_done(R"([0-9A-F]{24}\.done)");
+    const std::filesystem::path status = std::filesystem::path(pgdata) / "pg_wal" / "archive_status";
+    int count = 0;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(status, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (!std::regex_match(name, segment_done)) continue;
+        std::filesystem::rename(entry.path(), status / (name.substr(0, 24) + ".ready"), ec);
+        if (!ec) ++count;
+    }
+    return count;
 }
 
 BackupInfo parse_backup_info(const std::string& json_text, const std::string& stanza) {

@@ -25,6 +25,13 @@ std::string restore_command(const KeeperConfig& config);
 // Lines for autofailover.conf: archive_mode, archive_command, restore_command; "" when off.
 std::string backup_conf_text(const KeeperConfig& config);
 
+// Before a standby is promoted: every complete WAL segment it received is marked for the
+// archiver again (archive_status/<segment>.done renamed to .ready), so that the new
+// primary archives what the old one may not have pushed before it died; a standby with
+// archive_mode=on marks received segments as archived. pgBackRest answers a push of a
+// segment it holds with a warning and success. Returns how many were marked.
+int requeue_received_segments(const std::string& pgdata);
+
 // argv of a pgBackRest command: <command> --config=.. --stanza=.. <options...> <name>.
 std::vector<std::string> pgbackrest_argv(const KeeperConfig::Backup& backup, const std::string& name,
                                          const std::vector<std::string>& options = {});

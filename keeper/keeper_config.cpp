@@ -166,10 +166,6 @@ std::optional<std::string> backup_setting_problem(const std::string& key, const 
         return "must be an absolute path of letters, digits and _ . / + - (it reaches archive_command, "
                "which Postgres runs through /bin/sh)";
     }
-    if (key == "archive_mode") {
-        if (value == "always" || value == "on") return std::nullopt;
-        return "must be always or on";
-    }
     return "is not a backup setting";
 }
 
@@ -228,7 +224,7 @@ std::string config_to_json(const KeeperConfig& c) {
     };
     if (c.backup.enabled())
         j["backup"] = Json{{"tool", c.backup.tool}, {"stanza", c.backup.stanza}, {"config", c.backup.config},
-                           {"command", c.backup.command}, {"archive_mode", c.backup.archive_mode}};
+                           {"command", c.backup.command}};
     return j.dump(2) + "\n";
 }
 
@@ -317,8 +313,7 @@ KeeperConfig config_from_json(const std::string& text) {
         for (auto [key, into] : {std::pair<const char*, std::string*>{"tool", &b.tool},
                                  {"stanza", &b.stanza},
                                  {"config", &b.config},
-                                 {"command", &b.command},
-                                 {"archive_mode", &b.archive_mode}}) {
+                                 {"command", &b.command}}) {
             read_text(*it, key, *into);
             if (!b.tool.empty() || std::string(key) == "tool")
                 if (auto problem = backup_setting_problem(key, *into)) bad(std::string("backup.") + key, *problem);

@@ -121,9 +121,6 @@ struct KeeperConfig {
         std::string stanza;                  // pgBackRest stanza of the formation
         std::string config;                  // absolute path of the pgbackrest.conf to use
         std::string command = "/usr/bin/pgbackrest";
-        // always: standbys archive what they receive too (pgBackRest skips a segment it
-        // already holds), so a segment the primary had not pushed when it died is not lost.
-        std::string archive_mode = "always";  // or "on": the primary alone archives
         bool enabled() const { return !tool.empty(); }
     } backup;
 };
@@ -148,7 +145,7 @@ std::optional<std::string> unsafe_path_reason(const std::string& path);
 // group hosts into pg_hba.conf.
 std::optional<std::string> invalid_hostname_reason(const std::string& host);
 
-// Why a value of keeper.json "backup" (key: tool, stanza, config, command, archive_mode)
+// Why a value of keeper.json "backup" (key: tool, stanza, config, command)
 // is refused, or nullopt. stanza: 1-64 letters, digits, '_' or '-'; config and command:
 // absolute paths of letters, digits and _ . / + - only (they reach archive_command,
 // which Postgres runs through /bin/sh).

@@ -553,6 +553,12 @@ void promote(ActionContext& ctx) {
             log_warn("node={} state={} slots not created before promotion (after it, then): {}", ctx.config.name,
                      to_string(ctx.state.current_state), e.what());
         }
+        if (ctx.config.backup.enabled()) {
+            // Picked up by the archiver, which starts with the promotion (docs/backups.md).
+            const int marked = requeue_received_segments(ctx.config.pgdata);
+            log_info("node={} state={} {} received WAL segments queued for archiving again before promotion",
+                     ctx.config.name, to_string(ctx.state.current_state), marked);
+        }
         ctx.pg.promote(ctx.tick);
         if (!wait_until(ctx, ctx.config.timeouts.promote_timeout, [&] { return !in_recovery(ctx.pg); }))
             fail("promotion did not finish within promote_timeout");

@@ -6,6 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
 using namespace autofailover::keeper;
 
 namespace {
@@ -39,7 +43,6 @@ TEST_CASE("backup settings survive a round trip and are absent when off", "[back
     CHECK(back.backup.enabled());
     CHECK(back.backup.stanza == "main-1");
     CHECK(back.backup.config == "/tmp/f/pgbackrest.conf");
-    CHECK(back.backup.archive_mode == "always");
     KeeperConfig off = node_with_backup();
     off.backup = {};
     CHECK(config_to_json(off).find("\"backup\"") == std::string::npos);
@@ -59,9 +62,6 @@ TEST_CASE("backup values that would reach a shell or a command line are refused"
                       Catch::Contains("backup.tool"));
     CHECK_THROWS_WITH(config_from_json(with_backup(R"({"tool":"pgbackrest","stanza":"","config":"/tmp/c"})")),
                       Catch::Contains("backup.stanza"));
-    CHECK_THROWS_WITH(
-        config_from_json(with_backup(R"({"tool":"pgbackrest","stanza":"s","config":"/tmp/c","archive_mode":"off"})")),
-        Catch::Contains("backup.archive_mode"));
     CHECK(backup_setting_problem("stanza", "--stanza=x").has_value());
     CHECK_FALSE(backup_setting_problem("config", "/etc/pgbackrest/pgbackrest.conf").has_value());
 }
@@ -78,7 +78,7 @@ TEST_CASE("archive and restore commands quote every word for /bin/sh and Postgre
     c.pgdata = "/tmp/it's 100%";
     CHECK(shell_word_for_archive_command(c.pgdata) == "'/tmp/it'\\''s 100%%'");
     const std::string conf = autofailover_conf_text(c);
-    CHECK(conf.find("archive_mode = always\n") != std::string::npos);
+    CHECK(conf.find("archive_mode = on\n") != std::string::npos);
     // In postgresql.conf syntax the whole command is one quoted value, its own quotes doubled.
     CHECK(conf.find("archive_command = ''/usr/bin/pgbackrest''") == std::string::npos);
     CHECK(conf.find("archive_command = '''/usr/bin/pgbackrest'' ") != std::string::npos);
@@ -126,4 +126,24 @@ TEST_CASE("pgBackRest command lines name the node by options, never through a sh
     CHECK(argv[4] == "--pg2-port=6951");
     CHECK(argv[5] == "--pg2-socket-path=/tmp/sock");
     CHECK(argv[6] == "backup");
+}
+
+TEST_CASE("before a promotion every received segment is queued for the archiver again", "[backup]") {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("af_requeue_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir / "pg_wal" / "archive_status");
+    auto touch = [&](const std::string& name) { std::ofstream(dir / "pg_wal" / "archive_status" / name) << ""; };
+    touch("000000010000000000000003.done");
+    touch("000000010000000000000004.done");
+    touch("000000010000000000000005.ready");      // not archived yet: stays as it is
+    touch("00000002.history.done");               // history files are archived at promotion anyway
+    touch("000000010000000000000002.00000028.backup.done");
+    CHECK(requeue_received_segments(dir.string()) == 2);
+    CHECK(fs::exists(dir / "pg_wal" / "archive_status" / "000000010000000000000003.ready"));
+    CHECK(fs::exists(dir / "pg_wal" / "archive_status" / "000000010000000000000004.ready"));
+    CHECK_FALSE(fs::exists(dir / "pg_wal" / "archive_status" / "000000010000000000000004.done"));
+    CHECK(fs::exists(dir / "pg_wal" / "archive_status" / "00000002.history.done"));
+    CHECK(requeue_received_segments((dir / "missing").string()) == 0);
+    fs::remove_all(dir);
 }

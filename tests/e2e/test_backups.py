@@ -120,7 +120,7 @@ def test_backup_from_the_standby_and_managed_archiving(formation):
     primary = f.primary()
     standby = f.standbys()[0]
     for node in (primary, standby):
-        assert node.sql("SHOW archive_mode")[0][0] == "always"
+        assert node.sql("SHOW archive_mode")[0][0] == "on"
         command = node.sql("SHOW archive_command")[0][0]
         assert f"--pg1-path={node.pgdata}" in command and "archive-push" in command, command
         assert "archive-get" in node.sql("SHOW restore_command")[0][0]
