@@ -50,17 +50,17 @@ TEST_CASE("backup settings survive a round trip and are absent when off", "[back
 }
 
 TEST_CASE("backup values that would reach a shell or a command line are refused", "[backup]") {
-    CHECK_THROWS_WITH(config_from_json(with_backup(R"({"tool":"pgbackrest","stanza":"a;rm -rf /","config":"/tmp/c"})")),
+    CHECK_THROWS_WITH(config_from_json(with_backup(R"j({"tool":"pgbackrest","stanza":"a;rm -rf /","config":"/tmp/c"})j")),
                       Catch::Contains("backup.stanza"));
-    CHECK_THROWS_WITH(config_from_json(with_backup(R"({"tool":"pgbackrest","stanza":"s","config":"/tmp/c'x"})")),
+    CHECK_THROWS_WITH(config_from_json(with_backup(R"j({"tool":"pgbackrest","stanza":"s","config":"/tmp/c'x"})j")),
                       Catch::Contains("backup.config"));
-    CHECK_THROWS_WITH(config_from_json(with_backup(R"({"tool":"pgbackrest","stanza":"s","config":"relative.conf"})")),
+    CHECK_THROWS_WITH(config_from_json(with_backup(R"j({"tool":"pgbackrest","stanza":"s","config":"relative.conf"})j")),
                       Catch::Contains("backup.config"));
-    CHECK_THROWS_WITH(config_from_json(with_backup(R"({"tool":"pgbackrest","stanza":"s","config":"/tmp/$(id)"})")),
+    CHECK_THROWS_WITH(config_from_json(with_backup(R"j({"tool":"pgbackrest","stanza":"s","config":"/tmp/$(id)"})j")),
                       Catch::Contains("backup.config"));
-    CHECK_THROWS_WITH(config_from_json(with_backup(R"({"tool":"wal-g","stanza":"s","config":"/tmp/c"})")),
+    CHECK_THROWS_WITH(config_from_json(with_backup(R"j({"tool":"wal-g","stanza":"s","config":"/tmp/c"})j")),
                       Catch::Contains("backup.tool"));
-    CHECK_THROWS_WITH(config_from_json(with_backup(R"({"tool":"pgbackrest","stanza":"","config":"/tmp/c"})")),
+    CHECK_THROWS_WITH(config_from_json(with_backup(R"j({"tool":"pgbackrest","stanza":"","config":"/tmp/c"})j")),
                       Catch::Contains("backup.stanza"));
     CHECK(backup_setting_problem("stanza", "--stanza=x").has_value());
     CHECK_FALSE(backup_setting_problem("config", "/etc/pgbackrest/pgbackrest.conf").has_value());
