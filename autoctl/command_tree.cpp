@@ -16,6 +16,7 @@ void build_command_tree(CLI::App& app) {
     add_adopt_commands(app);
     add_observe_commands(app);
     add_config_commands(app);
+    add_backup_commands(app);
 }
 
 }  // namespace autoctl

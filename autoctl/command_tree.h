@@ -17,6 +17,7 @@ void add_monitor_ha_commands(CLI::App& app);   // run-monitor | show monitors (a
 void add_adopt_commands(CLI::App& app);        // enable monitor (after add_maintenance_commands)
 void add_observe_commands(CLI::App& app);      // show metrics | fsm, watch (after add_show_commands)
 void add_config_commands(CLI::App& app);       // config get | set | check, reload
+void add_backup_commands(CLI::App& app);       // perform backup | show backups (after perform and show)
 
 void build_command_tree(CLI::App& app);
 

@@ -178,6 +178,19 @@ void warn_about_client_access(const keeper::CreateNodeOptions& node) {
                                      "stands between the internet and the admitted roles.\n", network);
 }
 
+// pgBackRest integration (docs/backups.md): keeper.json "backup"; values checked by the keeper.
+void add_backup_options(CLI::App* cmd, keeper::CreateNodeOptions& node) {
+    auto* tool = cmd->add_option("--backup", node.backup_tool,
+                                 "pgbackrest: the keeper manages WAL archiving and restore_command, builds standbys "
+                                 "from the latest backup and rewinds with --restore-target-wal (docs/backups.md)")
+                     ->check(CLI::IsMember({"pgbackrest"}));
+    cmd->add_option("--backup-stanza", node.backup_stanza, "With --backup: the formation's pgBackRest stanza")
+        ->needs(tool);
+    cmd->add_option("--backup-config", node.backup_config,
+                    "With --backup: absolute path of the pgbackrest.conf to use (repo1-path, log-path, spool-path)")
+        ->needs(tool);
+}
+
 void add_create_postgres(CLI::App* create) {
     auto o = std::make_shared<CreatePostgresOptions>();
     CLI::App* cmd = create->add_subcommand(
@@ -227,6 +240,7 @@ void add_create_postgres(CLI::App* create) {
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     cmd->add_flag("--run", o->run, "Then run the keeper in the foreground (like autoctl run)");
+    add_backup_options(cmd, o->node);
     cmd->callback([o] {
         o->node.pg_bindir = AUTOFAILOVER_PG_BINDIR;
         o->node.ssl = !o->no_ssl;

@@ -72,6 +72,11 @@ struct CreateNodeOptions {
     // When false, `run_keeper` does it on its first loops.
     bool initialize_now = true;
     std::chrono::milliseconds init_timeout{std::chrono::minutes(5)};
+    // --backup pgbackrest --backup-stanza S --backup-config FILE (docs/backups.md): keeper.json
+    // "backup". Empty tool: no backup integration.
+    std::string backup_tool;
+    std::string backup_stanza;
+    std::string backup_config;
 };
 
 struct CreatedNode {
@@ -151,5 +156,25 @@ std::optional<long> set_client_access(const std::string& pgdata, const std::stri
 
 // The connection string with any password replaced by "****" (URI and key=value forms).
 std::string redact_conninfo(const std::string& conninfo);
+
+// pgBackRest (docs/backups.md), for `autoctl perform backup` and `autoctl show backups`.
+// The nodes are this host's, named by their data directories (their keeper.json say
+// stanza, config file, port and socket). pgBackRest needs the primary for every
+// backup (start/stop backup); with from="standby" (the default) the files are copied
+// from a streaming standby (--backup-standby), else from the primary.
+struct BackupRequest {
+    std::vector<std::string> pgdatas;
+    std::string from = "standby";  // standby or primary
+    std::string type = "full";     // full, diff or incr
+    std::chrono::milliseconds timeout{std::chrono::hours(6)};
+};
+struct BackupOutcome {
+    std::string primary;      // node names
+    std::string copied_from;  // the node whose files were copied
+    std::string label;        // the new backup's label
+    std::string note;         // why the primary was used although a standby was asked for
+    double seconds = 0;
+};
+BackupOutcome perform_backup(const BackupRequest& request);
 
 }  // namespace autofailover::keeper

@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <tuple>
 #include <unistd.h>
 
 namespace autofailover::keeper {
@@ -199,6 +200,23 @@ std::string default_state_dir(const std::string& pgdata) {
     return p + ".keeper";
 }
 
+// --backup*: before anything is written; the values reach command lines and archive_command.
+void check_backup_options(const CreateNodeOptions& options) {
+    if (options.backup_tool.empty()) {
+        if (!options.backup_stanza.empty() || !options.backup_config.empty())
+            throw KeeperError(KeeperError::Kind::BadArguments, "--backup-stanza and --backup-config need --backup pgbackrest");
+        return;
+    }
+    for (auto [option, key, value] : {std::tuple<const char*, const char*, const std::string*>{"--backup", "tool", &options.backup_tool},
+                                      {"--backup-stanza", "stanza", &options.backup_stanza},
+                                      {"--backup-config", "config", &options.backup_config}})
+        if (auto problem = backup_setting_problem(key, *value))
+            throw KeeperError(KeeperError::Kind::BadArguments, std::string(option) + " " + printable(*value) + ": " + *problem);
+    if (::access(options.backup_config.c_str(), R_OK) != 0)
+        throw KeeperError(KeeperError::Kind::BadArguments,
+                          "--backup-config " + options.backup_config + ": not readable by this OS user");
+}
+
 CreatedNode create_postgres_node(const CreateNodeOptions& options) {
     refuse_root();
     if (options.pgdata.empty()) throw KeeperError(KeeperError::Kind::BadArguments, "--pgdata is required");
@@ -219,6 +237,7 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         throw KeeperError(KeeperError::Kind::BadArguments, "--http-listen " + options.http_listen + ": " + *reason);
     if (options.http_port != 0 && options.http_port == options.port)
         throw KeeperError(KeeperError::Kind::BadArguments, "--http-port must differ from --pgport");
+    check_backup_options(options);
     fs::create_directories(dir);
     fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
 
@@ -253,6 +272,9 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         config.skip_pg_hba = options.skip_pg_hba;
         config.http_port = options.http_port;
         config.http_listen = options.http_listen;
+        config.backup.tool = options.backup_tool;
+        config.backup.stanza = options.backup_stanza;
+        config.backup.config = options.backup_config;
         set_up_credentials(options, dir, config);
         // The bootstrap password may only register; it is kept (0600) for a re-registration
         // after `drop node`, never in keeper.json and never used for anything else.

@@ -150,6 +150,25 @@ std::optional<std::string> invalid_hostname_reason(const std::string& host) {
     return std::nullopt;
 }
 
+std::optional<std::string> backup_setting_problem(const std::string& key, const std::string& value) {
+    if (key == "tool") {
+        if (value.empty() || value == "pgbackrest") return std::nullopt;
+        return "must be \"\" (off) or pgbackrest";
+    }
+    if (key == "stanza") {
+        static const std::regex stanza(R"([A-Za-z0-9][A-Za-z0-9_-]{0,63})");
+        if (std::regex_match(value, stanza)) return std::nullopt;
+        return "must be 1 to 64 letters, digits, _ or -, starting with a letter or digit";
+    }
+    if (key == "config" || key == "command") {
+        static const std::regex path(R"(/[A-Za-z0-9_./+-]{1,1023})");
+        if (std::regex_match(value, path) && value.find("/../") == std::string::npos) return std::nullopt;
+        return "must be an absolute path of letters, digits and _ . / + - (it reaches archive_command, "
+               "which Postgres runs through /bin/sh)";
+    }
+    return "is not a backup setting";
+}
+
 std::string config_to_json(const KeeperConfig& c) {
     const auto& t = c.timeouts;
     Json timeouts = {
@@ -203,6 +222,9 @@ std::string config_to_json(const KeeperConfig& c) {
                        {"pre_promote", c.hooks.pre_promote}, {"timeout_ms", c.hooks.timeout.count()}}},
         {"timeouts", timeouts},
     };
+    if (c.backup.enabled())
+        j["backup"] = Json{{"tool", c.backup.tool}, {"stanza", c.backup.stanza}, {"config", c.backup.config},
+                           {"command", c.backup.command}};
     return j.dump(2) + "\n";
 }
 
@@ -285,6 +307,18 @@ KeeperConfig config_from_json(const std::string& text) {
         read_ms(*it, "rejoin_stream_timeout_ms", t.rejoin_stream_timeout, 100, kDay);
         read_ms(*it, "http_io_timeout_ms", t.http_io_timeout, 100, 60 * 1000);
         read_ms(*it, "http_liveness_timeout_ms", t.http_liveness_timeout, 100, kDay);
+    }
+    if (auto it = j.find("backup"); it != j.end()) {
+        if (!it->is_object()) bad("backup", "must be an object");
+        auto& b = c.backup;
+        for (auto [key, into] : {std::pair<const char*, std::string*>{"tool", &b.tool},
+                                 {"stanza", &b.stanza},
+                                 {"config", &b.config},
+                                 {"command", &b.command}}) {
+            read_text(*it, key, *into);
+            if (!b.tool.empty() || std::string(key) == "tool")
+                if (auto problem = backup_setting_problem(key, *into)) bad(std::string("backup.") + key, *problem);
+        }
     }
     if (c.auth_method != "trust" && c.replication_passfile.empty())
         throw std::runtime_error("keeper.json: \"auth_method\" " + c.auth_method +

@@ -114,6 +114,18 @@ struct KeeperConfig {
         bool any() const { return !on_start.empty() || !on_stop.empty() || !on_role_change.empty() || !on_fence.empty(); }
     } hooks;
     KeeperTimeouts timeouts;
+    // keeper.json "backup" (docs/backups.md): pgBackRest integration, off when tool is "".
+    // The keeper then manages archive_mode/archive_command/restore_command on every node,
+    // builds standbys from the latest backup (pg_basebackup as fallback) and runs pg_rewind
+    // with --restore-target-wal. stanza and config reach command lines and archive_command:
+    // both are checked by backup_setting_problem().
+    struct Backup {
+        std::string tool;                    // "" (off) or "pgbackrest"
+        std::string stanza;                  // pgBackRest stanza of the formation
+        std::string config;                  // absolute path of the pgbackrest.conf to use
+        std::string command = "/usr/bin/pgbackrest";
+        bool enabled() const { return !tool.empty(); }
+    } backup;
 };
 
 inline bool ssl_enabled(const KeeperConfig& config) { return !config.ssl_key_file.empty(); }
@@ -135,5 +147,11 @@ std::optional<std::string> unsafe_path_reason(const std::string& path);
 // The pg_hba keywords all, samehost and samenet are refused too: the keeper writes
 // group hosts into pg_hba.conf.
 std::optional<std::string> invalid_hostname_reason(const std::string& host);
+
+// Why a value of keeper.json "backup" (key: tool, stanza, config, command)
+// is refused, or nullopt. stanza: 1-64 letters, digits, '_' or '-'; config and command:
+// absolute paths of letters, digits and _ . / + - only (they reach archive_command,
+// which Postgres runs through /bin/sh).
+std::optional<std::string> backup_setting_problem(const std::string& key, const std::string& value);
 
 }  // namespace autofailover::keeper

@@ -1,6 +1,7 @@
 #include "keeper/postgres_files.h"
 
 #include "keeper/atomic_file.h"
+#include "keeper/backup.h"
 #include "keeper/conninfo.h"
 #include "libautofailover/input_validation.h"
 
@@ -87,7 +88,9 @@ std::string autofailover_conf_text(const KeeperConfig& c) {
            // WAL kept for a node that rejoins without a slot holding it (docs/keeper.md).
            "wal_keep_size = " + quote_guc(c.wal_keep_size) + "\n" +
            // The most WAL a slot holds for a node that is away (docs/keeper.md).
-           "max_slot_wal_keep_size = " + quote_guc(c.max_slot_wal_keep_size) + "\n";
+           "max_slot_wal_keep_size = " + quote_guc(c.max_slot_wal_keep_size) + "\n" +
+           // pgBackRest archiving and restore_command (docs/backups.md); "" when off.
+           backup_conf_text(c);
 }
 
 void write_autofailover_conf(const KeeperConfig& config) {

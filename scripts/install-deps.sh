@@ -14,6 +14,7 @@ packages=(
   etcd-server libcpp-httplib-dev
   haproxy python3-prometheus-client
   pgbouncer
+  pgbackrest
 )
 
 missing=()

@@ -199,6 +199,8 @@ class Formation:
         # The same, owned by the test user: for autoctl as an operator over TCP (PGPASSFILE).
         self.operator_pgpass = os.path.join(workdir, "operator.pgpass")
         write_secret_file(self.operator_pgpass, f"*:*:*:{TEST_USER}:{self.user_password}\n")
+        # Options added to every `autoctl create postgres` (e.g. --backup pgbackrest ...).
+        self.node_extra_args = []
 
     def passfile_option(self):
         return f" passfile={self.test_pgpass}"
@@ -251,7 +253,8 @@ class Formation:
     def create_args(self, node, candidate_priority=50, replication_quorum=True):
         return ["create", "postgres", "--pgdata", node.pgdata, "--pgport", node.port, "--hostname", "127.0.0.1",
                 "--name", node.name, "--monitor", self.keeper_uri, "--candidate-priority", candidate_priority,
-                "--replication-quorum", "true" if replication_quorum else "false"] + self.node_security_args()
+                "--replication-quorum", "true" if replication_quorum else "false"] + self.node_security_args() \
+            + list(self.node_extra_args)
 
     def new_node(self, name):
         """A Node on the next port, not created yet."""
