@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build install check unit demo demo-stop faults bench clean
+.PHONY: all deps build install check unit demo demo-stop faults bench clean deb check-deb
 
 all: build
 
@@ -38,6 +38,15 @@ faults: install
 # Keeper-protocol benchmark against a temporary monitor (not a test; figures in docs/benchmarks.md).
 bench: install
 	@bash bench/run_node_active_bench.sh
+
+# A Debian package of what `make build` built (scripts/build-deb.sh): $(BUILD)/autofailover_<version>_<arch>.deb.
+deb: build
+	@bash scripts/build-deb.sh $(BUILD)
+
+# apt-get install of that package, a monitor + 2 nodes from the installed files, then purge (root;
+# scripts/check-deb.sh, under the install lock; what make install had installed is put back).
+check-deb: deb
+	@bash scripts/check-deb.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

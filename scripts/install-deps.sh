@@ -13,6 +13,7 @@ packages=(
   openssl
   etcd-server libcpp-httplib-dev
   haproxy python3-prometheus-client
+  dpkg-dev
 )
 
 missing=()
