@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build install check unit demo demo-stop faults bench clean fsm-diagram
+.PHONY: all deps build install check unit demo demo-stop faults bench clean fsm-diagram deb check-deb
 
 all: build
 
@@ -49,6 +49,14 @@ fsm-diagram:
 	@command -v dot >/dev/null || flock /tmp/autofailover-apt.lock apt-get install -y --no-install-recommends graphviz
 	$(BUILD)/autoctl/autoctl show fsm --dot > docs/fsm.dot
 	dot -Tsvg docs/fsm.dot -o docs/fsm.svg
+# A Debian package of what `make build` built (scripts/build-deb.sh): $(BUILD)/autofailover_<version>_<arch>.deb.
+deb: build
+	@bash scripts/build-deb.sh $(BUILD)
+
+# apt-get install of that package, a monitor + 2 nodes from the installed files, then purge (root;
+# scripts/check-deb.sh, under the install lock; what make install had installed is put back).
+check-deb: deb
+	@bash scripts/check-deb.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

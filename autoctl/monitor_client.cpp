@@ -4,6 +4,7 @@
 #include "keeper/keeper.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 
 namespace autoctl {
@@ -220,6 +221,37 @@ bool MonitorClient::set_number_sync_standbys(const std::string& formation, int n
     return guarded("set_formation_number_sync_standbys", [&] {
         return call_bool(*conn_, "SELECT autofailover.set_formation_number_sync_standbys($1, $2)", formation,
                          number);
+    });
+}
+
+long long MonitorClient::set_formation_allow_clients(const std::string& formation,
+                                                     const std::vector<std::string>& networks,
+                                                     const std::string& client_database,
+                                                     const std::string& client_role) {
+    return guarded("set_formation_allow_clients", [&] {
+        pqxx::nontransaction tx(*conn_);
+        // The list travels as one JSON parameter: each network stays one array element, whatever it holds.
+        return tx
+            .exec_params1("SELECT autofailover.set_formation_allow_clients($1, "
+                          "ARRAY(SELECT pg_catalog.json_array_elements_text($2::json)), $3, $4)",
+                          formation, nlohmann::json(networks).dump(), client_database, client_role)[0]
+            .as<long long>();
+    });
+}
+
+MonitorClient::FormationClientAccess MonitorClient::formation_client_access(const std::string& formation) {
+    return guarded("formation_client_access", [&] {
+        pqxx::nontransaction tx(*conn_);
+        auto row = tx.exec_params1("SELECT version, pg_catalog.array_to_json(networks)::text, client_database, "
+                                   "client_role FROM autofailover.formation_client_access($1)",
+                                   formation);
+        FormationClientAccess a;
+        a.version = row[0].as<long long>(0);
+        for (const auto& n : nlohmann::json::parse(row[1].as<std::string>("[]")))
+            if (n.is_string()) a.networks.push_back(n.get<std::string>());
+        a.client_database = row[2].as<std::string>("all");
+        a.client_role = row[3].as<std::string>("all");
+        return a;
     });
 }
 

@@ -98,6 +98,16 @@ public:
     bool set_replication_quorum(const std::string& formation, const std::string& node_name, bool quorum);
     bool set_number_sync_standbys(const std::string& formation, int number);
     bool remove_node_by_name(const std::string& formation, const std::string& node_name, bool force);
+    // autoctl set formation allow-clients (docs/clients.md): returns the new version.
+    long long set_formation_allow_clients(const std::string& formation, const std::vector<std::string>& networks,
+                                          const std::string& client_database, const std::string& client_role);
+    struct FormationClientAccess {
+        long long version = 0;
+        std::vector<std::string> networks;
+        std::string client_database;
+        std::string client_role;
+    };
+    FormationClientAccess formation_client_access(const std::string& formation);
 
     // autofailover.metrics(formation), every formation when empty.
     std::vector<MetricRow> metrics(const std::string& formation);

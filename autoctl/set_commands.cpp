@@ -5,6 +5,7 @@
 #include "autoctl/monitor_target.h"
 #include "autoctl/wait_for_health.h"
 #include "keeper/keeper.h"
+#include "libautofailover/input_validation.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -102,6 +103,61 @@ void add_allow_clients(CLI::App* node) {
     });
 }
 
+struct FormationClientOptions {
+    MonitorTarget target;
+    std::vector<std::string> networks;
+    bool none = false;
+    std::string database = "all";
+    std::string role = "all";
+};
+
+// On the monitor: every keeper of the formation merges the list into its pg_hba.conf block at its next
+// monitor contact (docs/clients.md). Nothing is run on the nodes' hosts.
+void add_formation_allow_clients(CLI::App* formation) {
+    auto o = std::make_shared<FormationClientOptions>();
+    CLI::App* cmd = formation->add_subcommand(
+        "allow-clients",
+        "Networks from which applications may connect to every node of the formation (stored on the monitor, "
+        "replaces the formation's list; added to each node's own list)");
+    cmd->add_option("networks", o->networks, "Addresses or networks (CIDR), space- or comma-separated")
+        ->delimiter(',');
+    cmd->add_flag("--none", o->none, "Remove the formation's list (nodes keep their own)");
+    cmd->add_option("--client-database", o->database, "Databases admitted: all or names, comma-separated")
+        ->capture_default_str();
+    cmd->add_option("--client-role", o->role, "Roles admitted: all, names or +group, comma-separated")
+        ->capture_default_str();
+    add_monitor_options(cmd, o->target);
+    cmd->callback([o] {
+        if (o->none == !o->networks.empty())
+            throw CliError(ExitCode::BadArguments, "give the networks to allow, or --none to remove the formation's list");
+        // The monitor checks the same again (and is what counts); here only for a message before connecting.
+        for (const auto& network : o->networks)
+            if (auto problem = autofailover::client_network_problem(network); !problem.empty())
+                throw CliError(ExitCode::BadArguments, fmt::format("allow-clients: {}", problem));
+        if (auto problem = autofailover::client_database_problem(o->database); !problem.empty())
+            throw CliError(ExitCode::BadArguments, fmt::format("--client-database: {}", problem));
+        if (auto problem = autofailover::client_role_problem(o->role); !problem.empty())
+            throw CliError(ExitCode::BadArguments, fmt::format("--client-role: {}", problem));
+        for (const auto& network : o->networks)
+            if (network.size() > 2 && network.compare(network.size() - 2, 2, "/0") == 0)
+                std::cerr << fmt::format("autoctl: WARNING: allow-clients {} admits every address; only a password "
+                                         "stands in the way\n",
+                                         network);
+        MonitorClient monitor(resolve_monitor_uri(o->target));
+        const long long version =
+            monitor.set_formation_allow_clients(o->target.formation, o->networks, o->database, o->role);
+        if (o->networks.empty())
+            std::cout << fmt::format("formation {}: no formation-wide client network (version {}); nodes keep the "
+                                     "networks of their own keeper.json\n",
+                                     o->target.formation, version);
+        else
+            std::cout << fmt::format("formation {}: every node admits role {} to database {} from {} (version {})\n",
+                                     o->target.formation, o->role, o->database, fmt::join(o->networks, ", "), version);
+        std::cout << "Each keeper rewrites its pg_hba.conf at its next monitor contact (within a poll period); "
+                     "`autoctl show uri --pgdata DIR` on a node shows what it applied\n";
+    });
+}
+
 }  // namespace
 
 void add_set_commands(CLI::App& app) {
@@ -168,6 +224,8 @@ void add_set_commands(CLI::App& app) {
             },
             std::cout);
     });
+
+    add_formation_allow_clients(formation);
 }
 
 }  // namespace autoctl

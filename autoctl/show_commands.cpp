@@ -126,6 +126,10 @@ void show_uri(const MonitorTarget& t, const UriOptions& o) {
             j["client"]["client_database"] = access->client_database;
             j["client"]["client_role"] = access->client_role;
             j["client"]["auth_method"] = access->auth_method;
+            j["client"]["formation_allow_clients"] = access->formation_allow_clients;
+            j["client"]["formation_client_database"] = access->formation_client_database;
+            j["client"]["formation_client_role"] = access->formation_client_role;
+            j["client"]["formation_client_access_version"] = access->formation_version;
         }
         std::cout << j.dump(2) << "\n";
         return;
@@ -144,14 +148,19 @@ void show_uri(const MonitorTarget& t, const UriOptions& o) {
     if (access) {
         if (access->skip_pg_hba)
             std::cout << "This node runs with --skip-pg-hba: its pg_hba.conf is yours to write.\n";
-        else if (access->allow_clients.empty())
-            std::cout << "This node admits applications from loopback only: autoctl set node allow-clients CIDR "
-                         "--pgdata DIR (on every node).\n";
-        else
+        else if (access->allow_clients.empty() && access->formation_allow_clients.empty())
+            std::cout << "This node admits applications from loopback only: autoctl set formation allow-clients CIDR "
+                         "(every node), or autoctl set node allow-clients CIDR --pgdata DIR (this node).\n";
+        else if (!access->allow_clients.empty())
             std::cout << fmt::format("This node admits role {} to database {} from {} ({}{}).\n",
                                      access->client_role, access->client_database,
                                      fmt::join(access->allow_clients, ", "), access->ssl ? "hostssl " : "host ",
                                      access->auth_method);
+        if (!access->skip_pg_hba && !access->formation_allow_clients.empty())
+            std::cout << fmt::format("Formation-wide (version {}): role {} to database {} from {} ({}{}).\n",
+                                     access->formation_version, access->formation_client_role,
+                                     access->formation_client_database, fmt::join(access->formation_allow_clients, ", "),
+                                     access->ssl ? "hostssl " : "host ", access->auth_method);
     }
 }
 

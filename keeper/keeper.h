@@ -142,6 +142,11 @@ struct ClientAccess {
     std::string ssl_ca_file;                 // "" = self-signed or no TLS
     std::vector<std::string> hba_lines;      // the client lines the keeper writes
     bool hba_applied = false;                // pg_hba.conf holds exactly these client lines now
+    // autoctl set formation allow-clients, as this node's keeper last fetched it from the monitor.
+    std::vector<std::string> formation_allow_clients;
+    std::string formation_client_database;
+    std::string formation_client_role;
+    std::int64_t formation_version = 0;
 };
 ClientAccess client_access(const std::string& pgdata, const std::string& state_dir = "");
 

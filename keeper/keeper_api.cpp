@@ -164,8 +164,19 @@ std::optional<long> set_client_access(const std::string& pgdata, const std::stri
 }
 
 ClientAccess client_access(const std::string& pgdata, const std::string& state_dir) {
-    const KeeperConfig config = load_config(resolve_state_dir(absolute(pgdata), state_dir));
+    const std::string dir = resolve_state_dir(absolute(pgdata), state_dir);
+    const KeeperConfig config = load_config(dir);
+    // The formation's list as this keeper last fetched it (state.json); unreadable state: none.
+    FormationClients formation;
+    try {
+        formation = load_state(dir).formation_clients;
+    } catch (const std::exception&) {
+    }
     ClientAccess a;
+    a.formation_allow_clients = formation.networks;
+    a.formation_client_database = formation.client_database;
+    a.formation_client_role = formation.client_role;
+    a.formation_version = formation.version;
     a.allow_clients = config.allow_clients;
     a.client_database = config.client_database;
     a.client_role = config.client_role;
@@ -173,7 +184,7 @@ ClientAccess client_access(const std::string& pgdata, const std::string& state_d
     a.auth_method = config.auth_method;
     a.ssl = ssl_enabled(config);
     a.ssl_ca_file = config.ssl_ca_file;
-    a.hba_lines = client_hba_lines(config);
+    a.hba_lines = client_hba_lines(config, formation);
     // Applied: every expected line is in pg_hba.conf, and no other client line is.
     const std::string text = read_file_if_exists(config.pgdata + "/pg_hba.conf").value_or("");
     std::vector<std::string> present;

@@ -11,6 +11,9 @@
 #include "keeper/postgres_files.h"
 #include "libautofailover/settings.h"  // replication_names.h needs FormationSettings
 #include "libautofailover/replication_names.h"
+#include "libautofailover/input_validation.h"
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <limits>
@@ -279,6 +282,8 @@ bool KeeperLoop::contact_monitor(const Observation& obs) {
         } catch (const MonitorRefused& e) {
             log_warn("node={} state={} get_other_nodes refused: {}", name(), to_string(state_.current_state), e.what());
         }
+        if (assignment_.goal != NodeState::Dropped && assignment_.client_access_version != state_.formation_clients.version)
+            refresh_formation_clients(assignment_.client_access_version);
         if (monitor_was_unreachable_ || monitor_without_lease_)
             log_info("node={} state={} monitor reachable again", name(), to_string(state_.current_state));
         monitor_was_unreachable_ = false;
@@ -297,6 +302,35 @@ bool KeeperLoop::contact_monitor(const Observation& obs) {
         // Counting it would keep a removed or impersonated primary from fencing (two primaries).
         log_error("node={} state={} node_active refused: {}", name(), to_string(state_.current_state), e.what());
         return false;
+    }
+}
+
+// The next supervise() writes the merged block (ensure_replication_access). A failed fetch keeps the old
+// list and is retried at the next contact: the version still differs.
+void KeeperLoop::refresh_formation_clients(std::int64_t monitor_version) {
+    try {
+        FormationClients fetched = monitor_.formation_client_access(config_.formation);
+        std::vector<std::string> refused;
+        for (const auto& n : fetched.networks)
+            if (!client_network_problem(n).empty()) refused.push_back(printable(n));
+        if (!client_database_problem(fetched.client_database).empty() ||
+            !client_role_problem(fetched.client_role).empty())
+            refused.push_back("client_database/client_role");
+        if (!refused.empty())
+            log_error("node={} state={} formation client access version {} holds refused values ({}): no pg_hba.conf "
+                      "line for them",
+                      name(), to_string(state_.current_state), fetched.version, fmt::format("{}", fmt::join(refused, ", ")));
+        log_info("node={} state={} formation client access version {}: {} network(s) for role {} database {}", name(),
+                 to_string(state_.current_state), fetched.version, fetched.networks.size(),
+                 printable(fetched.client_role), printable(fetched.client_database));
+        state_.formation_clients = std::move(fetched);
+        formation_clients_failed_version_ = -1;
+        persist();
+    } catch (const std::exception& e) {
+        if (formation_clients_failed_version_ != monitor_version)
+            log_warn("node={} state={} formation client access version {} not fetched (retried next period): {}",
+                     name(), to_string(state_.current_state), monitor_version, e.what());
+        formation_clients_failed_version_ = monitor_version;
     }
 }
 

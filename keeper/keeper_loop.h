@@ -64,6 +64,8 @@ private:
     bool pre_promote_allows();  // hooks.pre_promote; false: vetoed (reported) or goal moved
     bool check_partition(const Observation& obs);
     void note_monitor_without_lease();
+    // Fetches the formation's client networks when the monitor's version differs from the applied one.
+    void refresh_formation_clients(std::int64_t monitor_version);
     // Hands the fencing deadline to Postgres while this node is a confirmed primary.
     void renew_write_lease(const Observation& obs);
     // How long until a writable primary would have to fence (max when it never would):
@@ -90,6 +92,7 @@ private:
     bool contacted_since_start_ = false;
     bool monitor_was_unreachable_ = false;
     bool monitor_without_lease_ = false;
+    std::int64_t formation_clients_failed_version_ = -1;  // logged once per version
     std::chrono::steady_clock::time_point last_heartbeat_{};
     int fence_generation_ = 0;
     std::string last_error_;  // logged once until it changes

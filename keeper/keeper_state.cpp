@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 namespace autofailover::keeper {
 namespace {
@@ -84,6 +85,10 @@ std::string state_to_json(const KeeperState& s) {
         {"candidate_priority", s.candidate_priority},
         {"replication_quorum", s.replication_quorum},
     };
+    j["formation_clients"] = {{"version", s.formation_clients.version},
+                              {"networks", s.formation_clients.networks},
+                              {"client_database", s.formation_clients.client_database},
+                              {"client_role", s.formation_clients.client_role}};
     return j.dump(2) + "\n";
 }
 
@@ -110,6 +115,25 @@ KeeperState state_from_json(const std::string& text) {
     s.rejoin_needs_base_backup = boolean(j, "rejoin_needs_base_backup", false);
     s.candidate_priority = static_cast<int>(integer(j, "candidate_priority", 50, 0, 100));
     s.replication_quorum = boolean(j, "replication_quorum", true);
+    if (auto it = j.find("formation_clients"); it != j.end() && !it->is_null()) {
+        if (!it->is_object()) bad("formation_clients", "must be an object");
+        auto& f = s.formation_clients;
+        f.version = integer(*it, "version", 0, 0, std::numeric_limits<std::int64_t>::max());
+        if (auto n = it->find("networks"); n != it->end()) {
+            if (!n->is_array() || n->size() > 64) bad("formation_clients", "networks must be an array of at most 64");
+            for (const auto& item : *n) {
+                if (!item.is_string()) bad("formation_clients", "networks must be strings");
+                f.networks.push_back(item.get<std::string>());
+            }
+        }
+        for (auto [key, field] : {std::pair<const char*, std::string*>{"client_database", &f.client_database},
+                                  std::pair<const char*, std::string*>{"client_role", &f.client_role}}) {
+            auto v = it->find(key);
+            if (v == it->end()) continue;
+            if (!v->is_string()) bad("formation_clients", std::string(key) + " must be a string");
+            *field = v->get<std::string>();
+        }
+    }
     return s;
 }
 

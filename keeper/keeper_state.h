@@ -9,8 +9,19 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace autofailover::keeper {
+
+// The formation's client access as the monitor last gave it (autoctl set formation allow-clients,
+// docs/clients.md): kept in state.json so a keeper restarted while the monitor is away writes the
+// same pg_hba.conf lines. Each value is checked again before it reaches pg_hba.conf.
+struct FormationClients {
+    std::int64_t version = 0;  // 0: never set on the monitor
+    std::vector<std::string> networks;
+    std::string client_database = "all";
+    std::string client_role = "all";
+};
 
 struct KeeperState {
     std::int64_t node_id = 0;  // 0: not registered
@@ -32,6 +43,7 @@ struct KeeperState {
     // hands a new monitor that adopts this node (docs/monitor-ha.md, M6).
     int candidate_priority = 50;
     bool replication_quorum = true;
+    FormationClients formation_clients;
 };
 
 std::string state_to_json(const KeeperState& state);

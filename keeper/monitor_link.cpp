@@ -302,7 +302,7 @@ NodeAssignment MonitorLink::node_active(const std::string& formation, std::int64
     auto rows = call(
         "SELECT goal_state, candidate_priority, replication_quorum, primary_node_id, primary_host, primary_port, "
         "synchronous_standby_names, upstream_host, upstream_port, upstream_lsn, network_partition_timeout_ms, "
-        "monitor_leads "
+        "monitor_leads, client_access_version "
         "FROM autofailover.node_active($1, $2::bigint, $3::autofailover.node_state, $4::bool, $5::int, "
         "$6::pg_lsn, $7, $8::bigint[], $9::pg_lsn[])",
         {formation, std::to_string(node_id), std::string(to_string(report.reported_state)),
@@ -324,6 +324,7 @@ NodeAssignment MonitorLink::node_active(const std::string& formation, std::int64
     a.upstream_lsn = to_lsn(row[9]);
     if (row[10]) a.network_partition_timeout = std::chrono::milliseconds(std::stoll(*row[10]));
     a.monitor_leads = to_bool(row[11]);
+    if (row.size() > 12 && row[12]) a.client_access_version = std::stoll(*row[12]);
     if (!a.monitor_leads) disconnect_and_try_next_host();
     return a;
 }
@@ -334,6 +335,28 @@ NodeState MonitorLink::report_promotion_veto(const std::string& formation, std::
                      {formation, std::to_string(node_id), reason});
     if (rows.size() != 1) throw MonitorRefused("report_promotion_veto returned " + std::to_string(rows.size()) + " rows");
     return to_state(rows[0][0]);
+FormationClients MonitorLink::formation_client_access(const std::string& formation) {
+    // As JSON: the keeper parses each network as one string, whatever characters it holds.
+    auto rows = call("SELECT version, pg_catalog.array_to_json(networks)::text, client_database, client_role "
+                     "FROM autofailover.formation_client_access($1)",
+                     {formation});
+    if (rows.size() != 1 || !rows[0][0] || !rows[0][1])
+        throw MonitorRefused("formation_client_access returned " + std::to_string(rows.size()) + " rows");
+    FormationClients f;
+    f.version = std::stoll(*rows[0][0]);
+    try {
+        const auto networks = nlohmann::json::parse(*rows[0][1]);
+        if (!networks.is_array() || networks.size() > 64) throw MonitorRefused("formation_client_access: bad networks");
+        for (const auto& n : networks) {
+            if (!n.is_string()) throw MonitorRefused("formation_client_access: a network is not a string");
+            f.networks.push_back(n.get<std::string>());
+        }
+    } catch (const nlohmann::json::exception& e) {
+        throw MonitorRefused(std::string("formation_client_access: ") + e.what());
+    }
+    f.client_database = rows[0][2].value_or("all");
+    f.client_role = rows[0][3].value_or("all");
+    return f;
 }
 
 std::vector<OtherNode> MonitorLink::get_other_nodes(std::int64_t node_id) {

@@ -4,6 +4,7 @@
 // behind a dead network must never stall the loop (the fencing clock runs).
 #pragma once
 
+#include "keeper/keeper_state.h"
 #include "libautofailover/lsn.h"
 #include "libautofailover/node_state.h"
 
@@ -83,6 +84,9 @@ struct NodeAssignment {
     // False when the monitor answered without a valid leader lease (a replicated monitor cut from etcd): it
     // recorded the report and returned its stored goal, but it is no monitor contact (docs/monitor-ha.md, M4).
     bool monitor_leads = true;
+    // The version of the formation's client access on the monitor (0: never set); when it differs from
+    // the one applied, the keeper calls formation_client_access() (docs/clients.md).
+    std::int64_t client_access_version = 0;
 };
 
 struct OtherNode {
@@ -109,6 +113,8 @@ public:
     // This node's pre_promote hook vetoed its promotion (docs/operations.md, "Hooks");
     // returns the goal the monitor decided next.
     NodeState report_promotion_veto(const std::string& formation, std::int64_t node_id, const std::string& reason);
+    // The formation's client networks (autoctl set formation allow-clients), as stored: not validated here.
+    FormationClients formation_client_access(const std::string& formation);
     // adopt_node on a new, empty monitor (docs/monitor-ha.md, M6): the node keeps its
     // id, name, group, priority and quorum; returns its new role and password.
     Registration adopt_node(const std::string& formation, std::int64_t node_id, const std::string& name,

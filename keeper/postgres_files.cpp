@@ -168,30 +168,60 @@ std::string with_hba_block(const std::string& hba_text, const std::vector<std::s
     return out + rest;
 }
 
-std::vector<std::string> client_hba_lines(const KeeperConfig& c) {
-    std::vector<std::string> lines;
-    if (c.allow_clients.empty()) return lines;
-    const char* type = ssl_enabled(c) ? "hostssl" : "host";
-    std::vector<std::string> networks;
-    for (const auto& network : c.allow_clients) {
-        // keeper.json is checked at load; this is the last fence before pg_hba.conf.
+namespace {
+
+// One source of application lines (keeper.json, or the formation's list from the monitor): its networks as
+// pg_hba.conf CIDRs, or why none of its lines is written. Refused values become comment lines.
+struct ClientSource {
+    std::vector<std::string> cidrs;
+    std::string database;
+    std::string role;
+};
+
+ClientSource client_source(const std::vector<std::string>& networks, const std::string& database,
+                           const std::string& role, const char* origin, std::vector<std::string>& comments) {
+    ClientSource source{{}, database, role};
+    for (const auto& network : networks) {
+        // Checked where the value came from (keeper.json load, the monitor's SQL); this is the last fence.
         if (!client_network_problem(network).empty()) {
-            lines.push_back("# refused client network: " + printable(network));
+            comments.push_back(fmt::format("# refused {}client network: {}", origin, printable(network)));
             continue;
         }
         const std::string cidr = client_network_cidr(network);
-        if (std::find(networks.begin(), networks.end(), cidr) == networks.end()) networks.push_back(cidr);
+        if (std::find(source.cidrs.begin(), source.cidrs.end(), cidr) == source.cidrs.end()) source.cidrs.push_back(cidr);
     }
-    const bool safe_names = client_database_problem(c.client_database).empty() && client_role_problem(c.client_role).empty();
-    if (!safe_names) {
-        lines.push_back("# refused client_database or client_role: no application line");
-        return lines;
+    if (!source.cidrs.empty() && (!client_database_problem(database).empty() || !client_role_problem(role).empty())) {
+        comments.push_back(fmt::format("# refused {}client_database or client_role: no application line", origin));
+        source.cidrs.clear();
     }
-    // `host` matches TLS and plain connections alike: the keeper's roles never log in from there.
-    for (const auto& cidr : networks)
-        lines.push_back(fmt::format("host all autofailover_replicator,autofailover_monitor {} reject", cidr));
-    for (const auto& cidr : networks)
-        lines.push_back(fmt::format("{} {} {} {} {}", type, c.client_database, c.client_role, cidr, c.auth_method));
+    return source;
+}
+
+}  // namespace
+
+std::vector<std::string> client_hba_lines(const KeeperConfig& c) { return client_hba_lines(c, FormationClients{}); }
+
+std::vector<std::string> client_hba_lines(const KeeperConfig& c, const FormationClients& formation) {
+    std::vector<std::string> lines;
+    const ClientSource node = client_source(c.allow_clients, c.client_database, c.client_role, "", lines);
+    const ClientSource wide = client_source(formation.networks, formation.client_database, formation.client_role,
+                                            "formation ", lines);
+    const char* type = ssl_enabled(c) ? "hostssl" : "host";
+    // `host` matches TLS and plain connections alike: the keeper's roles never log in from any client network.
+    std::vector<std::string> rejected;
+    for (const auto* source : {&node, &wide})
+        for (const auto& cidr : source->cidrs)
+            if (std::find(rejected.begin(), rejected.end(), cidr) == rejected.end()) {
+                rejected.push_back(cidr);
+                lines.push_back(fmt::format("host all autofailover_replicator,autofailover_monitor {} reject", cidr));
+            }
+    // Then the node's own lines, then the formation's: pg_hba.conf takes the first line matching address,
+    // database and role together, so the two lists add up (docs/clients.md, precedence).
+    for (const auto* source : {&node, &wide})
+        for (const auto& cidr : source->cidrs) {
+            std::string line = fmt::format("{} {} {} {} {}", type, source->database, source->role, cidr, c.auth_method);
+            if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(std::move(line));
+        }
     return lines;
 }
 

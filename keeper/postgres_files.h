@@ -4,6 +4,7 @@
 #pragma once
 
 #include "keeper/keeper_config.h"
+#include "keeper/keeper_state.h"
 
 #include <map>
 #include <optional>
@@ -41,6 +42,11 @@ std::string with_hba_block(const std::string& hba_text, const std::vector<std::s
 // lines depend on keeper.json only, so they are the same on every node given the
 // same options. Empty without allow_clients.
 std::vector<std::string> client_hba_lines(const KeeperConfig& config);
+// The same merged with the formation's list (autoctl set formation allow-clients, kept in state.json):
+// refused values become comments, then one reject line per network of either list, then keeper.json's
+// application lines, then the formation's (an identical line once). pg_hba.conf matches address,
+// database and role together, so a client gets in when either list admits it.
+std::vector<std::string> client_hba_lines(const KeeperConfig& config, const FormationClients& formation);
 
 // The DBA's part of pg_hba.conf text: everything but the keeper's block (pure).
 std::string hba_local_part(const std::string& hba_text);

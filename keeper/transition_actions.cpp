@@ -687,15 +687,16 @@ void ensure_replication_access(ActionContext& ctx, bool reload_if_changed) {
         for (auto& line : hba_lines({}, monitors[i], ctx.config.auth_method, ssl_enabled(ctx.config)))
             if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(line);
     // After the replication and probe lines, which keep the keeper's roles to the group's hosts.
-    for (auto& line : client_hba_lines(ctx.config)) lines.push_back(std::move(line));
+    for (auto& line : client_hba_lines(ctx.config, ctx.state.formation_clients)) lines.push_back(std::move(line));
     if (write_hba_block(ctx.config.pgdata, lines)) {
         // Logged when the block changes, so once per change of the group, not every period.
         for (const auto& host : hosts_refused_by_hba(hosts))
             log_error("node={} group host \"{}\" is neither an IP address nor a host name: no pg_hba.conf line for it",
                       ctx.config.name, printable(host));
         if (reload_if_changed && ctx.pg.postmaster_alive()) {
-            log_info("node={} pg_hba.conf updated for {} group hosts and {} client networks", ctx.config.name,
-                     hosts.size(), ctx.config.allow_clients.size());
+            log_info("node={} pg_hba.conf updated for {} group hosts and {} client networks (+{} formation-wide)",
+                     ctx.config.name, hosts.size(), ctx.config.allow_clients.size(),
+                     ctx.state.formation_clients.networks.size());
             ctx.pg.reload();
         }
     }

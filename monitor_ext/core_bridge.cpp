@@ -276,7 +276,15 @@ BridgeResult node_health(const GroupInput& input, std::int64_t node_id, NodeHeal
 void validation_problem(Validated what, const char* text, std::size_t length, char* problem, std::size_t size) {
     try {
         const std::string_view value(text, length);
-        copy_text(what == Validated::Host ? af::host_problem(value) : af::node_name_problem(value), problem, size);
+        std::string found;
+        switch (what) {
+            case Validated::Host: found = af::host_problem(value); break;
+            case Validated::NodeName: found = af::node_name_problem(value); break;
+            case Validated::ClientNetwork: found = af::client_network_problem(value); break;
+            case Validated::ClientDatabase: found = af::client_database_problem(value); break;
+            case Validated::ClientRole: found = af::client_role_problem(value); break;
+        }
+        copy_text(found, problem, size);
     } catch (...) {  // never let an exception reach PostgreSQL frames
         copy_text("could not be validated", problem, size);
     }

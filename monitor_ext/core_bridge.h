@@ -165,7 +165,7 @@ BridgeResult node_health(const GroupInput& group, std::int64_t node_id, NodeHeal
 
 // Input validation (libautofailover/input_validation.h): writes why `text` (UTF-8,
 // `length` bytes) is refused into `problem` (`size` bytes, "" when accepted).
-enum class Validated { Host, NodeName };
+enum class Validated { Host, NodeName, ClientNetwork, ClientDatabase, ClientRole };
 void validation_problem(Validated what, const char* text, std::size_t length, char* problem, std::size_t size);
 
 // The core's default timeouts (libautofailover/settings.h), the GUC defaults.

@@ -96,6 +96,9 @@ PG_FUNCTION_INFO_V1(autofailover_core_node_states);
 PG_FUNCTION_INFO_V1(autofailover_host_problem);
 PG_FUNCTION_INFO_V1(autofailover_node_name_problem);
 PG_FUNCTION_INFO_V1(autofailover_operator_preview);
+PG_FUNCTION_INFO_V1(autofailover_client_network_problem);
+PG_FUNCTION_INFO_V1(autofailover_client_database_problem);
+PG_FUNCTION_INFO_V1(autofailover_client_role_problem);
 
 // _decide(formation, group_id, node_id): run the decision for the group, store
 // it, and return what the keeper of node_id (may be NULL) needs to know.
@@ -370,6 +373,18 @@ PGDLLEXPORT Datum autofailover_operator_preview(PG_FUNCTION_ARGS) {
     }
     SPI_finish();
     return (Datum)0;
+// Formation client access (set_formation_allow_clients): the keeper's own checks, so the monitor stores
+// nothing a keeper would refuse.
+PGDLLEXPORT Datum autofailover_client_network_problem(PG_FUNCTION_ARGS) {
+    return validation_result(fcinfo, autofailover_bridge::Validated::ClientNetwork);
+}
+
+PGDLLEXPORT Datum autofailover_client_database_problem(PG_FUNCTION_ARGS) {
+    return validation_result(fcinfo, autofailover_bridge::Validated::ClientDatabase);
+}
+
+PGDLLEXPORT Datum autofailover_client_role_problem(PG_FUNCTION_ARGS) {
+    return validation_result(fcinfo, autofailover_bridge::Validated::ClientRole);
 }
 
 }  // extern "C"

@@ -635,7 +635,7 @@ CREATE FUNCTION autofailover._node_active(p_formation text, p_node_id bigint, p_
                    o_primary_node_id bigint, o_primary_host text, o_primary_port int,
                    o_synchronous_standby_names text,
                    o_upstream_host text, o_upstream_port int, o_upstream_lsn pg_lsn,
-                   o_network_partition_timeout_ms int, o_monitor_leads bool)
+                   o_network_partition_timeout_ms int, o_monitor_leads bool, o_client_access_version bigint)
     LANGUAGE plpgsql AS $$
 DECLARE
     v_group int;
@@ -649,6 +649,7 @@ DECLARE
     v_role text;
     v_leads bool;
     v_session timestamptz;
+    v_client_access bigint;
 BEGIN
     -- The hot path of the monitor: validation in one test, errors spelled out only when it fails.
     IF p_formation IS NULL OR p_node_id IS NULL OR p_reported IS NULL OR p_running IS NULL OR p_timeline IS NULL
@@ -678,6 +679,10 @@ BEGIN
     -- Read while the request is being served: a keeper counts this answer as monitor contact (which keeps its
     -- primary writable) only when the monitor held a valid leader lease then (docs/monitor-ha.md, M4).
     SELECT NOT l.required OR l.valid INTO v_leads FROM autofailover.leader_lease() l;
+    -- Formation client access (docs/clients.md): only its version, one primary-key read; the keeper fetches
+    -- the list with formation_client_access() when the version differs from the one it applied.
+    SELECT coalesce(max(c.version), 0) INTO v_client_access
+      FROM autofailover.formation_client_access c WHERE c.formation_id = p_formation;
 
     -- Lock order: formation (shared), then group (see docs/api.md, Locking).
     -- A node never changes group, so reading it before the group lock is safe.
@@ -739,7 +744,8 @@ BEGIN
         PERFORM autofailover._decide(p_formation, v_group, NULL);
         RETURN QUERY SELECT 'dropped'::autofailover.node_state, NULL::int, NULL::bool, NULL::bigint, NULL::text,
                             NULL::int, ''::text, NULL::text, NULL::int, NULL::pg_lsn,
-                            autofailover._setting_ms('autofailover.network_partition_timeout'), v_leads;
+                            autofailover._setting_ms('autofailover.network_partition_timeout'), v_leads,
+                            v_client_access;
         RETURN;
     END IF;
 
@@ -754,7 +760,7 @@ BEGIN
     RETURN QUERY SELECT v_decision.goal_state::autofailover.node_state, v_decision.candidate_priority,
         v_decision.replication_quorum, v_decision.primary_node_id, v_decision.primary_host, v_decision.primary_port,
         v_decision.synchronous_standby_names, v_decision.upstream_host, v_decision.upstream_port,
-        v_decision.upstream_lsn, v_decision.network_partition_timeout_ms, v_leads;
+        v_decision.upstream_lsn, v_decision.network_partition_timeout_ms, v_leads, v_client_access;
 END $$;
 
 CREATE FUNCTION autofailover.node_active(formation text, node_id bigint, reported_state autofailover.node_state,
@@ -764,7 +770,7 @@ CREATE FUNCTION autofailover.node_active(formation text, node_id bigint, reporte
                    primary_node_id bigint, primary_host text, primary_port int,
                    synchronous_standby_names text,
                    upstream_host text, upstream_port int, upstream_lsn pg_lsn,
-                   network_partition_timeout_ms int, monitor_leads bool)
+                   network_partition_timeout_ms int, monitor_leads bool, client_access_version bigint)
     LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM autofailover._node_active($1, $2, $3, $4, $5, $6, $7, $8, $9)
 $$;
@@ -1483,3 +1489,109 @@ REVOKE ALL ON FUNCTION autofailover._operator_preview(text, text, int, bigint, b
     autofailover.plan_operation(text, text, int, text, bool) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autofailover.plan_operation(text, text, int, text, bool) TO autofailover_operator;
 -- END dry-run
+-- BEGIN formation client access (docs/clients.md, "One list for the whole
+-- formation"): application networks every node of a formation admits, set once
+-- on the monitor. node_active returns only `version`; a keeper whose applied
+-- version differs fetches the list with formation_client_access() and merges it
+-- with its own keeper.json list in its pg_hba.conf block (the keeper checks each
+-- value again before writing it).
+------------------------------------------------------------------------------
+-- The shared validators of libautofailover/input_validation.cpp: why a value is refused, '' when it is not.
+CREATE FUNCTION autofailover._client_network_problem(network text) RETURNS text
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'autofailover_client_network_problem';
+CREATE FUNCTION autofailover._client_database_problem(databases text) RETURNS text
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'autofailover_client_database_problem';
+CREATE FUNCTION autofailover._client_role_problem(roles text) RETURNS text
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'autofailover_client_role_problem';
+
+-- The first refused network of a list ('' when all are accepted; NULL items and more than 64 are refused).
+CREATE FUNCTION autofailover._client_networks_problem(networks text[]) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN networks IS NULL THEN 'a list of networks expected'
+        WHEN array_ndims(networks) > 1 THEN 'a one-dimensional list expected'
+        WHEN cardinality(networks) > 64 THEN 'at most 64 networks'
+        WHEN array_position(networks, NULL) IS NOT NULL THEN 'no NULL network'
+        ELSE coalesce((SELECT 'network ' || o::text || ': ' || autofailover._client_network_problem(n)
+                         FROM unnest(networks) WITH ORDINALITY AS u(n, o)
+                        WHERE autofailover._client_network_problem(n) <> '' ORDER BY o LIMIT 1), '')
+    END
+$$;
+
+CREATE TABLE autofailover.formation_client_access (
+    formation_id text PRIMARY KEY REFERENCES autofailover.formations ON DELETE CASCADE,
+    networks text[] NOT NULL DEFAULT '{}' CHECK (autofailover._client_networks_problem(networks) = ''),
+    client_database text NOT NULL DEFAULT 'all' CHECK (autofailover._client_database_problem(client_database) = ''),
+    client_role text NOT NULL DEFAULT 'all' CHECK (autofailover._client_role_problem(client_role) = ''),
+    -- Bumped by every set_formation_allow_clients(), never reused while the row lives.
+    version bigint NOT NULL DEFAULT 1 CHECK (version > 0)
+);
+SELECT pg_catalog.pg_extension_config_dump('autofailover.formation_client_access', '');
+
+-- Replaces the formation's list ('{}' removes every formation-level line). Returns the new version.
+-- The messages never repeat a refused value: it may hold what a terminal would interpret.
+CREATE FUNCTION autofailover.set_formation_allow_clients(formation text, networks text[],
+    client_database text DEFAULT 'all', client_role text DEFAULT 'all') RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_problem text;
+    v_version bigint;
+BEGIN
+    PERFORM autofailover._check_formation($1);
+    PERFORM autofailover._require($3, 'client_database');
+    PERFORM autofailover._require($4, 'client_role');
+    v_problem := autofailover._client_networks_problem($2);
+    IF v_problem <> '' THEN
+        RAISE EXCEPTION 'invalid client networks: %', v_problem
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Addresses (10.0.0.5, fd00::5) or networks (10.0.0.0/24); no host names or keywords.';
+    END IF;
+    v_problem := autofailover._client_database_problem($3);
+    IF v_problem <> '' THEN
+        RAISE EXCEPTION 'invalid client_database: %', v_problem USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_problem := autofailover._client_role_problem($4);
+    IF v_problem <> '' THEN
+        RAISE EXCEPTION 'invalid client_role: %', v_problem USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Serialized with the other formation-wide changes (exclusive formation lock).
+    PERFORM autofailover._lock_formation($1);
+    INSERT INTO autofailover.formation_client_access AS c (formation_id, networks, client_database, client_role)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (formation_id) DO UPDATE
+            SET networks = EXCLUDED.networks, client_database = EXCLUDED.client_database,
+                client_role = EXCLUDED.client_role, version = c.version + 1
+        RETURNING c.version INTO v_version;
+    INSERT INTO autofailover.events (formation_id, description)
+        VALUES ($1, CASE WHEN cardinality($2) = 0
+                         THEN 'formation client networks removed'
+                         ELSE format('formation client networks set to %s (databases %s, roles %s)',
+                                     array_to_string($2, ', '), $3, $4) END);
+    RETURN v_version;
+END $$;
+
+-- What a keeper merges into its pg_hba.conf block: version 0 and an empty list when none was ever set.
+CREATE FUNCTION autofailover.formation_client_access(formation text DEFAULT 'default')
+    RETURNS TABLE (version bigint, networks text[], client_database text, client_role text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM autofailover._authorize($1, NULL);
+    PERFORM autofailover._check_formation($1);
+    RETURN QUERY
+        SELECT coalesce(c.version, 0), coalesce(c.networks, '{}'), coalesce(c.client_database, 'all'),
+               coalesce(c.client_role, 'all')
+          FROM (SELECT 1) one
+          LEFT JOIN autofailover.formation_client_access c ON c.formation_id = $1;
+END $$;
+
+REVOKE ALL ON TABLE autofailover.formation_client_access FROM PUBLIC;
+REVOKE ALL ON FUNCTION autofailover._client_network_problem(text), autofailover._client_database_problem(text),
+    autofailover._client_role_problem(text), autofailover._client_networks_problem(text[]),
+    autofailover.set_formation_allow_clients(text, text[], text, text),
+    autofailover.formation_client_access(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autofailover.formation_client_access(text)
+    TO autofailover_node_keepers, autofailover_operator;
+GRANT EXECUTE ON FUNCTION autofailover.set_formation_allow_clients(text, text[], text, text)
+    TO autofailover_operator;
+GRANT SELECT ON autofailover.formation_client_access TO autofailover_operator;
+-- END formation client access

@@ -277,3 +277,25 @@ TEST_CASE("keeper.json: the HTTP endpoint is off and on loopback by default, its
     CHECK_THROWS_WITH(config_from_json(base + R"(,"timeouts":{"http_io_timeout_ms":5}})"),
                       Catch::Contains("http_io_timeout_ms"));
 }
+
+TEST_CASE("state.json keeps the formation's client access across restarts", "[state][clients]") {
+    KeeperState s;
+    s.node_id = 4;
+    s.formation_clients.version = 7;
+    s.formation_clients.networks = {"10.0.0.0/24", "fd00::/8"};
+    s.formation_clients.client_role = "+apps";
+    const KeeperState back = state_from_json(state_to_json(s));
+    CHECK(back.formation_clients.version == 7);
+    CHECK(back.formation_clients.networks == s.formation_clients.networks);
+    CHECK(back.formation_clients.client_role == "+apps");
+    CHECK(back.formation_clients.client_database == "all");
+    // An older state.json without the key: nothing set, version 0 (the monitor's "never set").
+    const std::string ok = R"({"node_id":3,"current_state":"secondary","goal_state":"secondary")";
+    CHECK(state_from_json(ok + "}").formation_clients.version == 0);
+    CHECK(state_from_json(ok + "}").formation_clients.networks.empty());
+    CHECK_THAT(state_refusal(ok + R"(,"formation_clients":[]})"), Catch::Contains("formation_clients"));
+    CHECK_THAT(state_refusal(ok + R"(,"formation_clients":{"networks":"10.0.0.0/8"}})"), Catch::Contains("formation_clients"));
+    CHECK_THAT(state_refusal(ok + R"(,"formation_clients":{"networks":[5]}})"), Catch::Contains("formation_clients"));
+    CHECK_THAT(state_refusal(ok + R"(,"formation_clients":{"version":-1}})"), Catch::Contains("version"));
+    CHECK_THAT(state_refusal(ok + R"(,"formation_clients":{"client_role":1}})"), Catch::Contains("client_role"));
+}

@@ -453,3 +453,59 @@ TEST_CASE("save and restore keep the node's own lines across a copied pg_hba.con
     CHECK_FALSE(restore_local_hba(missing));
     CHECK(fs::exists(saved_hba_path(missing)));
 }
+
+// autoctl set formation allow-clients (docs/clients.md): the monitor's list, merged with keeper.json's.
+TEST_CASE("formation client networks are merged after the node's own, each value checked again", "[hba][clients]") {
+    FormationClients wide;
+    wide.version = 3;
+    wide.networks = {"10.77.0.0/24", "10.8.0.0/16", "10.8.0.0/16"};
+    wide.client_role = "app";
+    // Node list only, formation list only, both.
+    CHECK(client_hba_lines(client_config({}), FormationClients{}).empty());
+    CHECK(client_hba_lines(client_config({}), wide) ==
+          std::vector<std::string>{"host all autofailover_replicator,autofailover_monitor 10.77.0.0/24 reject",
+                                   "host all autofailover_replicator,autofailover_monitor 10.8.0.0/16 reject",
+                                   "hostssl all app 10.77.0.0/24 scram-sha-256",
+                                   "hostssl all app 10.8.0.0/16 scram-sha-256"});
+    auto node = client_config({"10.77.0.0/24", "10.9.9.9"});
+    CHECK(client_hba_lines(node, wide) ==
+          std::vector<std::string>{"host all autofailover_replicator,autofailover_monitor 10.77.0.0/24 reject",
+                                   "host all autofailover_replicator,autofailover_monitor 10.9.9.9/32 reject",
+                                   "host all autofailover_replicator,autofailover_monitor 10.8.0.0/16 reject",
+                                   "hostssl all all 10.77.0.0/24 scram-sha-256",
+                                   "hostssl all all 10.9.9.9/32 scram-sha-256",
+                                   "hostssl all app 10.77.0.0/24 scram-sha-256",
+                                   "hostssl all app 10.8.0.0/16 scram-sha-256"});
+    // An identical line is written once.
+    FormationClients same;
+    same.networks = {"10.9.9.9/32"};
+    CHECK(client_hba_lines(node, same) == client_hba_lines(node));
+    // Without the formation's list the node's own lines are unchanged (the one-argument form).
+    CHECK(client_hba_lines(node, FormationClients{}) == client_hba_lines(node));
+}
+
+TEST_CASE("refused formation values from the monitor never become pg_hba.conf lines", "[hba][clients]") {
+    auto node = client_config({"10.9.0.0/16"});
+    FormationClients hostile;
+    hostile.networks = {"all", "samenet", "10.1.2.3/8", "db.example.com", "10.0.0.0/8\nhost all all 0.0.0.0/0 trust",
+                        "10.0.0.0/8 trust"};
+    const auto lines = client_hba_lines(node, hostile);
+    for (const auto& line : lines) {
+        CHECK(line.find('\n') == std::string::npos);
+        if (line.rfind("# refused formation client network", 0) == 0) continue;
+        CHECK(line.find("10.9.0.0/16") != std::string::npos);  // the node's own still works
+    }
+    CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("# refused", 0) == 0; }) == 6);
+    FormationClients bad_names;
+    bad_names.networks = {"10.8.0.0/16"};
+    for (const char* role : {"autofailover_replicator", "all\nhost all all 0.0.0.0/0 trust", "a b", "@file"}) {
+        bad_names.client_role = role;
+        CHECK(client_hba_lines(node, bad_names) ==
+              std::vector<std::string>{"# refused formation client_database or client_role: no application line",
+                                       "host all autofailover_replicator,autofailover_monitor 10.9.0.0/16 reject",
+                                       "hostssl all all 10.9.0.0/16 scram-sha-256"});
+    }
+    bad_names.client_role = "all";
+    bad_names.client_database = "replication";
+    CHECK(client_hba_lines(node, bad_names).front().rfind("# refused formation client_database", 0) == 0);
+}
