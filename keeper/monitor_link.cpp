@@ -335,6 +335,8 @@ NodeState MonitorLink::report_promotion_veto(const std::string& formation, std::
                      {formation, std::to_string(node_id), reason});
     if (rows.size() != 1) throw MonitorRefused("report_promotion_veto returned " + std::to_string(rows.size()) + " rows");
     return to_state(rows[0][0]);
+}
+
 FormationClients MonitorLink::formation_client_access(const std::string& formation) {
     // As JSON: the keeper parses each network as one string, whatever characters it holds.
     auto rows = call("SELECT version, pg_catalog.array_to_json(networks)::text, client_database, client_role "

@@ -373,6 +373,8 @@ PGDLLEXPORT Datum autofailover_operator_preview(PG_FUNCTION_ARGS) {
     }
     SPI_finish();
     return (Datum)0;
+}
+
 // Formation client access (set_formation_allow_clients): the keeper's own checks, so the monitor stores
 // nothing a keeper would refuse.
 PGDLLEXPORT Datum autofailover_client_network_problem(PG_FUNCTION_ARGS) {
