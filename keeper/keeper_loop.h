@@ -63,6 +63,7 @@ private:
     void heartbeat();  // called from inside long actions
     bool check_partition(const Observation& obs);
     void note_monitor_without_lease();
+    void warn_on_version_mismatch();  // once, at the first answer or refusal of the monitor
     // Hands the fencing deadline to Postgres while this node is a confirmed primary.
     void renew_write_lease(const Observation& obs);
     // How long until a writable primary would have to fence (max when it never would):
@@ -87,6 +88,7 @@ private:
     std::vector<OtherNode> others_;
     bool others_known_ = false;
     bool contacted_since_start_ = false;
+    bool version_checked_ = false;
     bool monitor_was_unreachable_ = false;
     bool monitor_without_lease_ = false;
     std::chrono::steady_clock::time_point last_heartbeat_{};
