@@ -2,9 +2,12 @@
 
 #include "autoctl/exit_codes.h"
 #include "keeper/keeper.h"
+#include "keeper/monitor_link.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include <iostream>
 
 
 namespace autoctl {
@@ -34,6 +37,25 @@ MonitorClient::MonitorClient(const std::string& uri) : redacted_uri_(redact_uri(
                                    "names it with a role allowed by its pg_hba.conf.",
                                    redacted_uri_, e.what()));
     }
+    warn_on_version_mismatch();
+}
+
+// A monitor whose library and installed SQL differ refuses its C functions: warn first.
+void MonitorClient::warn_on_version_mismatch() {
+    std::string mismatch;
+    try {
+        pqxx::nontransaction tx(*conn_);
+        const auto row = tx.exec1(autofailover::keeper::kMonitorVersionsQuery);
+        mismatch = autofailover::keeper::monitor_version_mismatch(
+            row[0].is_null() ? std::nullopt : std::optional<std::string>(row[0].c_str()),
+            row[1].is_null() ? std::nullopt : std::optional<std::string>(row[1].c_str()));
+    } catch (const pqxx::insufficient_privilege&) {
+        return;  // a role that may not run it gets its refusals from the command itself
+    } catch (const pqxx::sql_error& e) {
+        mismatch = std::string("the monitor's version check failed (library and SQL of different versions?): ") +
+                   e.what();
+    }
+    if (!mismatch.empty()) std::cerr << "autoctl: warning: " << mismatch << "\n";
 }
 
 MonitorClient::~MonitorClient() = default;

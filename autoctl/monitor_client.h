@@ -122,6 +122,7 @@ public:
     std::vector<std::string> wait_for_notifications(std::chrono::milliseconds timeout);
 
 private:
+    void warn_on_version_mismatch();
     class StateReceiver;
     template <typename Fn>
     auto guarded(const char* what, Fn&& fn);

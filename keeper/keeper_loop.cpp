@@ -290,6 +290,7 @@ bool KeeperLoop::contact_monitor(const Observation& obs) {
         monitor_without_lease_ = false;
         contacted_since_start_ = true;
         last_heartbeat_ = SteadyClock::now();
+        warn_on_version_mismatch();
         return true;
     } catch (const MonitorUnreachable& e) {
         if (!monitor_was_unreachable_)
@@ -301,6 +302,7 @@ bool KeeperLoop::contact_monitor(const Observation& obs) {
         // "read-only" has not confirmed this primary, and may be promoting another node.
         // Counting it would keep a removed or impersonated primary from fencing (two primaries).
         log_error("node={} state={} node_active refused: {}", name(), to_string(state_.current_state), e.what());
+        warn_on_version_mismatch();
         return false;
     }
 }
@@ -331,6 +333,18 @@ void KeeperLoop::refresh_formation_clients(std::int64_t monitor_version) {
             log_warn("node={} state={} formation client access version {} not fetched (retried next period): {}",
                      name(), to_string(state_.current_state), monitor_version, e.what());
         formation_clients_failed_version_ = monitor_version;
+    }
+}
+
+// A monitor whose library and installed SQL differ refuses every call; say why once.
+void KeeperLoop::warn_on_version_mismatch() {
+    if (version_checked_) return;
+    try {
+        const std::string mismatch = monitor_.version_mismatch();
+        version_checked_ = true;
+        if (!mismatch.empty()) log_warn("node={} state={} {}", name(), to_string(state_.current_state), mismatch);
+    } catch (const std::exception&) {
+        // Unreachable now: checked at the next answer.
     }
 }
 

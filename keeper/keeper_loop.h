@@ -66,6 +66,7 @@ private:
     void note_monitor_without_lease();
     // Fetches the formation's client networks when the monitor's version differs from the applied one.
     void refresh_formation_clients(std::int64_t monitor_version);
+    void warn_on_version_mismatch();  // once, at the first answer or refusal of the monitor
     // Hands the fencing deadline to Postgres while this node is a confirmed primary.
     void renew_write_lease(const Observation& obs);
     // How long until a writable primary would have to fence (max when it never would):
@@ -90,6 +91,7 @@ private:
     std::vector<OtherNode> others_;
     bool others_known_ = false;
     bool contacted_since_start_ = false;
+    bool version_checked_ = false;
     bool monitor_was_unreachable_ = false;
     bool monitor_without_lease_ = false;
     std::int64_t formation_clients_failed_version_ = -1;  // logged once per version

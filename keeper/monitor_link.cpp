@@ -3,6 +3,7 @@
 #include "keeper/keeper.h"
 #include "keeper/keeper_log.h"
 
+#include <fmt/format.h>
 #include <libpq-fe.h>
 #include <nlohmann/json.hpp>
 
@@ -426,6 +427,26 @@ Registration MonitorLink::adopt_node(const std::string& formation, std::int64_t 
          std::string(to_string(reported)), std::to_string(timeline), format_lsn(lsn),
          std::to_string(candidate_priority), replication_quorum ? "true" : "false", system_identifier});
     return registration_from(rows, "adopt_node");
+}
+
+std::string monitor_version_mismatch(const std::optional<std::string>& library,
+                                     const std::optional<std::string>& installed) {
+    if (library && installed && *library == *installed) return "";
+    return fmt::format("the monitor's autofailover library is version {} but its installed extension is version {}: "
+                       "its C functions refuse to run until they match (install the matching library, or ALTER "
+                       "EXTENSION autofailover UPDATE, then restart the monitor)",
+                       library.value_or("?"), installed.value_or("?"));
+}
+
+std::string MonitorLink::version_mismatch() {
+    try {
+        const auto rows = call(kMonitorVersionsQuery, {});
+        if (rows.size() != 1 || rows[0].size() != 2) return "the monitor's version check returned no row";
+        return monitor_version_mismatch(rows[0][0], rows[0][1]);
+    } catch (const MonitorRefused& e) {
+        // No library_version(): the SQL predates the library, or the library the SQL.
+        return std::string("the monitor's version check failed (library and SQL of different versions?): ") + e.what();
+    }
 }
 
 }  // namespace autofailover::keeper

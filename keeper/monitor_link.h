@@ -132,6 +132,8 @@ public:
     // Takes effect at the next connection.
     void set_login(MonitorLogin login) { login_ = std::move(login); }
     void disconnect();
+    // Empty when the monitor's loaded library matches its installed SQL, else what is wrong.
+    std::string version_mismatch();
 
 private:
     using Row = std::vector<std::optional<std::string>>;
@@ -157,5 +159,14 @@ private:
     bool listening_ = false;
     std::size_t host_rotation_ = 0;
 };
+
+// Both sides of the monitor's version check (monitor_ext/library_version.cpp): the
+// version its library was built for and the installed SQL's, in one row.
+inline constexpr const char* kMonitorVersionsQuery =
+    "SELECT autofailover.library_version(), "
+    "(SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'autofailover')";
+// Empty when they match; otherwise a sentence for a warning (keeper and autoctl).
+std::string monitor_version_mismatch(const std::optional<std::string>& library,
+                                     const std::optional<std::string>& installed);
 
 }  // namespace autofailover::keeper

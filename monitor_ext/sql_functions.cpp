@@ -6,6 +6,7 @@
 #include "monitor_ext/group_store.h"
 #include "monitor_ext/leader_lease.h"
 #include "monitor_ext/metrics.h"
+#include "monitor_ext/library_version.h"
 #include "monitor_ext/pg_include.h"
 
 #include <type_traits>
@@ -103,6 +104,7 @@ PG_FUNCTION_INFO_V1(autofailover_client_role_problem);
 // _decide(formation, group_id, node_id): run the decision for the group, store
 // it, and return what the keeper of node_id (may be NULL) needs to know.
 PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
+    autofailover_ext::check_library_version();
     const char* formation = text_arg(fcinfo, 0, "formation");
     require_not_null(fcinfo, 1, "group_id");
     const int group_id = PG_GETARG_INT32(1);
@@ -180,6 +182,7 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
 // _register_assign(formation, group_id, node_id, candidate_priority): the
 // initial goal of a node just inserted, decided on the group without it.
 PGDLLEXPORT Datum autofailover_register_assign(PG_FUNCTION_ARGS) {
+    autofailover_ext::check_library_version();
     const char* formation = text_arg(fcinfo, 0, "formation");
     require_not_null(fcinfo, 1, "group_id");
     require_not_null(fcinfo, 2, "node_id");
@@ -197,6 +200,7 @@ PGDLLEXPORT Datum autofailover_register_assign(PG_FUNCTION_ARGS) {
 // a node just inserted by adopt_node (docs/monitor-ha.md, M6), decided by the core
 // on the group without it; a refused claim is an ERROR 55000 with the core's reason.
 PGDLLEXPORT Datum autofailover_adopt_assign(PG_FUNCTION_ARGS) {
+    autofailover_ext::check_library_version();
     const char* formation = text_arg(fcinfo, 0, "formation");
     require_not_null(fcinfo, 1, "group_id");
     require_not_null(fcinfo, 2, "node_id");
@@ -214,6 +218,7 @@ PGDLLEXPORT Datum autofailover_adopt_assign(PG_FUNCTION_ARGS) {
 // _operator(command, formation, group_id, target_node, accept_data_loss,
 // what_changed): plan an operator command in the core and store it.
 PGDLLEXPORT Datum autofailover_operator(PG_FUNCTION_ARGS) {
+    autofailover_ext::check_library_version();
     const char* command_name = text_arg(fcinfo, 0, "command");
     const char* formation = text_arg(fcinfo, 1, "formation");
     require_not_null(fcinfo, 2, "group_id");

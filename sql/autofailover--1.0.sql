@@ -1595,3 +1595,25 @@ GRANT EXECUTE ON FUNCTION autofailover.set_formation_allow_clients(text, text[],
     TO autofailover_operator;
 GRANT SELECT ON autofailover.formation_client_access TO autofailover_operator;
 -- END formation client access
+-- BEGIN library version check (monitor_ext/library_version.cpp): the loaded
+-- library must match the installed SQL. Checked here at CREATE EXTENSION, by
+-- every C function that reads or writes the tables (ERROR 55000), and by the
+-- keeper and autoctl when they connect (a warning).
+------------------------------------------------------------------------------
+CREATE FUNCTION autofailover.library_version() RETURNS text
+    LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'autofailover_library_version';
+
+DO $$
+BEGIN
+    IF autofailover.library_version() <> '1.0' THEN
+        RAISE EXCEPTION 'the autofailover library is version % but this script installs version 1.0',
+            autofailover.library_version()
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Install the library built with this version, then restart the monitor.';
+    END IF;
+END $$;
+
+REVOKE ALL ON FUNCTION autofailover.library_version() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autofailover.library_version()
+    TO autofailover_keeper, autofailover_node_keepers, autofailover_operator, pg_monitor;
+-- END library version check
