@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build install check unit demo demo-stop faults bench clean fsm-diagram deb check-deb
+.PHONY: all deps build install check unit demo demo-stop faults bench clean fsm-diagram deb check-deb check-deb-fresh
 
 all: build
 
@@ -57,6 +57,11 @@ deb: build
 # scripts/check-deb.sh, under the install lock; what make install had installed is put back).
 check-deb: deb
 	@bash scripts/check-deb.sh $(BUILD)
+
+# The same package on a fresh Debian 12: a new debootstrap root file system, apt-get install inside it (the
+# dependencies come from the Debian mirror), monitor + 2 nodes, switchover, rejoin (scripts/check-deb-fresh.sh).
+check-deb-fresh: deb
+	@bash scripts/check-deb-fresh.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

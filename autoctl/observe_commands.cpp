@@ -2,10 +2,12 @@
 #include "autoctl/command_tree.h"
 #include "autoctl/exit_codes.h"
 #include "autoctl/fsm_dot.h"
+#include "autoctl/metrics_exporter.h"
 #include "autoctl/metrics_text.h"
 #include "autoctl/monitor_client.h"
 #include "autoctl/monitor_target.h"
 #include "autoctl/state_view.h"
+#include "autoctl/stop_signals.h"
 
 #include "libautofailover/keeper_transitions.h"
 
@@ -13,7 +15,6 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <csignal>
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -23,10 +24,6 @@
 namespace autoctl {
 
 namespace {
-
-// Set by SIGINT/SIGTERM while `watch` runs; the loop ends at its next check.
-volatile std::sig_atomic_t stop_requested = 0;
-extern "C" void request_stop(int) { stop_requested = 1; }
 
 struct WatchOptions {
     MonitorTarget target;
@@ -54,17 +51,11 @@ std::string watch_frame(MonitorClient& monitor, const WatchOptions& o, const std
 
 void watch(const WatchOptions& o) {
     const std::string uri = resolve_monitor_uri(o.target);
-    struct sigaction action {};
-    action.sa_handler = request_stop;
-    sigemptyset(&action.sa_mask);
-    struct sigaction old_int {}, old_term {};
-    sigaction(SIGINT, &action, &old_int);
-    sigaction(SIGTERM, &action, &old_term);
-    stop_requested = 0;
+    const StopSignals stop;  // the loop ends at its next check
     const bool clear = !o.no_clear && isatty(STDOUT_FILENO) == 1;
     std::unique_ptr<MonitorClient> monitor;
     int shown = 0;
-    while (!stop_requested) {
+    while (!stop.requested()) {
         std::string frame;
         try {
             if (!monitor) monitor = std::make_unique<MonitorClient>(uri);
@@ -79,11 +70,9 @@ void watch(const WatchOptions& o) {
         if (o.count == 0) ++shown;
         const auto until = std::chrono::steady_clock::now() +
                            std::chrono::milliseconds(static_cast<long>(o.interval_seconds * 1000));
-        while (!stop_requested && std::chrono::steady_clock::now() < until)
+        while (!stop.requested() && std::chrono::steady_clock::now() < until)
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGTERM, &old_term, nullptr);
 }
 
 }  // namespace
@@ -93,10 +82,22 @@ void add_observe_commands(CLI::App& app) {
 
     auto metrics_opts = std::make_shared<MonitorTarget>();
     metrics_opts->formation.clear();
+    auto exporter = std::make_shared<ExporterOptions>();
     CLI::App* metrics = show->add_subcommand(
         "metrics", "The monitor's metrics (autofailover.metrics()) in the Prometheus text format");
     add_monitor_options(metrics, *metrics_opts);
-    metrics->callback([metrics_opts] {
+    metrics->add_option("--http-port", exporter->port,
+                        "Serve them on GET /metrics at this port until SIGINT/SIGTERM (a Prometheus exporter), "
+                        "one monitor query per scrape")
+        ->check(CLI::Range(1, 65535));
+    metrics->add_option("--http-listen", exporter->listen, "Address the exporter listens on (with --http-port)")
+        ->capture_default_str()
+        ->check(CLI::ValidIPV4 | CLI::IsMember({"::1", "::"}));
+    metrics->callback([metrics_opts, exporter] {
+        if (exporter->port > 0) {
+            serve_metrics(resolve_monitor_uri(*metrics_opts), metrics_opts->formation, *exporter);
+            return;
+        }
         MonitorClient monitor(resolve_monitor_uri(*metrics_opts));
         std::cout << render_prometheus(monitor.metrics(metrics_opts->formation));
     });

@@ -15,7 +15,7 @@ packages=(
   haproxy python3-prometheus-client
   pgbouncer
   pgbackrest
-  dpkg-dev
+  dpkg-dev debootstrap
 )
 
 missing=()

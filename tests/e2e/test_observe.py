@@ -1,6 +1,6 @@
 """Observation and local configuration commands end to end, on one 2-node
 formation: `autoctl show metrics` (Prometheus text from autofailover.metrics(),
-a killed keeper shows as not reporting), `perform switchover|failover|promotion
+a killed keeper shows as not reporting; served over HTTP with --http-port), `perform switchover|failover|promotion
 --dry-run` (who would be promoted, nothing changes), the Lag column of `show
 state`, `autoctl watch --count` and its clean exit on SIGINT/SIGTERM,
 `autoctl config get|set|check` on keeper.json and `autoctl reload`, and
@@ -13,6 +13,8 @@ import signal
 import stat
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -76,6 +78,67 @@ def test_show_metrics(formation):
     # --formation of an unknown formation is refused (exit 2, the monitor's message)
     r = formation.autoctl("show", "metrics", "--formation", "nope", check=False)
     assert r.returncode == 2 and "does not exist" in r.stderr, r
+
+
+def http_get(url):
+    """(status, body) of a GET, HTTP errors included."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def start_exporter(formation, port, *args, env=None):
+    p = subprocess.Popen(as_user([AUTOCTL, "show", "metrics", "--http-port", str(port), *args]),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or formation.env,
+                         cwd=formation.workdir)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            http_get(f"http://127.0.0.1:{port}/none")
+            return p
+        except OSError:
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.1)
+    p.kill()
+    raise AssertionError("the exporter did not listen within 10 s")
+
+
+def test_metrics_exporter(formation):
+    port = formation.port_base + 3
+    primary = formation.primary().name
+    p = start_exporter(formation, port)
+    try:
+        status, body = http_get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200, body
+        samples = parse_prometheus(body)
+        assert node_sample(samples, "autofailover_node_is_primary", primary) == 1
+        assert 0 <= samples[("autofailover_exporter_scrape_duration_seconds", "")] < 5
+        # a second scrape on the same connection, and nothing but /metrics is served
+        assert http_get(f"http://127.0.0.1:{port}/metrics")[0] == 200
+        assert http_get(f"http://127.0.0.1:{port}/state")[0] == 404
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=10)
+    assert p.returncode == 0, (p.returncode, err)
+    assert f"http://127.0.0.1:{port}/metrics" in err
+    # a monitor that cannot be reached: 503 for the scrape, the exporter keeps serving
+    env = dict(formation.env, AUTOFAILOVER_MONITOR=f"postgres://nobody@127.0.0.1:{port + 1}/autofailover")
+    p = start_exporter(formation, port, env=env)
+    try:
+        status, body = http_get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 503 and "monitor unavailable" in body, (status, body)
+        assert p.poll() is None
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+    assert p.returncode == 0, (p.returncode, err)
+    assert "exporter scrape failed" in err, err
+    # only loopback unless the operator opens it; a bad address is refused
+    r = formation.autoctl("show", "metrics", "--http-port", str(port), "--http-listen", "localhost; id",
+                          check=False)
+    assert r.returncode != 0 and "--http-listen" in r.stderr, r
 
 
 def test_metrics_show_a_dead_keeper(formation):
