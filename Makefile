@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build install check unit demo demo-stop faults bench clean fsm-diagram deb check-deb check-deb-fresh
+.PHONY: all deps build install check unit demo demo-stop faults soak bench clean fsm-diagram deb check-deb check-deb-fresh
 
 all: build
 
@@ -36,6 +36,11 @@ demo-stop:
 # Failure tests on isolated hosts (network namespaces, root): the full matrix, then docs/failure-tests.md.
 faults: install
 	@bash scripts/faults.sh $(BUILD)
+
+# The seeded nemesis for AUTOFAILOVER_SOAK_ROUNDS (100) rounds in network namespaces (root; ~25 min), then its
+# section of docs/failure-tests.md (scripts/soak.sh).
+soak: install
+	@bash scripts/soak.sh $(BUILD)
 
 # Keeper-protocol benchmark against a temporary monitor (not a test; figures in docs/benchmarks.md).
 bench: install
