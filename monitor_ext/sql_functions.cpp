@@ -47,6 +47,27 @@ autofailover_bridge::OperatorCommand parse_command(const char* name) {
     return OperatorCommand::Switchover;  // not reached
 }
 
+// _operator and _operator_preview share their first five arguments: (command, formation, group_id,
+// target_node, accept_data_loss). Trivially destructible, so the ereport of a bad argument skips nothing.
+struct OperatorArgs {
+    const char* formation;
+    int group_id;
+    autofailover_bridge::OperatorInput command;
+};
+
+OperatorArgs operator_args(FunctionCallInfo fcinfo) {
+    OperatorArgs args{};
+    const char* command_name = text_arg(fcinfo, 0, "command");
+    args.formation = text_arg(fcinfo, 1, "formation");
+    require_not_null(fcinfo, 2, "group_id");
+    args.group_id = PG_GETARG_INT32(2);
+    args.command.command = parse_command(command_name);
+    args.command.target = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3);
+    args.command.accept_data_loss = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
+    args.command.what_changed = "";
+    return args;
+}
+
 Datum validation_result(FunctionCallInfo fcinfo, autofailover_bridge::Validated what) {
     text* value = PG_GETARG_TEXT_PP(0);
     const int length = VARSIZE_ANY_EXHDR(value);
@@ -219,21 +240,15 @@ PGDLLEXPORT Datum autofailover_adopt_assign(PG_FUNCTION_ARGS) {
 // what_changed): plan an operator command in the core and store it.
 PGDLLEXPORT Datum autofailover_operator(PG_FUNCTION_ARGS) {
     autofailover_ext::check_library_version();
-    const char* command_name = text_arg(fcinfo, 0, "command");
-    const char* formation = text_arg(fcinfo, 1, "formation");
-    require_not_null(fcinfo, 2, "group_id");
-    const int group_id = PG_GETARG_INT32(2);
-    autofailover_bridge::OperatorInput command{};
-    command.command = parse_command(command_name);
-    command.target = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3);
-    command.accept_data_loss = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
-    command.what_changed = PG_ARGISNULL(5) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(5));
+    OperatorArgs args = operator_args(fcinfo);
+    autofailover_bridge::OperatorInput& command = args.command;
+    if (!PG_ARGISNULL(5)) command.what_changed = text_to_cstring(PG_GETARG_TEXT_PP(5));
     autofailover_ext::require_leader_lease("the operator command");
     MemoryContext caller_context = CurrentMemoryContext;
 
     SPI_connect();
     GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
-    autofailover_ext::load_group(formation, group_id, 0, group);
+    autofailover_ext::load_group(args.formation, args.group_id, 0, group);
     DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count);
     BridgeResult planned = autofailover_bridge::run_operator(*group, command, *decision);
     if (planned.outcome == Outcome::NeedMoreText) {
@@ -332,21 +347,15 @@ PGDLLEXPORT Datum autofailover_node_name_problem(PG_FUNCTION_ARGS) {
 // waiting_reason, would_wait_ms, would_wait_for). The operator command planned and its outcome simulated by the
 // core (libautofailover/what_if.h) on the stored snapshot; nothing is written.
 PGDLLEXPORT Datum autofailover_operator_preview(PG_FUNCTION_ARGS) {
-    const char* command_name = text_arg(fcinfo, 0, "command");
-    const char* formation = text_arg(fcinfo, 1, "formation");
-    require_not_null(fcinfo, 2, "group_id");
-    const int group_id = PG_GETARG_INT32(2);
-    autofailover_bridge::OperatorInput command{};
-    command.command = parse_command(command_name);
-    command.target = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3);
-    command.accept_data_loss = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
-    command.what_changed = "";
+    autofailover_ext::check_library_version();
+    const OperatorArgs args = operator_args(fcinfo);
+    const autofailover_bridge::OperatorInput& command = args.command;
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
 
     SPI_connect();
     GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
-    autofailover_ext::load_group(formation, group_id, 0, group);
+    autofailover_ext::load_group(args.formation, args.group_id, 0, group);
     DecisionOutput* plan = autofailover_ext::new_decision_output(group->node_count);
     autofailover_bridge::PreviewOutput* preview =
         static_cast<autofailover_bridge::PreviewOutput*>(palloc0(sizeof(autofailover_bridge::PreviewOutput)));

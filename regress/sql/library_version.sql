@@ -7,6 +7,11 @@ BEGIN;
 UPDATE pg_catalog.pg_extension SET extversion = '0.9' WHERE extname = 'autofailover';
 SELECT goal_state FROM autofailover._decide('default', 0, NULL);
 ROLLBACK;
+-- The dry-run planner (perform ... --dry-run) too.
+BEGIN;
+UPDATE pg_catalog.pg_extension SET extversion = '0.9' WHERE extname = 'autofailover';
+SELECT count(*) FROM autofailover._operator_preview('switchover', 'default', 0, NULL, false);
+ROLLBACK;
 -- Back to the matching version: the same call is served.
 SELECT count(*) >= 0 AS served FROM autofailover._decide('default', 0, NULL);
 -- The keeper and operator roles may read it (they warn on a mismatch).
