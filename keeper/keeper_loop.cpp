@@ -440,7 +440,7 @@ void KeeperLoop::heartbeat() {
     }
 }
 
-void KeeperLoop::supervise(const Observation& obs) {
+bool KeeperLoop::supervise(const Observation& obs) {
     const NodeState s = state_.current_state;
     ActionContext ctx{config_, state_, pg_, assignment_, others_, [this] { heartbeat(); }, stop_requested_,
                       [this] { persist(); }};
@@ -449,7 +449,7 @@ void KeeperLoop::supervise(const Observation& obs) {
     if (postgres_must_be_stopped(s) && obs.running) {
         log_warn("node={} state={} Postgres runs but must not in this state; stopping it", name(), to_string(s));
         pg_.stop("fast");
-        return;
+        return false;
     }
     if (postgres_must_run(s) && !obs.running && obs.data_dir_exists) {
         if (restart_attempts_ >= config_.timeouts.postgres_restart_max_retries ||
@@ -460,12 +460,12 @@ void KeeperLoop::supervise(const Observation& obs) {
                 down_since_ = SteadyClock::now();
                 restart_attempts_ = 0;
             }
-            return;
+            return false;
         }
         if (pg_.postmaster_unreaped()) {
             // Postgres would refuse to start now; this is no failed attempt.
             log_debug("node={} postmaster died, waiting until its process is reaped", name());
-            return;
+            return false;
         }
         ++restart_attempts_;
         log_warn("node={} state={} Postgres is not running; restart attempt {}/{}", name(), to_string(s),
@@ -482,11 +482,11 @@ void KeeperLoop::supervise(const Observation& obs) {
         // another node), so this node never comes up as a second primary.
         pg_.start([this] { heartbeat(); }, [this, s] { return state_.goal_state != s; });
         log_info("node={} state={} Postgres restarted", name(), to_string(s));
-        return;
+        return true;
     }
     if (obs.accepting && obs.in_recovery && (s == NodeState::Secondary || s == NodeState::Catchingup) &&
         rebuild_if_unfollowable(ctx, obs))
-        return;
+        return false;
     if (obs.accepting && !obs.in_recovery && is_writable(s)) maintain_replication_slots(ctx);
     if (obs.accepting && obs.in_recovery && (s == NodeState::Secondary || s == NodeState::Catchingup))
         drop_standby_slots(ctx);
@@ -494,6 +494,7 @@ void KeeperLoop::supervise(const Observation& obs) {
         ensure_following_primary(ctx))
         log_warn("node={} state={} primary_conninfo did not point at the primary {}:{}; re-pointed it", name(),
                  to_string(s), assignment_.primary_host, assignment_.primary_port);
+    return false;
 }
 
 // A standby that was away longer than its slot may hold WAL for (max_slot_wal_keep_size)
@@ -610,8 +611,8 @@ bool KeeperLoop::step_unguarded() {
     renew_write_lease(obs);
     persist();
     if (state_.current_state != state_.goal_state) return advance_towards_goal();
-    supervise(obs);
-    return false;
+    // A restarted Postgres is reported at once (it may be all the monitor waits for), not a poll period later.
+    return supervise(obs);
 }
 
 bool KeeperLoop::step() {

@@ -72,7 +72,8 @@ private:
     // How long until a writable primary would have to fence (max when it never would):
     // monitor calls and sleeps are cut to it, so fencing is never late.
     std::chrono::milliseconds time_to_fencing_deadline() const;
-    void supervise(const Observation& obs);
+    // true when it restarted Postgres: the caller reports at once instead of waiting a poll period.
+    bool supervise(const Observation& obs);
     bool rebuild_if_unfollowable(ActionContext& ctx, const Observation& obs);
     bool advance_towards_goal();
     void persist();
