@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -143,11 +144,13 @@ class Repo:
                                               stderr=subprocess.STDOUT), log)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            r = host.run(["ss", "-ltn"], user=False, check=False)
-            if f":{TLS_PORT} " in r.stdout:
+            try:   # the test process reaches every host over the bridge
+                socket.create_connection((host.ip, TLS_PORT), timeout=1).close()
                 return
-            time.sleep(0.2)
-        raise AssertionError(f"pgbackrest server on {host.name} does not listen")
+            except OSError:
+                time.sleep(0.2)
+        with open(log.name, errors="replace") as f:
+            raise AssertionError(f"pgbackrest server on {host.name} does not listen:\n{f.read()[-2000:]}")
 
     def ensure_node_server(self, node):
         proc = self.servers.get(node.name, (None, None))[0]
@@ -231,10 +234,9 @@ def env(request):
         h.c.wait_healthy()
         print(f"\n[setup] repo host {h.repo.host.ip} (pgbackrest server, TLS) + monitor + 3 nodes healthy after "
               f"{time.monotonic() - t0:.1f}s ({h.workdir})")
-        for n in ("n2", "n3"):
-            out = open(os.path.join(h.workdir, f"{n}.keeper.out"), errors="replace").read()
-            print(f"[setup] {n}: " + ("; ".join(re.findall(r"standby built from pgBackRest backup \S+", out))
-                                      or "not built from a backup"))
+        for n in ("n2", "n3"):   # `create postgres` printed how it built them; their servers replayed the archive
+            log = open(os.path.join(h.workdir, f"{n}.postgres.log"), errors="replace").read()
+            print(f"[setup] {n}: {len(re.findall('restored log file', log))} segments restored from the archive")
         yield h
     finally:
         if h.c is not None:
@@ -385,9 +387,9 @@ def test_B1_switchover_while_archiving(env, c):
         ctx["new_primary"] = c.primary().name
 
     def after(c, ctx):
-        holder["w"].wait_for_acks(holder["w"].ack_count() + 20)
+        holder["w"].wait_for_acks(holder["w"].ack_count + 20)
         ctx["t_target"] = time.time()
-        holder["w"].wait_for_acks(holder["w"].ack_count() + 20)
+        holder["w"].wait_for_acks(holder["w"].ack_count + 20)
         ctx.setdefault("problems", []).extend(_check_and_pitr(env, holder["w"], ctx, crossing_timeline=True))
 
     run_scenario(c, "B1", "backup: switchover while archiving (repo on its own host, TLS)", inject,
@@ -407,9 +409,9 @@ def test_B2_primary_crash_while_archiving(env, c):
         ctx["t_repaired"] = time.time()
 
     def after(c, ctx):
-        holder["w"].wait_for_acks(holder["w"].ack_count() + 20)
+        holder["w"].wait_for_acks(holder["w"].ack_count + 20)
         ctx["t_target"] = time.time()
-        holder["w"].wait_for_acks(holder["w"].ack_count() + 20)
+        holder["w"].wait_for_acks(holder["w"].ack_count + 20)
         ctx.setdefault("problems", []).extend(_check_and_pitr(env, holder["w"], ctx, crossing_timeline=True))
 
     run_scenario(c, "B2", "backup: primary machine crash while archiving (repo on its own host, TLS)", inject,
@@ -468,12 +470,12 @@ def test_B4_repo_host_isolated(env, c):
         p = c.primary()
         ctx["primary"] = p.name
         c.net.isolate(repo.host)
-        acks0 = holder["w"].ack_count()
+        acks0 = holder["w"].ack_count
         t_end = time.monotonic() + REPO_ISOLATION_S
         while time.monotonic() < t_end:
             _wal_switches(p, 1)
             time.sleep(1)
-        ctx["acks_while_isolated"] = holder["w"].ack_count() - acks0
+        ctx["acks_while_isolated"] = holder["w"].ack_count - acks0
         ctx["ready_at_heal"] = ready(p)
         c.net.heal(repo.host)
         ctx["t_repaired"] = time.time()
