@@ -19,7 +19,7 @@ export AUTOFAILOVER_FAULTS_REPORT=$(realpath "$RESULTS")
 /usr/bin/python3 tests/faults/netns.py cleanup >/dev/null
 started=$(date +%s)
 ( cd tests/faults && /usr/bin/python3 -m pytest -v -s -p no:cacheprovider -rs test_harness.py test_scenarios.py \
-    test_nemesis.py test_monitor_ha.py ) 2>&1 | tee "$LOG"
+    test_nemesis.py test_monitor_ha.py test_backups.py ) 2>&1 | tee "$LOG"
 status=${PIPESTATUS[0]}            # pytest's, not tee's: a failing scenario fails `make faults`
 # The nemesis against the monitor-HA shape (3 etcd, 2 monitors): its own pytest run, the shape is per module.
 if [ "${AUTOFAILOVER_NEMESIS_HA_ROUNDS:-3}" -gt 0 ]; then
@@ -31,6 +31,6 @@ fi
 # the page is written also when scenarios failed (their rows say so)
 /usr/bin/python3 tests/faults/report.py "$RESULTS" docs/failure-tests.md --wall-s "$(( $(date +%s) - started ))" \
     --commit "$(git describe --always --dirty 2>/dev/null || echo unknown)" --pytest-status "$status" || status=1
-grep -E '^\[(S|P|N|M|F|R|H)[0-9]' "$LOG" || true
+grep -E '^\[(S|P|N|M|F|R|H|B)[0-9]' "$LOG" || true
 echo "faults: pytest exit status $status; wall time $(( $(date +%s) - started )) s; page docs/failure-tests.md"
 exit "$status"
