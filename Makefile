@@ -45,6 +45,9 @@ soak: install
 # Keeper-protocol benchmark against a temporary monitor (not a test; figures in docs/benchmarks.md).
 bench: install
 	@bash bench/run_node_active_bench.sh
+	@dpkg -s postgresql-15-auto-failover pg-auto-failover-cli >/dev/null 2>&1 || \
+	  flock /tmp/autofailover-apt.lock apt-get install -y postgresql-15-auto-failover pg-auto-failover-cli
+	@bash bench/run_node_active_sidebyside.sh
 
 # docs/fsm.svg from libautofailover's keeper transition table (`autoctl show fsm --dot`), with
 # Graphviz's dot (Debian graphviz, installed here when missing: make check does not need it).

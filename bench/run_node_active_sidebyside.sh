@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Monitor capacity side by side: the same node_active load (N simulated nodes in
+# groups of 3, each calling once per second: pgbench --rate N, same client count)
+# against autofailover's monitor (INSTALLED extension, its health worker probing
+# all N nodes every second, closed ports) and pg_auto_failover 2.0's monitor
+# (Debian postgresql-15-auto-failover, its health checks off and every node marked
+# healthy, so its standbys can reach secondary). Two PostgreSQL instances run as
+# the autofailover user; for each N the two are measured one after the other.
+# usage: run_node_active_sidebyside.sh [N ...]   (default: 1000 3000 10000)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+user=${AUTOFAILOVER_TEST_USER:-autofailover}
+bindir=/usr/lib/postgresql/15/bin
+duration=${BENCH_SECONDS:-20}
+clients=${BENCH_CLIENTS:-8}
+port_af=${BENCH_PORT:-7200}
+port_pgaf=${BENCH_PGAF_PORT:-7201}
+sizes=("$@")
+[ ${#sizes[@]} -eq 0 ] && sizes=(1000 3000 10000)
+[ -f /usr/share/postgresql/15/extension/pgautofailover.control ] || {
+  echo "pg_auto_failover's monitor is not installed (apt-get install postgresql-15-auto-failover)" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/autofailover-sbs.XXXXXX)
+chown "$user" "$work"
+cp "$here"/node_active.sql "$here"/settle.sql "$here"/pgaf_node_active.sql "$here"/pgaf_settle.sql "$work/"
+as_user() { runuser -u "$user" -- "$@"; }
+cleanup() {
+  for d in af pgaf; do
+    [ -f "$work/$d/postmaster.pid" ] && as_user "$bindir/pg_ctl" -D "$work/$d" -m fast -w stop >/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_pg() { # dir port preload extra-conf
+  as_user "$bindir/initdb" -D "$work/$1" -A trust -U "$user" >/dev/null
+  cat >> "$work/$1/postgresql.conf" <<CONF
+port = $2
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$work'
+shared_preload_libraries = '$3'
+max_connections = 100
+shared_buffers = 256MB
+synchronous_commit = on
+$4
+CONF
+  as_user "$bindir/pg_ctl" -D "$work/$1" -l "$work/$1.log" -w start >/dev/null
+}
+start_pg af "$port_af" autofailover "autofailover.health_check_period = 1s
+autofailover.health_check_max_retries = 0
+autofailover.startup_grace_period = 0"
+start_pg pgaf "$port_pgaf" pgautofailover "pgautofailover.enable_health_checks = off"
+psql_() { local p=$1; shift; as_user psql -X -q -h 127.0.0.1 -p "$p" -v ON_ERROR_STOP=1 "$@"; }
+psql_ "$port_af" -d postgres -c "CREATE DATABASE autofailover"
+psql_ "$port_af" -d autofailover -c "CREATE EXTENSION autofailover" \
+  -c "SELECT autofailover.create_formation('bench')" -f "$work/settle.sql" >/dev/null
+psql_ "$port_pgaf" -d postgres -c "CREATE DATABASE pg_auto_failover"
+psql_ "$port_pgaf" -d pg_auto_failover -c "CREATE EXTENSION pgautofailover CASCADE" -f "$work/pgaf_settle.sql" >/dev/null
+
+# pgbench per-transaction log -> one result line
+summarize() { /usr/bin/python3 -c '
+import sys
+lat, svc, skipped, first, last = [], [], 0, None, None
+for line in sys.stdin:
+    f = line.split()
+    if f[2] == "skipped":
+        skipped += 1
+        continue
+    t = int(f[2]); lag = int(f[6]) if len(f) > 6 else 0
+    lat.append(t / 1000.0); svc.append((t - lag) / 1000.0)
+    ts = int(f[4]) + int(f[5]) / 1e6
+    first = ts if first is None else min(first, ts); last = ts if last is None else max(last, ts)
+lat.sort(); svc.sort()
+pct = lambda a, p: a[min(len(a) - 1, int(p * len(a)))] if a else float("nan")
+rate = len(lat) / (last - first) if lat and last > first else 0.0
+print(f"{rate:.0f} {pct(lat, .5):.2f} {pct(lat, .99):.2f} {lat[-1] if lat else 0:.1f} {pct(svc, .99):.2f}")
+'; }
+run_load() { # port db script n -> prints "calls/s p50 p99 max svc_p99"
+  local p=$1 db=$2 script=$3 n=$4 tag=$5
+  as_user "$bindir/pgbench" -n -M prepared -h 127.0.0.1 -p "$p" -c "$clients" -j 2 --rate="$n" \
+    -D nodes="$n" -D clients="$clients" -D i=0 -f "$work/$script" -T 4 "$db" >/dev/null 2>&1 || true
+  rm -f "$work"/log_"$tag".*
+  (cd "$work" && as_user "$bindir/pgbench" -n -M prepared -h 127.0.0.1 -p "$p" -c "$clients" -j 2 --rate="$n" \
+    -D nodes="$n" -D clients="$clients" -D i=0 -f "$work/$script" -T "$duration" -l --log-prefix="$work/log_$tag" \
+    "$db" > "$work/pgbench_$tag.out" 2>&1) || true
+  cat "$work"/log_"$tag".* | summarize
+}
+
+registered=0
+echo "# $(date -u '+%F %T') UTC, $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg), clients=$clients, ${duration}s per run, rate=N calls/s"
+printf "%-14s %6s %8s %8s %8s %9s %11s  %s\n" monitor nodes calls/s p50_ms p99_ms max_ms svc_p99_ms goals_after
+for n in "${sizes[@]}"; do
+  # --- register and settle both monitors up to n nodes ---
+  psql_ "$port_af" -d autofailover -c "ALTER SYSTEM SET autofailover.node_considered_unhealthy_timeout = '1h'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  psql_ "$port_af" -d autofailover -c "SELECT count(*) FROM generate_series($((registered + 1)), $n) i,
+      autofailover.register_node('bench', '127.0.0.1', 10000 + i, 'b' || i, group_id => (i - 1) / 3)" >/dev/null
+  psql_ "$port_af" -d autofailover -c "CALL bench_settle()"
+  # pg_auto_failover: one formation per group; a standby registers once its primary is up.
+  for k in 0 1 2; do
+    psql_ "$port_pgaf" -d pg_auto_failover -c "SELECT count(*) FROM generate_series($((registered + 1)), $n) i,
+        LATERAL (SELECT CASE WHEN $k = 0 AND (i - 1) % 3 = 0 THEN pgautofailover.create_formation('g' || (i - 1) / 3,
+                 'pgsql', 'postgres', true, 0)::text END) f,
+        LATERAL pgautofailover.register_node('g' || (i - 1) / 3, '127.0.0.1', 10000 + i, 'postgres', 'b' || i, 7000000000 + (i - 1) / 3, i)
+        WHERE (i - 1) % 3 = $k" >/dev/null
+    psql_ "$port_pgaf" -d pg_auto_failover -c "UPDATE pgautofailover.node SET health = 1, healthchecktime = now()" \
+      -c "CALL bench_pgaf_settle()" >/dev/null
+  done
+  registered=$n
+  # --- measure, alternating ---
+  af_goals() { psql_ "$port_af" -d autofailover -Atc "SELECT string_agg(goal_state || '=' || c, ',' ORDER BY goal_state)
+      FROM (SELECT goal_state, count(*) c FROM autofailover.nodes GROUP BY 1) s"; }
+  pgaf_goals() { psql_ "$port_pgaf" -d pg_auto_failover -Atc "SELECT string_agg(goalstate || '=' || c, ',' ORDER BY goalstate)
+      FROM (SELECT goalstate, count(*) c FROM pgautofailover.node GROUP BY 1) s"; }
+  before_af=$(af_goals); before_pgaf=$(pgaf_goals)
+  ( sleep 2.5; psql_ "$port_af" -d autofailover -c "ALTER SYSTEM RESET autofailover.node_considered_unhealthy_timeout" \
+      -c "SELECT pg_reload_conf()" >/dev/null ) &
+  read -r af_rate af_p50 af_p99 af_max af_svc < <(run_load "$port_af" autofailover node_active.sql "$n" af)
+  wait
+  read -r pg_rate pg_p50 pg_p99 pg_max pg_svc < <(run_load "$port_pgaf" pg_auto_failover pgaf_node_active.sql "$n" pgaf)
+  printf "%-14s %6d %8s %8s %8s %9s %11s  %s\n" autofailover "$n" "$af_rate" "$af_p50" "$af_p99" "$af_max" "$af_svc" \
+    "before[$before_af] after[$(af_goals)]"
+  printf "%-14s %6d %8s %8s %8s %9s %11s  %s\n" pg_auto_failover "$n" "$pg_rate" "$pg_p50" "$pg_p99" "$pg_max" "$pg_svc" \
+    "before[$before_pgaf] after[$(pgaf_goals)]"
+  /usr/bin/python3 -c 'import sys; a=[float(x) for x in sys.argv[1:]]
+r = lambda x, y: f"{x / y:.2f}" if y else "n/a"
+print(f"ratio            {int(a[6]):6d}  calls/s ours/pgaf {r(a[0], a[3])}  p50 pgaf/ours {r(a[4], a[1])}  p99 pgaf/ours {r(a[5], a[2])}  (>1: autofailover better)")' \
+    "$af_rate" "$af_p50" "$af_p99" "$pg_rate" "$pg_p50" "$pg_p99" "$n"
+  grep -hE "aborted|ERROR" "$work"/pgbench_af.out "$work"/pgbench_pgaf.out | head -3 || true
+done
+echo "# end $(date -u '+%T') UTC, load: $(cut -d' ' -f1-3 /proc/loadavg)"
