@@ -360,14 +360,18 @@ void Agent::lead(bool recovering, const SyncState& sync) {
                                   .as<bool>();
         tx.commit();
         if (!promoted) throw std::runtime_error("pg_promote did not finish within promote_timeout_ms");
+        ha_conf_.clear();
+        sync_since_.clear();
+    }
+    // The lease first: it is what lets the new leader decide (takeover time), and it is bounded by this round's
+    // keepalive whatever comes after it.
+    const bool valid = renew_postgres_lease(false);
+    if (recovering) {
         // pg_control names the new timeline only after a checkpoint; PostgreSQL 15's
         // pg_rewind of this monitor, should it die soon, needs it there.
         pqxx::nontransaction checkpoint(local());
         checkpoint.exec("CHECKPOINT");
-        ha_conf_.clear();
-        sync_since_.clear();
     }
-    const bool valid = renew_postgres_lease(false);
     if (!leading_) {
         leading_ = true;
         log_info("monitor={} role=leader lease_valid={} (TTL {} s, margin {} ms)", c_.name, valid, last_ttl_s_,

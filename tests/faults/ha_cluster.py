@@ -353,6 +353,37 @@ class HaCluster(Cluster):
             time.sleep(0.05)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{details()}")
 
+    def _etcd_post(self, member, path, payload, timeout=1):
+        req = urllib.request.Request(f"{member.url}{path}", data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.load(r)
+
+    def etcd_leader_member(self):
+        """The EtcdMember that is etcd's raft leader now (None when no live member knows one)."""
+        ids = {}
+        leader = None
+        for m in self.etcd.values():
+            if not m.running():
+                continue
+            try:
+                st = self._etcd_post(m, "/v3/maintenance/status", {})
+            except (OSError, ValueError):
+                continue
+            ids[st["header"]["member_id"]] = m
+            leader = st.get("leader") or leader
+        return ids.get(leader)
+
+    def move_etcd_leader(self, target):
+        """Make `target` etcd's leader (MoveLeader, sent to the current leader); returns when it leads."""
+        current = self.etcd_leader_member()
+        if current is target:
+            return
+        target_id = self._etcd_post(target, "/v3/maintenance/status", {})["header"]["member_id"]
+        self._etcd_post(current, "/v3/maintenance/transfer-leadership", {"targetID": target_id}, timeout=5)
+        self.wait_for(lambda: self.etcd_leader_member() is target, f"etcd leader {target.name}", 15,
+                      lambda: self._etcd_logs())
+
     def etcd_get(self, key):
         """Value of /autofailover/main/<key> through any live member, None when missing, raises when none
         answers."""

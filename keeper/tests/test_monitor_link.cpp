@@ -1,0 +1,111 @@
+// MonitorLink against a multi-host monitor URI whose first host swallows the connection (a crashed monitor
+// machine drops packets; libpq's connect_timeout does not bound PQconnectPoll): the next call must start from
+// the next host (commit bfd0f8e, netns row M3). Real sockets on loopback; no Postgres needed, since only which
+// host each attempt reaches is checked.
+#include "keeper/monitor_link.h"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using autofailover::keeper::MonitorLink;
+using autofailover::keeper::MonitorLogin;
+using autofailover::keeper::MonitorUnreachable;
+
+namespace {
+
+// A listening socket nobody serves: the kernel completes the TCP handshake, then libpq waits for an answer
+// to its startup packet for ever, like a host that vanished after the handshake.
+class SilentListener {
+public:
+    explicit SilentListener(int port) : port_(port) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        if (fd_ < 0) throw std::runtime_error("socket");
+        int one = 1;
+        ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<std::uint16_t>(port));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 16) != 0)
+            throw std::runtime_error("bind/listen on 127.0.0.1:" + std::to_string(port));
+        ::fcntl(fd_, F_SETFL, O_NONBLOCK);
+    }
+    ~SilentListener() {
+        for (int c : accepted_) ::close(c);
+        ::close(fd_);
+    }
+    SilentListener(const SilentListener&) = delete;
+    SilentListener& operator=(const SilentListener&) = delete;
+
+    // Connections that arrived since the last look (kept open and unanswered).
+    int take_new_connections() {
+        int n = 0;
+        for (;;) {
+            int c = ::accept(fd_, nullptr, nullptr);
+            if (c < 0) return n;
+            accepted_.push_back(c);
+            ++n;
+        }
+    }
+    int port() const { return port_; }
+
+private:
+    int port_;
+    int fd_ = -1;
+    std::vector<int> accepted_;
+};
+
+void call_once(MonitorLink& link) {
+    try {
+        link.get_other_nodes(1);
+        FAIL("a silent monitor answered");
+    } catch (const MonitorUnreachable&) {
+    }
+}
+
+}  // namespace
+
+TEST_CASE("after a failed connection the keeper starts from the next host of a multi-host monitor URI",
+          "[monitor-link]") {
+    // Ports from this test's own range (docs: listening ports < 32768).
+    SilentListener first(7481), second(7482);
+    MonitorLogin login;
+    login.uri = "postgresql://autofailover_keeper@127.0.0.1:" + std::to_string(first.port()) + ",127.0.0.1:" +
+                std::to_string(second.port()) + "/autofailover?sslmode=disable&connect_timeout=2";
+    MonitorLink link(login, std::chrono::milliseconds(300));
+
+    const auto started = std::chrono::steady_clock::now();
+    call_once(link);  // hangs on the first host until the call's deadline
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+    CHECK(first.take_new_connections() == 1);
+    CHECK(second.take_new_connections() == 0);
+
+    call_once(link);  // must not go back to the silent first host
+    CHECK(first.take_new_connections() == 0);
+    CHECK(second.take_new_connections() == 1);
+
+    call_once(link);  // and round the list again
+    CHECK(first.take_new_connections() == 1);
+    CHECK(second.take_new_connections() == 0);
+}
+
+TEST_CASE("a single-host monitor URI is retried on its one host", "[monitor-link]") {
+    SilentListener only(7483);
+    MonitorLogin login;
+    login.uri = "postgresql://autofailover_keeper@127.0.0.1:" + std::to_string(only.port()) +
+                "/autofailover?sslmode=disable";
+    MonitorLink link(login, std::chrono::milliseconds(200));
+    call_once(link);
+    call_once(link);
+    CHECK(only.take_new_connections() == 2);
+}
