@@ -79,7 +79,6 @@ TEST_CASE("the options autoctl runs its tools with", "[child]") {
     // The whole output is kept, not only the last 64 kB.
     auto big = run_child({"sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x"}, options);
     CHECK(big.output.size() == 100000);
-    CHECK(run_child({"/bin/sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x"}).output.size() == 65536);
     // The signal that ended the child is reported.
     auto killed = run_child({"sh", "-c", "kill -TERM $$"}, options);
     CHECK(killed.exit_code == -1);
