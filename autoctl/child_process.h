@@ -1,4 +1,5 @@
-// Running a helper program (initdb, pg_ctl, openssl) and collecting its output,
+// Running a helper program (initdb, pg_ctl, openssl) through keeper/child_process.h
+// (the one runner of keeper and autoctl) and collecting its output,
 // so a failure can be reported with what the program said.
 #pragma once
 

@@ -38,6 +38,7 @@ ChildResult run_child(const std::vector<std::string>& argv, const ChildOptions& 
     std::vector<char*> env;
     for (auto& e : env_strings) env.push_back(e.data());
     env.push_back(nullptr);
+    const std::string exec_failed = "cannot run " + argv.at(0) + "\n";
 
     pid_t pid = ::fork();
     if (pid < 0) {
@@ -46,13 +47,17 @@ ChildResult run_child(const std::vector<std::string>& argv, const ChildOptions& 
         throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
     }
     if (pid == 0) {
-        int in = ::open(options.stdin_path.c_str(), O_RDONLY);
-        if (in >= 0) ::dup2(in, 0);
+        if (!options.stdin_path.empty()) {
+            int in = ::open(options.stdin_path.c_str(), O_RDONLY);
+            if (in >= 0) ::dup2(in, 0);
+        }
         ::dup2(fds[1], 1);
         ::dup2(fds[1], 2);
-        ::execve(args[0], args.data(), env.data());
-        const char msg[] = "exec failed\n";
-        ssize_t ignored = ::write(2, msg, sizeof msg - 1);
+        if (options.search_path)
+            ::execvpe(args[0], args.data(), env.data());
+        else
+            ::execve(args[0], args.data(), env.data());
+        ssize_t ignored = ::write(2, exec_failed.data(), exec_failed.size());
         (void)ignored;
         ::_exit(127);
     }
@@ -73,7 +78,8 @@ ChildResult run_child(const std::vector<std::string>& argv, const ChildOptions& 
                 ssize_t got = ::read(fds[0], buf, sizeof buf);
                 if (got > 0) {
                     result.output.append(buf, static_cast<std::size_t>(got));
-                    if (result.output.size() > 65536) result.output.erase(0, result.output.size() - 65536);
+                    if (result.output.size() > options.max_output)
+                        result.output.erase(0, result.output.size() - options.max_output);
                 } else if (got == 0) {
                     pipe_open = false;
                 }
@@ -84,7 +90,7 @@ ChildResult run_child(const std::vector<std::string>& argv, const ChildOptions& 
         pid_t w = ::waitpid(pid, &status, WNOHANG);
         if (w == pid) reaped = true;
         const bool cancel = !reaped && options.cancel && options.cancel();
-        if (!reaped && (cancel || Clock::now() > deadline)) {
+        if (!reaped && (cancel || (options.time_limit && Clock::now() > deadline))) {
             ::kill(pid, SIGTERM);
             ::usleep(500 * 1000);
             ::kill(pid, SIGKILL);
@@ -109,6 +115,7 @@ ChildResult run_child(const std::vector<std::string>& argv, const ChildOptions& 
     }
     ::close(fds[0]);
     if (!result.timed_out && !result.cancelled && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+    if (!result.timed_out && !result.cancelled && WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);
     return result;
 }
 

@@ -1,6 +1,7 @@
-// Runs the PostgreSQL tools (initdb, pg_ctl, pg_basebackup, pg_rewind,
-// pg_controldata) as child processes. While a long child runs, `tick` is called
-// every `tick_every` so the keeper keeps reporting to the monitor.
+// The one child-process runner of keeper and autoctl: runs the PostgreSQL tools
+// (initdb, pg_ctl, pg_basebackup, pg_rewind, pg_controldata) and helpers without a
+// shell. While a long child runs, `tick` is called every `tick_every` so the keeper
+// keeps reporting to the monitor.
 #pragma once
 
 #include <chrono>
@@ -14,6 +15,7 @@ struct ChildResult {
     int exit_code = -1;  // -1: killed by a signal or timed out
     bool timed_out = false;
     bool cancelled = false;
+    int term_signal = 0;  // the signal that ended the child (0: it exited, or we killed it)
     std::string output;  // stdout + stderr, truncated to the last 64 kB
     bool ok() const { return exit_code == 0; }
 };
@@ -23,12 +25,17 @@ struct ChildOptions {
     std::function<void()> tick;  // may be empty
     std::chrono::milliseconds tick_every{1000};
     std::vector<std::string> extra_env;  // "NAME=value"
-    std::string stdin_path = "/dev/null";
+    std::string stdin_path = "/dev/null";  // "": the child inherits ours (autoctl)
+    // false: no deadline at all (autoctl: the operator interrupts a slow tool).
+    bool time_limit = true;
+    // true: argv[0] may be a bare name looked up in PATH (autoctl); the keeper passes absolute paths.
+    bool search_path = false;
+    std::size_t max_output = 65536;  // keep only the last max_output bytes
     // Polled while the child runs: true kills it (SIGTERM, then SIGKILL) and the result says cancelled.
     std::function<bool()> cancel;
 };
 
-// argv[0] is an absolute path. Never throws for a failing child; throws only
+// argv[0] is an absolute path unless options.search_path. Never throws for a failing child; throws only
 // when fork/pipe fail.
 ChildResult run_child(const std::vector<std::string>& argv, const ChildOptions& options = {});
 

@@ -648,33 +648,6 @@ void drop_node(ActionContext& ctx) {
 
 }  // namespace
 
-SyncStandbyNames parse_synchronous_standby_names(const std::string& value) {
-    SyncStandbyNames out;
-    static const std::regex with_count(R"(^\s*(?:(?:ANY|FIRST)\s+)?(\d+)\s*\((.*)\)\s*$)", std::regex::icase);
-    std::smatch m;
-    std::string list;
-    if (std::regex_match(value, m, with_count)) {
-        out.count = std::stoi(m[1].str());
-        list = m[2].str();
-    } else {
-        list = value;
-    }
-    std::string item;
-    auto flush = [&] {
-        auto start = item.find_first_not_of(" \t\"");
-        auto end = item.find_last_not_of(" \t\"");
-        if (start != std::string::npos) out.names.push_back(item.substr(start, end - start + 1));
-        item.clear();
-    };
-    for (char c : list) {
-        if (c == ',') flush();
-        else item += c;
-    }
-    flush();
-    if (out.count == 0 && !out.names.empty() && !std::regex_match(value, m, with_count)) out.count = 1;
-    return out;
-}
-
 void ensure_replication_access(ActionContext& ctx, bool reload_if_changed) {
     if (ctx.config.skip_pg_hba) return;  // --skip-pg-hba: the DBA writes every line (docs/clients.md)
     std::vector<std::string> hosts = {ctx.config.hostname};

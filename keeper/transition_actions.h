@@ -48,11 +48,6 @@ bool ensure_following_primary(ActionContext& ctx);
 // re-initialized from a fresh base backup. A diverged directory is kept for the DBA.
 void rebuild_unfollowable_standby(ActionContext& ctx, const std::string& reason);
 
-// "ANY 2 (a, b, c)" → 2, {a, b, c}; "" → 0, {}.
-struct SyncStandbyNames {
-    int count = 0;
-    std::vector<std::string> names;
-};
-SyncStandbyNames parse_synchronous_standby_names(const std::string& value);
+// parse_synchronous_standby_names lives next to its generator in libautofailover/replication_names.h.
 
 }  // namespace autofailover::keeper

@@ -4,6 +4,7 @@
 #include "libautofailover/decision_context.h"
 
 #include <algorithm>
+#include <regex>
 
 namespace autofailover {
 
@@ -59,6 +60,33 @@ std::string synchronous_standby_names(const GroupSnapshot& group, const Formatio
         names += standby_name(listed[i]->id);
     }
     return names + ")";
+}
+
+SyncStandbyNames parse_synchronous_standby_names(const std::string& value) {
+    SyncStandbyNames out;
+    static const std::regex with_count(R"(^\s*(?:(?:ANY|FIRST)\s+)?(\d+)\s*\((.*)\)\s*$)", std::regex::icase);
+    std::smatch m;
+    std::string list;
+    if (std::regex_match(value, m, with_count)) {
+        out.count = std::stoi(m[1].str());
+        list = m[2].str();
+    } else {
+        list = value;
+    }
+    std::string item;
+    auto flush = [&] {
+        auto start = item.find_first_not_of(" \t\"");
+        auto end = item.find_last_not_of(" \t\"");
+        if (start != std::string::npos) out.names.push_back(item.substr(start, end - start + 1));
+        item.clear();
+    };
+    for (char c : list) {
+        if (c == ',') flush();
+        else item += c;
+    }
+    flush();
+    if (out.count == 0 && !out.names.empty() && !std::regex_match(value, m, with_count)) out.count = 1;
+    return out;
 }
 
 }  // namespace autofailover

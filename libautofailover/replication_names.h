@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace autofailover {
 
@@ -19,5 +20,13 @@ std::optional<NodeId> node_id_of_standby_name(std::string_view name);
 // synchronous_standby_names the group's primary must run with:
 // "ANY n (autofailover_node_1, autofailover_node_3)" or "" (no synchronous replication).
 std::string synchronous_standby_names(const GroupSnapshot& group, const FormationSettings& settings);
+
+// What a keeper reads back from its primary's setting: "ANY 2 (a, b, c)" → 2, {a, b, c};
+// "a" → 1, {a}; "" → 0, {}. parse(synchronous_standby_names(...)) round-trips.
+struct SyncStandbyNames {
+    int count = 0;
+    std::vector<std::string> names;
+};
+SyncStandbyNames parse_synchronous_standby_names(const std::string& value);
 
 }  // namespace autofailover

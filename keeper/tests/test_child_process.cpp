@@ -1,9 +1,13 @@
 // The child-process runner the keeper uses for initdb, pg_ctl, pg_basebackup, pg_rewind.
 #include "keeper/child_process.h"
 
+#include "autoctl/child_process.h"
+#include "autoctl/exit_codes.h"
+
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <string>
 
 using namespace autofailover::keeper;
 using std::chrono::milliseconds;
@@ -59,4 +63,43 @@ TEST_CASE("extra environment wins over the inherited variable of the same name",
     ::unsetenv("KEEPER_TEST_PASSFILE");
     CHECK(r.output.find("KEEPER_TEST_PASSFILE=/keeper/replication.pgpass\n") != std::string::npos);
     CHECK(r.output.find("KEEPER_TEST_PASSFILE=/inherited") == std::string::npos);
+}
+
+TEST_CASE("the options autoctl runs its tools with", "[child]") {
+    ChildOptions options;
+    options.search_path = true;
+    options.stdin_path = "";
+    options.time_limit = false;
+    options.max_output = std::string().max_size();
+    // A bare name is looked up in PATH only with search_path.
+    CHECK(run_child({"sh", "-c", "exit 4"}, options).exit_code == 4);
+    auto no_lookup = run_child({"sh", "-c", "exit 4"});
+    CHECK(no_lookup.exit_code == 127);
+    CHECK(no_lookup.output.find("cannot run sh") != std::string::npos);
+    // The whole output is kept, not only the last 64 kB.
+    auto big = run_child({"sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x"}, options);
+    CHECK(big.output.size() == 100000);
+    // The signal that ended the child is reported.
+    auto killed = run_child({"sh", "-c", "kill -TERM $$"}, options);
+    CHECK(killed.exit_code == -1);
+    CHECK(killed.term_signal == 15);
+    CHECK_FALSE(killed.timed_out);
+}
+
+TEST_CASE("without a time limit a child outlives the default-sized timeout field", "[child]") {
+    ChildOptions options;
+    options.time_limit = false;
+    options.timeout = milliseconds(100);
+    auto r = run_child({"/bin/sleep", "0.5"}, options);
+    CHECK(r.ok());
+    CHECK_FALSE(r.timed_out);
+}
+
+TEST_CASE("autoctl's run_child is the keeper's runner with autoctl's conventions", "[child][autoctl]") {
+    auto ok = autoctl::run_child({"sh", "-c", "echo from-path"});
+    CHECK(ok.exit_status == 0);
+    CHECK(ok.output == "from-path\n");
+    CHECK(autoctl::run_child({"sh", "-c", "kill -KILL $$"}).exit_status == 128 + 9);
+    CHECK(autoctl::run_child({"/nonexistent/tool"}).exit_status == 127);
+    CHECK_THROWS_AS(autoctl::run_child_or_throw({"sh", "-c", "exit 2"}, ""), autoctl::CliError);
 }

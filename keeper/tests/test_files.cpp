@@ -192,17 +192,6 @@ TEST_CASE("postgresql.auto.conf edits replace, add and remove keys", "[autoconf]
     CHECK(removed.find("primary_conninfo") == std::string::npos);
 }
 
-TEST_CASE("synchronous_standby_names parsing", "[syncrep]") {
-    auto any = parse_synchronous_standby_names("ANY 2 (autofailover_node_1, autofailover_node_3, \"autofailover_node_4\")");
-    CHECK(any.count == 2);
-    CHECK(any.names == std::vector<std::string>{"autofailover_node_1", "autofailover_node_3", "autofailover_node_4"});
-    CHECK(parse_synchronous_standby_names("").count == 0);
-    CHECK(parse_synchronous_standby_names("").names.empty());
-    auto plain = parse_synchronous_standby_names("autofailover_node_2");
-    CHECK(plain.count == 1);
-    CHECK(plain.names == std::vector<std::string>{"autofailover_node_2"});
-}
-
 TEST_CASE("connection strings are redacted before logging", "[conninfo]") {
     CHECK(redact_conninfo("postgres://keeper:s3cret@mon:5432/autofailover") ==
           "postgres://keeper:****@mon:5432/autofailover");

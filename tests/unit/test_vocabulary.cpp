@@ -9,8 +9,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <iostream>
 #include <set>
+#include <string>
+#include <vector>
 
 using namespace autofailover;
 using namespace autofailover::testing;
@@ -116,6 +119,42 @@ TEST_CASE("a standby waiting for maintenance leaves the list", "[names]") {
     FormationSettings settings;
     auto group = GroupBuilder().node(1, S::Primary).node(2, S::WaitMaintenance).node(3, S::Secondary).build();
     CHECK(synchronous_standby_names(group, settings) == "ANY 1 (autofailover_node_3)");
+}
+
+TEST_CASE("synchronous_standby_names parsing", "[syncrep]") {
+    auto any = parse_synchronous_standby_names("ANY 2 (autofailover_node_1, autofailover_node_3, \"autofailover_node_4\")");
+    CHECK(any.count == 2);
+    CHECK(any.names == std::vector<std::string>{"autofailover_node_1", "autofailover_node_3", "autofailover_node_4"});
+    CHECK(parse_synchronous_standby_names("").count == 0);
+    CHECK(parse_synchronous_standby_names("").names.empty());
+    auto plain = parse_synchronous_standby_names("autofailover_node_2");
+    CHECK(plain.count == 1);
+    CHECK(plain.names == std::vector<std::string>{"autofailover_node_2"});
+}
+
+TEST_CASE("parse_synchronous_standby_names reads back what synchronous_standby_names writes", "[names][syncrep]") {
+    FormationSettings settings;
+    for (int number_sync : {0, 1, 2, 3}) {
+        settings.number_sync_standbys = number_sync;
+        auto group = GroupBuilder()
+                         .node(1, S::Primary)
+                         .node(2, S::Secondary, 0x3000000, 50)
+                         .node(3, S::Secondary, 0x3000000, 90)
+                         .node(4, S::Secondary, 0x3000000, 50, false)  // async: never listed
+                         .node(12, S::Secondary, 0x3000000, 50)
+                         .build();
+        const std::string written = synchronous_standby_names(group, settings);
+        const SyncStandbyNames read = parse_synchronous_standby_names(written);
+        CHECK(read.count == std::max(1, number_sync));
+        CHECK(read.names ==
+              std::vector<std::string>{standby_name(3), standby_name(2), standby_name(12)});
+        for (const auto& name : read.names) CHECK(node_id_of_standby_name(name).has_value());
+    }
+    // No synchronous replication: "" both ways.
+    const std::string none = synchronous_standby_names(GroupBuilder().node(1, S::Single).build(), settings);
+    CHECK(none.empty());
+    CHECK(parse_synchronous_standby_names(none).count == 0);
+    CHECK(parse_synchronous_standby_names(none).names.empty());
 }
 
 TEST_CASE("primary fences only when it reaches neither the monitor nor a standby", "[partition]") {
