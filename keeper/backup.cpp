@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 
 #include <stdexcept>
@@ -102,6 +104,31 @@ int requeue_received_segments(const std::string& pgdata) {
         if (!ec) ++count;
     }
     return count;
+}
+
+bool queue_unclosed_segment(const std::string& pgdata, std::uint64_t received_end, std::uint64_t wal_segment_size) {
+    if (wal_segment_size == 0 || received_end < wal_segment_size || received_end % wal_segment_size != 0) return false;
+    const std::uint64_t segno = received_end / wal_segment_size - 1;
+    const std::uint64_t per_xlogid = 0x100000000ULL / wal_segment_size;
+    char suffix[17];
+    std::snprintf(suffix, sizeof suffix, "%08X%08X", static_cast<unsigned>(segno / per_xlogid),
+                  static_cast<unsigned>(segno % per_xlogid));
+    static const std::regex timeline(R"([0-9A-F]{8})");
+    const std::filesystem::path wal = std::filesystem::path(pgdata) / "pg_wal";
+    std::string newest;  // the same segment of several timelines: the one received last
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(wal, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.size() == 24 && name.compare(8, 16, suffix) == 0 && std::regex_match(name.substr(0, 8), timeline) &&
+            entry.is_regular_file(ec) && name > newest)
+            newest = name;
+    }
+    if (newest.empty()) return false;
+    const std::filesystem::path status = wal / "archive_status";
+    if (std::filesystem::exists(status / (newest + ".ready"), ec) || std::filesystem::exists(status / (newest + ".done"), ec))
+        return false;
+    std::ofstream(status / (newest + ".ready"));
+    return std::filesystem::exists(status / (newest + ".ready"), ec);
 }
 
 BackupInfo parse_backup_info(const std::string& json_text, const std::string& stanza) {

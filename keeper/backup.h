@@ -32,6 +32,13 @@ std::string backup_conf_text(const KeeperConfig& config);
 // segment it holds with a warning and success. Returns how many were marked.
 int requeue_received_segments(const std::string& pgdata);
 
+// A walreceiver gives a segment its status file only when the next one starts, so when what a standby
+// received ends exactly at a segment boundary, the last complete segment has none; Postgres does not
+// archive it at promotion either (it archives only a partial last segment). Marks that segment .ready
+// (the file of the highest timeline holding it) when it is there without a status file; returns whether
+// it did. received_end: pg_last_wal_receive_lsn(); wal_segment_size in bytes.
+bool queue_unclosed_segment(const std::string& pgdata, std::uint64_t received_end, std::uint64_t wal_segment_size);
+
 // argv of a pgBackRest command: <command> --config=.. --stanza=.. <options...> <name>.
 std::vector<std::string> pgbackrest_argv(const KeeperConfig::Backup& backup, const std::string& name,
                                          const std::vector<std::string>& options = {});

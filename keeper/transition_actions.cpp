@@ -405,6 +405,23 @@ std::optional<std::string> start_rewound_standby(ActionContext& ctx, const std::
                            std::to_string(ctx.config.timeouts.rejoin_stream_timeout.count()) + "ms)");
 }
 
+// What the walreceiver received may end exactly at a segment boundary; that segment has no status file
+// then and would be missing from the archive after the promotion (netns row B2, docs/backups.md).
+void queue_last_received_segment(ActionContext& ctx) {
+    try {
+        const auto r = ctx.pg.sql("SELECT pg_last_wal_receive_lsn()::text, "
+                                  "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')");
+        if (r.empty() || r[0][0].is_null()) return;
+        const Lsn received = parse_lsn(r[0][0].c_str());
+        if (queue_unclosed_segment(ctx.config.pgdata, received, r[0][1].as<std::uint64_t>()))
+            log_info("node={} state={} the last received WAL segment (ending at {}) queued for archiving before promotion",
+                     ctx.config.name, to_string(ctx.state.current_state), format_lsn(received));
+    } catch (const std::exception& e) {
+        log_warn("node={} state={} could not check the last received WAL segment: {}", ctx.config.name,
+                 to_string(ctx.state.current_state), e.what());
+    }
+}
+
 void drop_local_slots_once_up(ActionContext& ctx) {
     // Slots copied from, or left over by, the old primary hold back WAL and xmin.
     if (wait_until(ctx, ctx.config.timeouts.postgres_start_timeout, [&] {
@@ -558,6 +575,7 @@ void promote(ActionContext& ctx) {
             const int marked = requeue_received_segments(ctx.config.pgdata);
             log_info("node={} state={} {} received WAL segments queued for archiving again before promotion",
                      ctx.config.name, to_string(ctx.state.current_state), marked);
+            queue_last_received_segment(ctx);
         }
         ctx.pg.promote(ctx.tick);
         if (!wait_until(ctx, ctx.config.timeouts.promote_timeout, [&] { return !in_recovery(ctx.pg); }))

@@ -147,3 +147,39 @@ TEST_CASE("before a promotion every received segment is queued for the archiver 
     CHECK(requeue_received_segments((dir / "missing").string()) == 0);
     fs::remove_all(dir);
 }
+
+TEST_CASE("a segment the walreceiver left unclosed at a boundary is queued before a promotion", "[backup]") {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("af_unclosed_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir / "pg_wal" / "archive_status");
+    const std::uint64_t seg = 16 * 1024 * 1024;
+    auto touch = [&](const fs::path& p) { std::ofstream(p) << ""; };
+    touch(dir / "pg_wal" / "000000010000000000000008");
+    touch(dir / "pg_wal" / "000000010000000000000009");   // complete, no status file: the gap of row B2
+    touch(dir / "pg_wal" / "00000001000000000000000A");   // a recycled file with a future name
+    touch(dir / "pg_wal" / "archive_status" / "000000010000000000000008.done");
+    const fs::path ready = dir / "pg_wal" / "archive_status" / "000000010000000000000009.ready";
+    // not at a boundary: the last segment is partial, Postgres archives it itself (as .partial)
+    CHECK_FALSE(queue_unclosed_segment(dir.string(), 0xA000000 + 0x28, seg));
+    CHECK_FALSE(fs::exists(ready));
+    // at the boundary 0/A000000: segment 9 is complete and unmarked
+    CHECK(queue_unclosed_segment(dir.string(), 0xA000000, seg));
+    CHECK(fs::exists(ready));
+    CHECK_FALSE(fs::exists(dir / "pg_wal" / "archive_status" / "00000001000000000000000A.ready"));
+    // marked already: nothing more
+    CHECK_FALSE(queue_unclosed_segment(dir.string(), 0xA000000, seg));
+    // of two timelines holding the segment, the newest; a segment that is not there: nothing
+    touch(dir / "pg_wal" / "000000020000000000000008");
+    fs::remove(dir / "pg_wal" / "archive_status" / "000000010000000000000008.done");
+    CHECK(queue_unclosed_segment(dir.string(), 0x9000000, seg));
+    CHECK(fs::exists(dir / "pg_wal" / "archive_status" / "000000020000000000000008.ready"));
+    CHECK_FALSE(fs::exists(dir / "pg_wal" / "archive_status" / "000000010000000000000008.ready"));
+    CHECK_FALSE(queue_unclosed_segment(dir.string(), 0x20000000, seg));
+    CHECK_FALSE(queue_unclosed_segment(dir.string(), 0, seg));
+    // the segment numbering past the first 4 GB (xlogid 1): segment 0x100 is 000000010000000100000000
+    touch(dir / "pg_wal" / "000000010000000100000000");
+    CHECK(queue_unclosed_segment(dir.string(), 0x101000000ULL, seg));
+    CHECK(fs::exists(dir / "pg_wal" / "archive_status" / "000000010000000100000000.ready"));
+    fs::remove_all(dir);
+}
