@@ -239,3 +239,46 @@ def test_new_standby_is_built_from_the_backup(formation):
     timelines = sorted({int(name[:8], 16) for name in restored})
     print(f"node3 replayed {len(restored)} segments from the archive, timelines {timelines}")
     assert len(timelines) >= 2, server_log[-3000:]
+
+
+def test_a_failover_at_a_segment_boundary_leaves_no_archive_gap(formation):
+    """What the standby received ends exactly at a segment boundary when the primary crashes (a WAL switch,
+    nothing written after it): its walreceiver never closed that last complete segment, which then has no
+    status file, and Postgres archives only a partial last segment at promotion. The keeper queues it before
+    promoting (keeper/backup.cpp, queue_unclosed_segment); without that the archive has a gap there and a
+    point-in-time recovery across the failover stops at it (found by the netns row B2)."""
+    f = formation
+    victim = f.primary()
+    standby = f.standbys()[0]
+    boundary = None
+    for _ in range(20):   # something may write WAL between the switch and the crash: try again then
+        victim.sql("SELECT pg_switch_wal()")
+        (end, last_name), = victim.sql("SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn() - 1)")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and standby.sql("SELECT pg_last_wal_receive_lsn()::text")[0][0] != end:
+            time.sleep(0.02)
+        if lsn_to_int(end) % WAL_SEGMENT_BYTES == 0 and \
+                victim.sql("SELECT pg_current_wal_lsn()::text")[0][0] == end and \
+                standby.sql("SELECT pg_last_wal_receive_lsn()::text")[0][0] == end:
+            boundary = end
+            victim.kill_keeper()
+            victim.kill_postgres()
+            break
+    assert boundary, "could not stop the primary at a segment boundary"
+    f.wait_until(lambda s: s[standby.name]["reported_state"] in ("wait_primary", "primary"), "the standby promoted",
+                 timeout=HEALTH_TIMEOUT)
+    timeline = int(last_name[:8], 16)
+    deadline = time.monotonic() + 90
+    while True:
+        segments, histories = archived_segments(f)
+        switch = [line.split() for line in histories.get(timeline + 1, "").splitlines() if line.strip()]
+        if (timeline, segno(last_name)) in segments and switch:
+            break
+        assert time.monotonic() < deadline, \
+            f"{last_name} (the last segment before the switch at {boundary}) never reached the archive; history: {switch}"
+        time.sleep(0.5)
+    # the new timeline starts exactly at the boundary: the case this test is about did happen
+    assert any(len(p) >= 2 and p[0] == str(timeline) and p[1] == boundary for p in switch), (switch, boundary)
+    log = open(os.path.join(f.workdir, f"{standby.name}.keeper.out"), errors="replace").read()
+    assert f"the last received WAL segment (ending at {boundary}) queued for archiving" in log, log[-3000:]
+    print(f"\nfailover at the boundary {boundary}: {last_name} archived")
