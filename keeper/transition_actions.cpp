@@ -412,10 +412,10 @@ void queue_last_received_segment(ActionContext& ctx) {
         const auto r = ctx.pg.sql("SELECT pg_last_wal_receive_lsn()::text, "
                                   "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')");
         if (r.empty() || r[0][0].is_null()) return;
-        const Lsn received = parse_lsn(r[0][0].c_str());
-        if (queue_unclosed_segment(ctx.config.pgdata, received, r[0][1].as<std::uint64_t>()))
+        const std::optional<Lsn> received = parse_lsn(r[0][0].c_str());
+        if (received && queue_unclosed_segment(ctx.config.pgdata, *received, r[0][1].as<std::uint64_t>()))
             log_info("node={} state={} the last received WAL segment (ending at {}) queued for archiving before promotion",
-                     ctx.config.name, to_string(ctx.state.current_state), format_lsn(received));
+                     ctx.config.name, to_string(ctx.state.current_state), format_lsn(*received));
     } catch (const std::exception& e) {
         log_warn("node={} state={} could not check the last received WAL segment: {}", ctx.config.name,
                  to_string(ctx.state.current_state), e.what());
