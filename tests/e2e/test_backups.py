@@ -246,7 +246,9 @@ def test_a_failover_at_a_segment_boundary_leaves_no_archive_gap(formation):
     nothing written after it): its walreceiver never closed that last complete segment, which then has no
     status file, and Postgres archives only a partial last segment at promotion. The keeper queues it before
     promoting (keeper/backup.cpp, queue_unclosed_segment); without that the archive has a gap there and a
-    point-in-time recovery across the failover stops at it (found by the netns row B2)."""
+    point-in-time recovery across the failover stops at it (seen once by a netns row B2). This test has not
+    reproduced the unmarked segment itself (the walreceiver had marked it); it checks the boundary case end to
+    end, and the Catch2 case [backup] checks the marking."""
     f = formation
     victim = f.primary()
     standby = f.standbys()[0]
@@ -279,6 +281,10 @@ def test_a_failover_at_a_segment_boundary_leaves_no_archive_gap(formation):
         time.sleep(0.5)
     # the new timeline starts exactly at the boundary: the case this test is about did happen
     assert any(len(p) >= 2 and p[0] == str(timeline) and p[1] == boundary for p in switch), (switch, boundary)
+    # Whether the walreceiver had left the segment unmarked (the keeper then logs "the last received WAL
+    # segment (ending at ...) queued") varies: in the run of 2026-11-28 22:54 it had marked it, and the re-queue
+    # of .done files archived it. The archive must hold it either way.
     log = open(os.path.join(f.workdir, f"{standby.name}.keeper.out"), errors="replace").read()
-    assert f"the last received WAL segment (ending at {boundary}) queued for archiving" in log, log[-3000:]
-    print(f"\nfailover at the boundary {boundary}: {last_name} archived")
+    marked_by_keeper = f"the last received WAL segment (ending at {boundary}) queued for archiving" in log
+    print(f"\nfailover at the boundary {boundary}: {last_name} archived (queued by the boundary check: "
+          f"{marked_by_keeper})")
