@@ -188,6 +188,7 @@ std::string config_to_json(const KeeperConfig& c) {
         {"rejoin_stream_timeout_ms", t.rejoin_stream_timeout.count()},
         {"http_io_timeout_ms", t.http_io_timeout.count()},
         {"http_liveness_timeout_ms", t.http_liveness_timeout.count()},
+        {"election_poll_period_ms", t.election_poll_period.count()},
     };
     Json j = {
         {"monitor_uri", c.monitor_uri},
@@ -307,6 +308,7 @@ KeeperConfig config_from_json(const std::string& text) {
         read_ms(*it, "rejoin_stream_timeout_ms", t.rejoin_stream_timeout, 100, kDay);
         read_ms(*it, "http_io_timeout_ms", t.http_io_timeout, 100, 60 * 1000);
         read_ms(*it, "http_liveness_timeout_ms", t.http_liveness_timeout, 100, kDay);
+        read_ms(*it, "election_poll_period_ms", t.election_poll_period, 10, kDay);
     }
     if (auto it = j.find("backup"); it != j.end()) {
         if (!it->is_object()) bad("backup", "must be an object");

@@ -42,6 +42,10 @@ struct KeeperTimeouts {
     // last observation may be before /liveness (and every role check) answers 503.
     std::chrono::milliseconds http_io_timeout{2000};
     std::chrono::milliseconds http_liveness_timeout{5000};
+    // While this node is the elected candidate (prepare_promotion, stop_replication) it asks the
+    // monitor this often, so the promotion follows the end of the old primary's fencing wait
+    // without waiting out a whole poll_period (issue #12).
+    std::chrono::milliseconds election_poll_period{100};
 };
 
 struct KeeperConfig {

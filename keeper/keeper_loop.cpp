@@ -637,8 +637,12 @@ bool KeeperLoop::step() {
 void KeeperLoop::wait_for_next_period() {
     const auto to_deadline = time_to_fencing_deadline();
     // Past the deadline this step already checked (and fenced if it had to): do not spin.
-    const auto wait = to_deadline.count() == 0 ? std::min(config_.timeouts.poll_period, milliseconds(100))
-                                               : std::min(config_.timeouts.poll_period, to_deadline + milliseconds(10));
+    auto wait = to_deadline.count() == 0 ? std::min(config_.timeouts.poll_period, milliseconds(100))
+                                         : std::min(config_.timeouts.poll_period, to_deadline + milliseconds(10));
+    // The elected candidate asks again soon: the monitor promotes it at its first call after the
+    // old primary's fencing wait (unchanged), which a full poll period would round up by up to a second.
+    if (state_.current_state == NodeState::PreparePromotion || state_.current_state == NodeState::StopReplication)
+        wait = std::min(wait, config_.timeouts.election_poll_period);
     monitor_.wait_for_group_event(config_.formation, state_.group_id, wait);
 }
 
