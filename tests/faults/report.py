@@ -191,6 +191,7 @@ def outcome_text(r):
     for key, label in (("postgres_back_after_s", "Postgres back after"), ("failover_s", "failover after"),
                        ("keeper_down_visible_s", "keeper-down visible after"),
                        ("failover_after_monitor_back_s", "failover after the monitor returned"),
+                       ("etcd_leader_moved_away_s", "the leader monitor's agent moved etcd's leader off its machine in"),
                        ("standby_monitor_leads_s", "standby monitor leads after"),
                        ("old_leader_fenced_s", "old leader monitor fenced after"),
                        ("new_leader_s", "other monitor leads after"),
