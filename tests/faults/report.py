@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-ORDER = ["S1", "S2", "S3", "S4", "P1", "P2", "P3", "P4", "P5", "N1", "N2", "M1", "F1", "M2",
+ORDER = ["S1", "S2", "S3", "S4", "P1", "P2", "P3", "P4", "P5", "N1", "N2", "M1", "F1", "M2", "M6",
          "M3", "M4", "M5", "M7"]   # M3-M7: the monitor-HA shape (tests/faults/test_monitor_ha.py)
 ORDER += ["B1", "B2", "B3", "B4"]  # pgBackRest repository on its own host (tests/faults/test_backups.py)
 
