@@ -22,6 +22,13 @@ std::int64_t int_field(const Json& j, const char* name) {
     return it->get<std::int64_t>();
 }
 
+std::uint64_t unsigned_field(const Json& j, const char* name) {
+    auto it = j.find(name);
+    if (it == j.end() || it->is_null()) return 0;
+    if (it->is_string()) return std::stoull(it->get<std::string>());
+    return it->get<std::uint64_t>();
+}
+
 KeyValue to_key_value(const Json& j) {
     KeyValue kv;
     kv.key = base64_decode(j.value("key", ""));
@@ -115,27 +122,34 @@ Client::Client(std::vector<std::string> endpoints, std::chrono::milliseconds req
     if (endpoints_.empty()) throw EtcdError("no etcd endpoint given");
 }
 
+std::optional<std::string> Client::post_once(const std::string& endpoint, const std::string& path,
+                                             const std::string& body, std::string& errors) {
+    httplib::Client http(endpoint);
+    const auto seconds = request_timeout_.count() / 1000;
+    const auto micros = (request_timeout_.count() % 1000) * 1000;
+    http.set_connection_timeout(seconds, micros);
+    http.set_read_timeout(seconds, micros);
+    http.set_write_timeout(seconds, micros);
+    auto result = http.Post(path, body, "application/json");
+    if (!result) {
+        errors += fmt::format("{}: {}; ", endpoint, httplib::to_string(result.error()));
+        return std::nullopt;
+    }
+    if (result->status != 200) {
+        errors += fmt::format("{}: HTTP {} {}; ", endpoint, result->status, result->body.substr(0, 200));
+        return std::nullopt;
+    }
+    return result->body;
+}
+
 std::string Client::post(const std::string& path, const std::string& body) {
     std::string errors;
     for (std::size_t attempt = 0; attempt < endpoints_.size(); ++attempt) {
         const std::size_t index = (preferred_ + attempt) % endpoints_.size();
-        httplib::Client http(endpoints_[index]);
-        const auto seconds = request_timeout_.count() / 1000;
-        const auto micros = (request_timeout_.count() % 1000) * 1000;
-        http.set_connection_timeout(seconds, micros);
-        http.set_read_timeout(seconds, micros);
-        http.set_write_timeout(seconds, micros);
-        auto result = http.Post(path, body, "application/json");
-        if (!result) {
-            errors += fmt::format("{}: {}; ", endpoints_[index], httplib::to_string(result.error()));
-            continue;
+        if (auto answer = post_once(endpoints_[index], path, body, errors)) {
+            preferred_ = index;
+            return *answer;
         }
-        if (result->status != 200) {
-            errors += fmt::format("{}: HTTP {} {}; ", endpoints_[index], result->status, result->body.substr(0, 200));
-            continue;
-        }
-        preferred_ = index;
-        return result->body;
     }
     throw EtcdError(fmt::format("no etcd endpoint answered {}: {}", path, errors));
 }
@@ -216,6 +230,34 @@ bool Client::txn(const std::vector<Compare>& compares, const std::vector<Write>&
     Json j = Json::parse(post("/v3/kv/txn", Json{{"compare", compare}, {"success", success}}.dump()));
     if (j.contains("error")) throw EtcdError(fmt::format("etcd transaction failed: {}", j["error"].dump()));
     return j.value("succeeded", false);
+}
+
+std::vector<Member> Client::members() {
+    Json j = Json::parse(post("/v3/cluster/member/list", "{}"));
+    std::vector<Member> out;
+    for (const auto& m : j.value("members", Json::array())) {
+        Member member;
+        member.id = unsigned_field(m, "ID");
+        member.name = m.value("name", "");
+        member.client_urls = m.value("clientURLs", std::vector<std::string>{});
+        out.push_back(std::move(member));
+    }
+    return out;
+}
+
+EndpointStatus Client::status(const std::string& endpoint) {
+    std::string errors;
+    auto answer = post_once(endpoint, "/v3/maintenance/status", "{}", errors);
+    if (!answer) throw EtcdError("etcd status: " + errors);
+    Json j = Json::parse(*answer);
+    return {unsigned_field(j.value("header", Json::object()), "member_id"), unsigned_field(j, "leader")};
+}
+
+void Client::move_leader(const std::string& leader_endpoint, std::uint64_t target_id) {
+    std::string errors;
+    if (!post_once(leader_endpoint, "/v3/maintenance/transfer-leadership",
+                   Json{{"targetID", std::to_string(target_id)}}.dump(), errors))
+        throw EtcdError("etcd MoveLeader: " + errors);
 }
 
 }  // namespace autoctl::etcd

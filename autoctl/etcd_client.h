@@ -50,6 +50,19 @@ struct LeaseGrant {
     std::int64_t ttl_seconds = 0;
 };
 
+// One member of the etcd cluster (ids are uint64; the gateway spells them as strings).
+struct Member {
+    std::uint64_t id = 0;
+    std::string name;
+    std::vector<std::string> client_urls;
+};
+
+// What one endpoint says of itself: its member id and the raft leader it follows (0: none).
+struct EndpointStatus {
+    std::uint64_t member_id = 0;
+    std::uint64_t leader_id = 0;
+};
+
 class Client {
 public:
     // endpoints: "http://127.0.0.1:2379", ... (http only: etcd's TLS options are not supported yet).
@@ -66,10 +79,19 @@ public:
     // True when every comparison held and the writes were applied.
     bool txn(const std::vector<Compare>& compares, const std::vector<Write>& on_success);
 
+    std::vector<Member> members();
+    // These two ask one given endpoint (a client URL of a member), not any of them.
+    EndpointStatus status(const std::string& endpoint);
+    // MoveLeader: etcd accepts it only from the current raft leader's endpoint.
+    void move_leader(const std::string& leader_endpoint, std::uint64_t target_id);
+
     const std::vector<std::string>& endpoints() const { return endpoints_; }
 
 private:
     std::string post(const std::string& path, const std::string& body);
+    // One endpoint, one attempt: the body on HTTP 200, nullopt with `errors` extended otherwise.
+    std::optional<std::string> post_once(const std::string& endpoint, const std::string& path,
+                                         const std::string& body, std::string& errors);
 
     std::vector<std::string> endpoints_;
     std::chrono::milliseconds request_timeout_;

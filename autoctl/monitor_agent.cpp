@@ -2,6 +2,7 @@
 
 #include "autoctl/child_process.h"
 #include "autoctl/etcd_client.h"
+#include "autoctl/etcd_leader_placement.h"
 #include "autoctl/exit_codes.h"
 
 #include "keeper/atomic_file.h"
@@ -140,6 +141,7 @@ void save_config(const MonitorHaConfig& c) {
            {"cluster", c.cluster},
            {"etcd", c.etcd},
            {"setup", setup_to_json(c.setup)},
+           {"keep_etcd_leader_elsewhere", c.keep_etcd_leader_elsewhere},
            {"timeouts",
             {{"lease_ttl_ms", t.lease_ttl_ms},
              {"renew_period_ms", t.renew_period_ms},
@@ -214,6 +216,7 @@ public:
     explicit Agent(MonitorHaConfig config)
         : c_(std::move(config)),
           etcd_(c_.etcd, std::chrono::milliseconds(c_.timeouts.etcd_request_timeout_ms)),
+          placement_(etcd_, c_.name),
           prefix_("/autofailover/" + c_.cluster + "/"),
           os_user_(monitor_os_user()) {}
 
@@ -240,6 +243,7 @@ private:
 
     MonitorHaConfig c_;
     etcd::Client etcd_;
+    EtcdLeaderPlacement placement_;
     std::string prefix_;
     std::string os_user_;
     std::optional<pqxx::connection> conn_;
@@ -308,6 +312,7 @@ void Agent::step_down(const char* why) {
         log_warn("monitor={} could not fence its Postgres ({}); its lease runs out by itself", c_.name, e.what());
     }
     leading_ = false;
+    placement_.forget();
     log_warn("monitor={} role=leader→none reason={}", c_.name, why);
 }
 
@@ -378,6 +383,7 @@ void Agent::lead(bool recovering, const SyncState& sync) {
                  c_.timeouts.lease_margin_ms);
     }
     manage_sync(sync);
+    if (c_.keep_etcd_leader_elsewhere) placement_.keep_leader_elsewhere();
 }
 
 void Agent::campaign(bool recovering, const SyncState& sync) {
@@ -570,6 +576,7 @@ MonitorHaConfig load_monitor_ha_config(const std::string& pgdata) {
         c.cluster = j.at("cluster").get<std::string>();
         c.etcd = j.at("etcd").get<std::vector<std::string>>();
         c.setup = setup_from_json(j.at("setup"));
+        c.keep_etcd_leader_elsewhere = j.value("keep_etcd_leader_elsewhere", true);
         const Json& t = j.value("timeouts", Json::object());
         MonitorHaTimeouts d;
         c.timeouts.lease_ttl_ms = t.value("lease_ttl_ms", d.lease_ttl_ms);

@@ -27,6 +27,9 @@ struct MonitorHaConfig {
     std::vector<std::string> etcd;
     MonitorSetup setup;   // how `create monitor` was called: the agent rewrites the files after a rewind
     MonitorHaTimeouts timeouts;
+    // The leading agent hands etcd's raft leadership away from the etcd member on its own machine
+    // (monitor.json "keep_etcd_leader_elsewhere"; docs/monitor-ha.md, "Takeover time").
+    bool keep_etcd_leader_elsewhere = true;
 };
 
 // <pgdata>.monitor/monitor.json: outside the data directory, so neither a base

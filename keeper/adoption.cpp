@@ -16,7 +16,8 @@
 namespace autofailover::keeper {
 namespace {
 
-bool is_standby_state(NodeState s) { return s == NodeState::Secondary || s == NodeState::Catchingup; }
+// The standby states a new monitor can adopt (libautofailover adopt rules).
+bool adoptable_standby_state(NodeState s) { return s == NodeState::Secondary || s == NodeState::Catchingup; }
 
 // The keeper's word (state.json) must match what Postgres is: a node that says
 // primary while in recovery, or the reverse, is mid-transition or damaged, and the
@@ -30,7 +31,7 @@ void check_local_postgres(const std::string& name, NodeState state, const Observ
         throw KeeperError(KeeperError::Kind::LocalPostgres,
                           "node " + name + ": state.json says " + std::string(to_string(state)) +
                               " but Postgres is in recovery; refusing to claim it is the primary");
-    if (is_standby_state(state) && !obs.in_recovery)
+    if (adoptable_standby_state(state) && !obs.in_recovery)
         throw KeeperError(KeeperError::Kind::LocalPostgres,
                           "node " + name + ": state.json says " + std::string(to_string(state)) +
                               " but Postgres is not in recovery (a second primary?); fix this before adopting");

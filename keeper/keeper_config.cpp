@@ -188,6 +188,9 @@ std::string config_to_json(const KeeperConfig& c) {
         {"rejoin_stream_timeout_ms", t.rejoin_stream_timeout.count()},
         {"http_io_timeout_ms", t.http_io_timeout.count()},
         {"http_liveness_timeout_ms", t.http_liveness_timeout.count()},
+        {"election_poll_period_ms", t.election_poll_period.count()},
+        {"standby_stream_wait_ms", t.standby_stream_wait.count()},
+        {"local_check_interval_ms", t.local_check_interval.count()},
     };
     Json j = {
         {"monitor_uri", c.monitor_uri},
@@ -307,6 +310,9 @@ KeeperConfig config_from_json(const std::string& text) {
         read_ms(*it, "rejoin_stream_timeout_ms", t.rejoin_stream_timeout, 100, kDay);
         read_ms(*it, "http_io_timeout_ms", t.http_io_timeout, 100, 60 * 1000);
         read_ms(*it, "http_liveness_timeout_ms", t.http_liveness_timeout, 100, kDay);
+        read_ms(*it, "election_poll_period_ms", t.election_poll_period, 10, kDay);
+        read_ms(*it, "standby_stream_wait_ms", t.standby_stream_wait, 0, kDay);
+        read_ms(*it, "local_check_interval_ms", t.local_check_interval, 1, 1000);
     }
     if (auto it = j.find("backup"); it != j.end()) {
         if (!it->is_object()) bad("backup", "must be an object");

@@ -42,6 +42,17 @@ struct KeeperTimeouts {
     // last observation may be before /liveness (and every role check) answers 503.
     std::chrono::milliseconds http_io_timeout{2000};
     std::chrono::milliseconds http_liveness_timeout{5000};
+    // While this node is the elected candidate (prepare_promotion, stop_replication) it asks the
+    // monitor this often, so the promotion follows the end of the old primary's fencing wait
+    // without waiting out a whole poll_period (issue #12).
+    std::chrono::milliseconds election_poll_period{100};
+    // A standby started by the keeper reports once its walreceiver streams, waiting at most this
+    // long: the monitor makes it a secondary only when the primary's report shows it streaming,
+    // and the primary reports at once when the standby's state changes (docs/keeper.md).
+    std::chrono::milliseconds standby_stream_wait{1000};
+    // How often the keeper looks at its own Postgres while an action waits for it (a walreceiver
+    // to stream or stop, a promotion to end): local queries, so short.
+    std::chrono::milliseconds local_check_interval{20};
 };
 
 struct KeeperConfig {

@@ -8,6 +8,7 @@
 #include "keeper/transition_actions.h"
 #include "libautofailover/keeper_transitions.h"
 #include "libautofailover/partition.h"
+#include "libautofailover/supervision.h"
 #include "keeper/postgres_files.h"
 #include "libautofailover/settings.h"  // replication_names.h needs FormationSettings
 #include "libautofailover/replication_names.h"
@@ -27,36 +28,6 @@ using std::chrono::milliseconds;
 
 // time_to_fencing_deadline() of a node that never fences (not a primary, no standby).
 constexpr milliseconds kNeverFences{std::numeric_limits<int>::max()};
-
-// States in which Postgres must be up (as a primary or as a standby).
-bool postgres_must_run(NodeState s) {
-    switch (s) {
-        case NodeState::Single:
-        case NodeState::WaitPrimary:
-        case NodeState::Primary:
-        case NodeState::JoinPrimary:
-        case NodeState::ApplySettings:
-        case NodeState::Catchingup:
-        case NodeState::Secondary:
-        case NodeState::PreparePromotion:
-        case NodeState::StopReplication:
-        case NodeState::ReportLsn:
-        case NodeState::FastForward:
-        case NodeState::JoinSecondary:
-        case NodeState::WaitMaintenance:
-            return true;
-        default:
-            return false;
-    }
-}
-
-// States in which a running Postgres would be a second primary or a stale one.
-bool postgres_must_be_stopped(NodeState s) {
-    return s == NodeState::Demoted || s == NodeState::DemoteTimeout || s == NodeState::Draining ||
-           s == NodeState::PrepareMaintenance || s == NodeState::Dropped;
-}
-
-bool is_standby_state(NodeState s) { return postgres_must_run(s) && !is_writable(s) && !belongs_to_primary(s); }
 
 std::string ms(milliseconds d) { return std::to_string(d.count()) + "ms"; }
 
@@ -228,12 +199,21 @@ NodeReport KeeperLoop::make_report(const Observation& obs) {
                     r.streaming_standbys.push_back(StreamingStandbyReport{*id, s.flush_lsn});
     // A primary whose Postgres just crashed is restarted first; the monitor
     // hears about it only once the restart budget is spent.
-    if (!obs.running && down_since_ && is_writable(state_.current_state)) {
-        bool within_budget = restart_attempts_ < config_.timeouts.postgres_restart_max_retries &&
-                             SteadyClock::now() - *down_since_ < config_.timeouts.postgres_restart_failure_timeout;
-        r.pg_is_running = within_budget;
-    }
+    r.pg_is_running = report_postgres_running(supervision_view(obs));
     return r;
+}
+
+SupervisionView KeeperLoop::supervision_view(const Observation& obs) const {
+    SupervisionView v;
+    v.state = state_.current_state;
+    v.running = obs.running;
+    v.data_dir_exists = obs.data_dir_exists;
+    v.standby_signal = obs.standby_signal;
+    v.restart_attempts = restart_attempts_;
+    if (down_since_) v.down_for = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - *down_since_);
+    v.budget.max_retries = config_.timeouts.postgres_restart_max_retries;
+    v.budget.failure_timeout = config_.timeouts.postgres_restart_failure_timeout;
+    return v;
 }
 
 std::chrono::milliseconds KeeperLoop::time_to_fencing_deadline() const {
@@ -446,43 +426,44 @@ bool KeeperLoop::supervise(const Observation& obs) {
                       [this] { persist(); }};
     if (obs.data_dir_exists && s != NodeState::Maintenance) ensure_replication_access(ctx, true);
 
-    if (postgres_must_be_stopped(s) && obs.running) {
-        log_warn("node={} state={} Postgres runs but must not in this state; stopping it", name(), to_string(s));
-        pg_.stop("fast");
-        return false;
-    }
-    if (postgres_must_run(s) && !obs.running && obs.data_dir_exists) {
-        if (restart_attempts_ >= config_.timeouts.postgres_restart_max_retries ||
-            (down_since_ && SteadyClock::now() - *down_since_ >= config_.timeouts.postgres_restart_failure_timeout)) {
-            // Budget spent: pg_is_running=false goes to the monitor. A fresh budget
-            // starts after another postgres_restart_failure_timeout.
-            if (down_since_ && SteadyClock::now() - *down_since_ >= 2 * config_.timeouts.postgres_restart_failure_timeout) {
+    SupervisionView view = supervision_view(obs);
+    if (postgres_must_run(s) && !obs.running && obs.data_dir_exists)
+        view.postmaster_unreaped = pg_.postmaster_unreaped();
+    const SupervisionPlan plan = plan_supervision(view);
+    switch (plan.action) {
+        case SupervisionAction::Nothing:
+            break;
+        case SupervisionAction::StopPostgres:
+            log_warn("node={} state={} {}; stopping it", name(), to_string(s), plan.reason);
+            pg_.stop("fast");
+            return false;
+        case SupervisionAction::ReportDown:
+            // pg_is_running=false goes to the monitor (make_report). A fresh budget starts after another
+            // postgres_restart_failure_timeout.
+            if (plan.renew_budget) {
                 down_since_ = SteadyClock::now();
                 restart_attempts_ = 0;
             }
             return false;
-        }
-        if (pg_.postmaster_unreaped()) {
-            // Postgres would refuse to start now; this is no failed attempt.
-            log_debug("node={} postmaster died, waiting until its process is reaped", name());
+        case SupervisionAction::WaitForReap:
+            log_debug("node={} {}", name(), plan.reason);
             return false;
-        }
-        ++restart_attempts_;
-        log_warn("node={} state={} Postgres is not running; restart attempt {}/{}", name(), to_string(s),
-                 restart_attempts_, config_.timeouts.postgres_restart_max_retries);
-        if (is_standby_state(s) && !obs.standby_signal) {
-            // Never let a standby's data directory come up as a second primary.
-            if (!assignment_.primary_host.empty())
-                write_standby_setup(ctx, assignment_.primary_host, assignment_.primary_port, true);
-            else
-                write_standby_signal(config_.pgdata);
-        }
-        // Restarting can take seconds (crash recovery): keep reporting meanwhile, and
-        // give up at once if the monitor moves the goal away (it may be promoting
-        // another node), so this node never comes up as a second primary.
-        pg_.start([this] { heartbeat(); }, [this, s] { return state_.goal_state != s; });
-        log_info("node={} state={} Postgres restarted", name(), to_string(s));
-        return true;
+        case SupervisionAction::RestartPostgres:
+            ++restart_attempts_;
+            log_warn("node={} state={} {}", name(), to_string(s), plan.reason);
+            if (plan.standby_setup_first) {
+                // Never let a standby's data directory come up as a second primary.
+                if (!assignment_.primary_host.empty())
+                    write_standby_setup(ctx, assignment_.primary_host, assignment_.primary_port, true);
+                else
+                    write_standby_signal(config_.pgdata);
+            }
+            // Restarting can take seconds (crash recovery): keep reporting meanwhile, and
+            // give up at once if the monitor moves the goal away (it may be promoting
+            // another node), so this node never comes up as a second primary.
+            pg_.start([this] { heartbeat(); }, [this, s] { return state_.goal_state != s; });
+            log_info("node={} state={} Postgres restarted", name(), to_string(s));
+            return true;
     }
     if (obs.accepting && obs.in_recovery && (s == NodeState::Secondary || s == NodeState::Catchingup) &&
         rebuild_if_unfollowable(ctx, obs))
@@ -637,8 +618,12 @@ bool KeeperLoop::step() {
 void KeeperLoop::wait_for_next_period() {
     const auto to_deadline = time_to_fencing_deadline();
     // Past the deadline this step already checked (and fenced if it had to): do not spin.
-    const auto wait = to_deadline.count() == 0 ? std::min(config_.timeouts.poll_period, milliseconds(100))
-                                               : std::min(config_.timeouts.poll_period, to_deadline + milliseconds(10));
+    auto wait = to_deadline.count() == 0 ? std::min(config_.timeouts.poll_period, milliseconds(100))
+                                         : std::min(config_.timeouts.poll_period, to_deadline + milliseconds(10));
+    // The elected candidate asks again soon: the monitor promotes it at its first call after the
+    // old primary's fencing wait (unchanged), which a full poll period would round up by up to a second.
+    if (state_.current_state == NodeState::PreparePromotion || state_.current_state == NodeState::StopReplication)
+        wait = std::min(wait, config_.timeouts.election_poll_period);
     monitor_.wait_for_group_event(config_.formation, state_.group_id, wait);
 }
 

@@ -11,6 +11,7 @@
 #include "keeper/write_lease.h"
 #include "keeper/monitor_link.h"
 #include "keeper/node_observation.h"
+#include "libautofailover/supervision.h"
 
 #include <chrono>
 #include <functional>
@@ -58,6 +59,8 @@ private:
     bool step_unguarded();
     Observation observe_and_track();
     NodeReport make_report(const Observation& obs);
+    // What plan_supervision and report_postgres_running decide from (libautofailover/supervision.h).
+    SupervisionView supervision_view(const Observation& obs) const;
     void bound_monitor_call(const Observation& obs);
     bool contact_monitor(const Observation& obs);
     void heartbeat();  // called from inside long actions

@@ -77,13 +77,21 @@ void MonitorLink::disconnect_and_try_next_host() {
     ++host_rotation_;
 }
 
+// Returns only once the socket is ready (or in error): libpq, called on a socket that is not, may block in a
+// send of its own with no timeout (PQconnectPoll on a connection still in progress, see connect). A signal
+// does not end the wait: its flag is looked at when the call returns, at most call_timeout later.
 void MonitorLink::wait_socket(bool for_write, SteadyClock::time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-    if (left <= 0) throw MonitorUnreachable("monitor did not answer within " + std::to_string(call_timeout_.count()) + " ms");
-    pollfd p{PQsocket(conn_.get()), static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
-    int n = ::poll(&p, 1, static_cast<int>(left));
-    if (n == 0) throw MonitorUnreachable("monitor did not answer within " + std::to_string(call_timeout_.count()) + " ms");
-    if (n < 0 && errno != EINTR) throw MonitorUnreachable("poll on the monitor connection failed");
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+        if (left <= 0)
+            throw MonitorUnreachable("monitor did not answer within " + std::to_string(call_timeout_.count()) + " ms");
+        pollfd p{PQsocket(conn_.get()), static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
+        int n = ::poll(&p, 1, static_cast<int>(left));
+        if (n > 0) return;
+        if (n == 0)
+            throw MonitorUnreachable("monitor did not answer within " + std::to_string(call_timeout_.count()) + " ms");
+        if (errno != EINTR) throw MonitorUnreachable("poll on the monitor connection failed");
+    }
 }
 
 namespace {
@@ -160,13 +168,18 @@ void MonitorLink::connect(SteadyClock::time_point deadline) {
         throw MonitorUnreachable("cannot connect to the monitor " + redact_conninfo(login_.uri) + ": " + message);
     }
     try {
+        // PQconnectStartParams left the TCP connect in progress: libpq's protocol is to wait for the socket
+        // to be writable before the first PQconnectPoll. Called earlier, it takes the connection for made and
+        // sends its first packet in blocking mode, which on a host that drops packets waits for TCP's own
+        // timeout (a minute or more; netns row M6: keepers stuck 80 s, the primary's write lease lapsed).
+        PostgresPollingStatusType status = PGRES_POLLING_WRITING;
         for (;;) {
-            auto status = PQconnectPoll(conn_.get());
+            wait_socket(status == PGRES_POLLING_WRITING, deadline);
+            status = PQconnectPoll(conn_.get());
             if (status == PGRES_POLLING_OK) break;
             if (status == PGRES_POLLING_FAILED)
                 throw MonitorUnreachable("cannot connect to the monitor " + redact_conninfo(login_.uri) + ": " +
                                          one_line(PQerrorMessage(conn_.get())));
-            wait_socket(status == PGRES_POLLING_WRITING, deadline);
         }
         PQsetnonblocking(conn_.get(), 1);
         // Server notices (e.g. "terminating connection due to immediate shutdown") are

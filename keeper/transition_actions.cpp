@@ -57,7 +57,7 @@ bool wait_until(ActionContext& ctx, milliseconds timeout, const std::function<bo
             ctx.tick();
             next_tick = SteadyClock::now() + ctx.config.timeouts.poll_period;
         }
-        std::this_thread::sleep_for(milliseconds(100));
+        std::this_thread::sleep_for(ctx.config.timeouts.local_check_interval);
     }
 }
 
@@ -235,11 +235,30 @@ void drop_local_slots(LocalPostgres& pg) {
     pg.sql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active");
 }
 
+std::optional<WalReceiverView> wal_receiver(LocalPostgres& pg) {
+    auto r = pg.sql("SELECT status, receive_start_lsn::text, flushed_lsn::text FROM pg_stat_wal_receiver");
+    if (r.empty()) return std::nullopt;
+    WalReceiverView v;
+    v.status = r[0][0].is_null() ? "" : r[0][0].c_str();
+    if (!r[0][1].is_null()) v.receive_start_lsn = parse_lsn(r[0][1].c_str());
+    if (!r[0][2].is_null()) v.flushed_lsn = parse_lsn(r[0][2].c_str());
+    return v;
+}
+
 void start_as_standby_of(ActionContext& ctx, const std::string& host, int port) {
     write_autofailover_conf(ctx.config);
     ensure_replication_access(ctx, false);
     write_standby_setup(ctx, host, port, true);
     ctx.pg.start(ctx.tick);
+    // Report once streaming: a report sent before the walreceiver connected shows the primary no stream,
+    // and both keepers would then report again only a poll_period later (bench/rejoin.py, standby path).
+    const bool streams = wait_until(ctx, ctx.config.timeouts.standby_stream_wait, [&] {
+        auto v = wal_receiver(ctx.pg);
+        return v && v->status == "streaming";
+    });
+    if (!streams)
+        log_debug("node={} walreceiver not streaming after standby_stream_wait ({}ms); reporting anyway",
+                  ctx.config.name, ctx.config.timeouts.standby_stream_wait.count());
 }
 
 void set_sync_standby_names(ActionContext& ctx, const std::string& value) {
@@ -334,16 +353,6 @@ std::optional<Lsn> primary_flush_lsn(ActionContext& ctx, const std::string& host
         log_debug("node={} primary {}:{} did not answer: {}", ctx.config.name, host, port, e.what());
         return std::nullopt;
     }
-}
-
-std::optional<WalReceiverView> wal_receiver(LocalPostgres& pg) {
-    auto r = pg.sql("SELECT status, receive_start_lsn::text, flushed_lsn::text FROM pg_stat_wal_receiver");
-    if (r.empty()) return std::nullopt;
-    WalReceiverView v;
-    v.status = r[0][0].is_null() ? "" : r[0][0].c_str();
-    if (!r[0][1].is_null()) v.receive_start_lsn = parse_lsn(r[0][1].c_str());
-    if (!r[0][2].is_null()) v.flushed_lsn = parse_lsn(r[0][2].c_str());
-    return v;
 }
 
 // Starts a rewound data directory as a standby of host:port and waits until it

@@ -10,11 +10,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using autofailover::keeper::MonitorLink;
@@ -108,4 +111,56 @@ TEST_CASE("a single-host monitor URI is retried on its one host", "[monitor-link
     call_once(link);
     call_once(link);
     CHECK(only.take_new_connections() == 2);
+}
+
+TEST_CASE("a monitor host that never answers the TCP handshake costs one call timeout, not TCP's",
+          "[monitor-link]") {
+    // A listener whose accept queue is full drops every new SYN, as a crashed or cut-off host does: the
+    // connection stays in progress. libpq must not be asked to send on it before it is made (netns row M6).
+    const int port = 7484;
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd, 0) == 0);
+    std::vector<int> fillers;  // never accepted: they fill the queue
+    for (int i = 0; i < 3; ++i) {
+        const int c = ::socket(AF_INET, SOCK_STREAM, 0);
+        ::fcntl(c, F_SETFL, O_NONBLOCK);
+        ::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        fillers.push_back(c);
+    }
+    ::usleep(100 * 1000);
+
+    // A signal during the wait (the keeper's SIGHUP from `autoctl enable monitor`) must not end it early either.
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sigemptyset(&sa.sa_mask);
+    struct sigaction old {};
+    REQUIRE(::sigaction(SIGUSR1, &sa, &old) == 0);  // no SA_RESTART: poll() returns EINTR
+    const pthread_t caller = ::pthread_self();
+    std::thread signaller([caller] {
+        for (int i = 0; i < 6; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(70));
+            ::pthread_kill(caller, SIGUSR1);
+        }
+    });
+
+    MonitorLogin login;
+    login.uri = "postgresql://autofailover_keeper@127.0.0.1:" + std::to_string(port) + "/autofailover?sslmode=disable";
+    MonitorLink link(login, std::chrono::milliseconds(300));
+    for (int i = 0; i < 2; ++i) {
+        const auto started = std::chrono::steady_clock::now();
+        call_once(link);
+        CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+    }
+    signaller.join();
+    ::sigaction(SIGUSR1, &old, nullptr);
+    for (int c : fillers) ::close(c);
+    ::close(fd);
 }

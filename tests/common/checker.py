@@ -249,7 +249,8 @@ def monitor_state(monitor_conninfo, formation="default"):
     import psycopg
     with psycopg.connect(monitor_conninfo, autocommit=True) as conn:
         cur = conn.execute("SELECT node_name, host, port, reported_state::text AS reported_state, "
-                           "goal_state::text AS goal_state, keeper_reporting, health, lsn::text AS lsn "
+                           "goal_state::text AS goal_state, keeper_reporting, health, lsn::text AS lsn, "
+                           "node_id, candidate_priority, replication_quorum "
                            "FROM autofailover.current_state(%s) ORDER BY node_id", (formation,))
         cols = [d.name for d in cur.description]
         return [dict(zip(cols, row)) for row in cur.fetchall()]

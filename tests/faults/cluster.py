@@ -240,8 +240,9 @@ class Cluster:
         return host.run([AUTOCTL] + [str(a) for a in args], check=check, timeout=timeout, cwd=self.workdir,
                         env=self.env)
 
-    def create_monitor(self):
-        self.monitor_host = self.net.add_host("mon")
+    def create_monitor(self, host_name="mon"):
+        """On a new namespace host; M6 builds a second one (another host name and self.monitor_pgdata)."""
+        self.monitor_host = self.net.add_host(host_name)
         # Keepers and the test process come from the bridge's subnet (--allow), never with trust.
         args = ["create", "monitor", "--pgdata", self.monitor_pgdata, "--pgport", MONITOR_PORT,
                 "--hostname", self.monitor_host.ip, "--allow", f"{netns.SUBNET}.0/24"]

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-ORDER = ["S1", "S2", "S3", "S4", "P1", "P2", "P3", "P4", "P5", "N1", "N2", "M1", "F1", "M2",
+ORDER = ["S1", "S2", "S3", "S4", "P1", "P2", "P3", "P4", "P5", "N1", "N2", "M1", "F1", "M2", "M6",
          "M3", "M4", "M5", "M7"]   # M3-M7: the monitor-HA shape (tests/faults/test_monitor_ha.py)
 ORDER += ["B1", "B2", "B3", "B4"]  # pgBackRest repository on its own host (tests/faults/test_backups.py)
 
@@ -191,6 +191,7 @@ def outcome_text(r):
     for key, label in (("postgres_back_after_s", "Postgres back after"), ("failover_s", "failover after"),
                        ("keeper_down_visible_s", "keeper-down visible after"),
                        ("failover_after_monitor_back_s", "failover after the monitor returned"),
+                       ("etcd_leader_moved_away_s", "the leader monitor's agent moved etcd's leader off its machine in"),
                        ("standby_monitor_leads_s", "standby monitor leads after"),
                        ("old_leader_fenced_s", "old leader monitor fenced after"),
                        ("new_leader_s", "other monitor leads after"),

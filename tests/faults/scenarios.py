@@ -108,11 +108,11 @@ def wait_stable_health(c, t_fault):
 
 
 def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=False, make_writer=None,
-                 after=None):
+                 after=None, max_gap_s=None):
     """Returns the checker.Result; asserts the invariants. The row is recorded also when it fails.
     make_writer(sid): a writer with writer.Writer's interface (test_clients.py: one in its own namespace).
     after(c, ctx): more checks once health held (test_monitor_ha.py: the leader-lease checker); it adds to
-    ctx["problems"] and figures to ctx."""
+    ctx["problems"] and figures to ctx. max_gap_s: the longest writer gap this row allows (M6: no downtime)."""
     c.wait_healthy()
     old = c.primary()
     ctx = {"old_primary": old.name}
@@ -153,6 +153,8 @@ def run_scenario(c, sid, title, inject, expect_failover=None, allow_flip_backs=F
             problems.append(f"expected no failover, the primary moved {old.name} -> {final.name}")
         if ctx.get("problems"):
             problems += ctx["problems"]
+        if max_gap_s is not None and result.longest_gap_s > max_gap_s:
+            problems.append(f"the writer stopped {result.longest_gap_s:.2f}s (this row allows {max_gap_s}s)")
         # fencing order in failovers: when did the old primary stop being writable, the new one start
         if final.name != old.name:
             # negative: the old primary answered as writable after the new one did (the checker fails that)

@@ -146,10 +146,19 @@ def test_M3_leader_monitor_machine_crash_then_primary_crash(hc):
         # Where etcd's raft leader sits decides the takeover time: losing it adds an etcd election and etcd's
         # lease extension (electionTimeout) on top of the TTL (docs/monitor-ha.md, "Takeover time").
         # AUTOFAILOVER_M3_ETCD_LEADER=with-monitor|elsewhere places it before the crash; unset: as it is.
+        # The leading agent hands etcd's leadership away from its own machine's member (keep_etcd_leader_elsewhere):
+        # with-monitor puts it there and requires the agent to move it away again.
         placement = os.environ.get("AUTOFAILOVER_M3_ETCD_LEADER", "")
         local_member = next(m for m in c.etcd.values() if m.host is old.host)
         if placement == "with-monitor":
             c.move_etcd_leader(local_member)
+            t_moved = time.time()
+            try:
+                c.wait_for(lambda: c.etcd_leader_member() not in (None, local_member),
+                           f"{old.name}'s agent to move etcd's leader off its machine", 10)
+                ctx["etcd_leader_moved_away_s"] = round(time.time() - t_moved, 2)
+            except AssertionError as e:
+                problem(ctx, str(e)[:300])
         elif placement == "elsewhere":
             c.move_etcd_leader(next(m for m in c.etcd.values() if m.host is not old.host and m.host is not new.host))
         time.sleep(1)   # MoveLeader extends every lease (etcd promotes its lessor): let that settle

@@ -1,5 +1,6 @@
 """The MISSION.md acceptance table on isolated hosts (S1-S4, P1-P4, N1-N2, M1), plus a flapping primary link
-(F1) and the monitor down while the primary crashes (M2). One formation (monitor + 3 nodes, each in its own
+(F1), the monitor down while the primary crashes (M2) and the only monitor lost for good, rebuilt from the keepers
+(M6, last: it moves the formation to a new monitor host). One formation (monitor + 3 nodes, each in its own
 network namespace) per module; each scenario starts from full health and must get back to it with no manual
 action; a formation that did not recover is replaced before the next scenario."""
 
@@ -295,3 +296,62 @@ def test_M2_monitor_down_while_primary_crashes(c):
         ctx["t_repaired"] = time.time()
         p.boot()
     run_scenario(c, "M2", "monitor down while the primary crashes", inject, expect_failover=True)
+
+
+# -- last: replaces the monitor ------------------------------------------------------------------------------------
+
+# "0 writer downtime" (issue #11): the writer's longest gap between two acknowledged commits; one commit every
+# 1/RATE s plus a commit's own time on a loaded machine stays far below this.
+M6_MAX_GAP_S = 1.0
+
+def test_M6_only_monitor_lost_for_good_rebuilt_from_keepers(c):
+    """The monitor's machine dies for good (link down, every process killed, data directory deleted). The
+    formation runs without any monitor for HOLD seconds, then a new, empty monitor on another machine (another
+    address) adopts it from its keepers (`autoctl enable monitor`, run on each node's machine): the standbys first,
+    the primary last. Expected: no failover and no restart of a data node, the same node ids, priorities and
+    quorum, the new monitor's probes reach every node (pg_hba.conf follows the new monitor address), full
+    health, and the writer never stops (docs/monitor-ha.md, M6)."""
+    def inject(c, ctx):
+        before = c.state()
+        primary = c.primary()
+        postmasters = {n.name: n.postmaster_pid() for n in c.nodes.values()}
+        old_host = c.monitor_host
+        c.net.isolate(old_host)
+        c.net.kill_all(old_host, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while old_host.pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shutil.rmtree(c.monitor_pgdata)
+        time.sleep(HOLD)
+        ctx["writable_without_monitor"] = c.writable_now()
+        t_new = time.time()
+        c.monitor_pgdata = os.path.join(c.workdir, "monitor2")
+        c.create_monitor("mon2")
+        ctx["new_monitor_host"] = c.monitor_host.ip
+        order = [n for n in c.nodes.values() if n is not primary] + [primary]
+        for node in order:
+            c.autoctl(node.host, "enable", "monitor", "--pgdata", node.pgdata, "--monitor", c.keeper_uri,
+                      "--monitor-password-file", c.monitor_password_file)
+        t_adopted = time.time()
+        ctx["adopted_s"] = round(t_adopted - t_new, 2)
+        c.wait_healthy(timeout=90)
+        ctx["healthy_after_adoption_s"] = round(time.time() - t_adopted, 2)
+        ctx["t_repaired"] = time.time()
+        after = c.state()
+        problems = ctx.setdefault("problems", [])
+        for name, s in before.items():
+            for key in ("node_id", "candidate_priority", "replication_quorum"):
+                if after[name][key] != s[key]:
+                    problems.append(f"{name}: {key} {s[key]} before, {after[name][key]} on the new monitor")
+        restarted = [n for n, pid in postmasters.items() if c.nodes[n].postmaster_pid() != pid]
+        ctx["data_nodes_restarted"] = restarted
+        if restarted:
+            problems.append(f"data nodes restarted by the adoption: {restarted}")
+        try:
+            c.wait_until(lambda st: all(r["health"] == "good" for r in st.values()),
+                         "the new monitor's probes to reach every node", 30)
+            ctx["probes_good_after_s"] = round(time.time() - t_adopted, 2)
+        except AssertionError as e:
+            problems.append(str(e)[:300])
+    run_scenario(c, "M6", "the only monitor lost for good, a new one on another machine adopts the formation "
+                 "from its keepers", inject, expect_failover=False, max_gap_s=M6_MAX_GAP_S)
