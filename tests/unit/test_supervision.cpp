@@ -70,6 +70,18 @@ TEST_CASE("nothing to do while Postgres is as the state wants it", "[supervision
     CHECK(plan_supervision(no_data).action == A::Nothing);
 }
 
+TEST_CASE("a running Postgres is never stopped or restarted in a state where it must run", "[supervision]") {
+    for (S s : all_node_states()) {
+        if (!postgres_must_run(s)) continue;
+        INFO(to_string(s));
+        SupervisionView v = down(s, 5, 60000ms);  // even with a spent budget and a missing standby.signal
+        v.running = true;
+        v.standby_signal = false;
+        CHECK(plan_supervision(v).action == A::Nothing);
+        CHECK(report_postgres_running(v));
+    }
+}
+
 TEST_CASE("a crashed Postgres is restarted until the budget is spent, then reported down", "[supervision]") {
     CHECK(plan_supervision(down(S::Primary, 0, 100ms)).action == A::RestartPostgres);
     CHECK(plan_supervision(down(S::Primary, 2, 4900ms)).action == A::RestartPostgres);
