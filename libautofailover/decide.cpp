@@ -273,31 +273,64 @@ void lone_node_becomes_single(DecisionContext& ctx) {
 
 }  // namespace detail
 
+namespace {
+
+// The rules of a group with a writable primary run only while it is healthy: an unhealthy primary is the
+// failover rules' business, and relaxing it here would turn a safe failover into one that may lose commits.
+// Each looks the primary up again, since it reads the goals the rules before it assigned.
+template <void (*Rule)(detail::DecisionContext&, const NodeSnapshot&)>
+void with_healthy_primary(detail::DecisionContext& ctx) {
+    const NodeSnapshot* primary = ctx.writable_goal_node();
+    if (primary && ctx.healthy(*primary)) Rule(ctx, *primary);
+}
+
+template <void (*Rule)(detail::DecisionContext&)>
+void while_primary_healthy(detail::DecisionContext& ctx) {
+    const NodeSnapshot* primary = ctx.writable_goal_node();
+    if (primary && ctx.healthy(*primary)) Rule(ctx);
+}
+
+struct NamedRule {
+    const char* name;
+    void (*apply)(detail::DecisionContext&);
+};
+
+// decide(), top to bottom (docs/fsm.md, "Rules"). A node keeps the first goal a rule assigns it in a pass; a later
+// rule's assignment to it is recorded in Decision::shadowed, not applied.
+const NamedRule kRules[] = {
+    // A group without a healthy writable primary.
+    {"lone_node_becomes_single", detail::lone_node_becomes_single},
+    {"primary_failed", detail::primary_failed},
+    {"primary_handing_over", detail::primary_handing_over},
+    {"election_without_primary", detail::election_without_primary},
+    // A group with a healthy writable primary.
+    {"primary_alone_becomes_single", with_healthy_primary<detail::primary_alone_becomes_single>},
+    {"single_primary_gets_a_standby", with_healthy_primary<detail::single_primary_gets_a_standby>},
+    {"legacy_join_primary", with_healthy_primary<detail::legacy_join_primary>},
+    {"unhealthy_secondary_stops_being_candidate", while_primary_healthy<detail::unhealthy_secondary_stops_being_candidate>},
+    {"standby_allowed_to_join", with_healthy_primary<detail::standby_allowed_to_join>},
+    {"standby_caught_up", with_healthy_primary<detail::standby_caught_up>},
+    {"standby_follows_new_primary", with_healthy_primary<detail::standby_follows_new_primary>},
+    {"old_primary_rejoins", with_healthy_primary<detail::old_primary_rejoins>},
+    {"standby_enters_maintenance", with_healthy_primary<detail::standby_enters_maintenance>},
+    {"sync_list_vanished", with_healthy_primary<detail::sync_list_vanished>},
+    {"apply_settings_done", with_healthy_primary<detail::apply_settings_done>},
+    {"secondary_missing_from_list", with_healthy_primary<detail::secondary_missing_from_list>},
+    {"relax_sync_replication", with_healthy_primary<detail::relax_sync_replication>},
+    {"enable_sync_replication", with_healthy_primary<detail::enable_sync_replication>},
+};
+
+}  // namespace
+
+std::vector<std::string_view> decide_rule_names() {
+    std::vector<std::string_view> names;
+    for (const auto& rule : kRules) names.emplace_back(rule.name);
+    return names;
+}
+
 Decision decide(const GroupSnapshot& group, const FormationSettings& settings, const MonitorClock& clock) {
     detail::DecisionContext ctx(group, settings, clock);
-    detail::lone_node_becomes_single(ctx);
-    detail::primary_failed(ctx);
-    detail::primary_handing_over(ctx);
-    detail::election_without_primary(ctx);
-
-    // The rules of a group with a writable primary. Each reads the goals the
-    // previous ones assigned, so the primary pointer is refreshed.
-    using Rule = void (*)(detail::DecisionContext&, const NodeSnapshot&);
-    const Rule primary_rules[] = {
-        detail::primary_alone_becomes_single, detail::single_primary_gets_a_standby, detail::legacy_join_primary,
-        [](detail::DecisionContext& c, const NodeSnapshot&) { detail::unhealthy_secondary_stops_being_candidate(c); },
-        detail::standby_allowed_to_join,      detail::standby_caught_up,             detail::standby_follows_new_primary,
-        detail::old_primary_rejoins,          detail::standby_enters_maintenance,    detail::sync_list_vanished, detail::apply_settings_done,
-        detail::secondary_missing_from_list,
-        detail::relax_sync_replication,       detail::enable_sync_replication,
-    };
-    for (Rule rule : primary_rules) {
-        const NodeSnapshot* primary = ctx.writable_goal_node();
-        // An unhealthy primary is the failover rules' business; relaxing it here
-        // would turn a safe failover into one that may lose commits.
-        if (!primary || ctx.unhealthy(*primary)) break;
-        rule(ctx, *primary);
-    }
+    for (const auto& rule : kRules) ctx.run_rule(rule.name, rule.apply);
     return ctx.take();
 }
 
@@ -307,11 +340,11 @@ Assignment initial_assignment(const GroupSnapshot& group, NodeId new_node_id, in
         if (node.goal_state != NodeState::Dropped && node.id != new_node_id) others = true;
     if (!others) {
         if (candidate_priority > 0)
-            return {new_node_id, NodeState::Single, "first node of the group: it runs as a single primary"};
+            return {new_node_id, NodeState::Single, "first node of the group: it runs as a single primary", "initial_assignment"};
         return {new_node_id, NodeState::ReportLsn,
-                "first node of the group, with candidate_priority 0: it waits for a node that can be primary"};
+                "first node of the group, with candidate_priority 0: it waits for a node that can be primary", "initial_assignment"};
     }
-    return {new_node_id, NodeState::WaitStandby, "the group has a node already: this one joins as a standby"};
+    return {new_node_id, NodeState::WaitStandby, "the group has a node already: this one joins as a standby", "initial_assignment"};
 }
 
 Assignment adoption_assignment(const GroupSnapshot& group, NodeId node_id, NodeState reported, int timeline) {
@@ -332,7 +365,7 @@ Assignment adoption_assignment(const GroupSnapshot& group, NodeId node_id, NodeS
         }
         return {node_id, reported,
                 who + " adopted by a new monitor as the primary it runs as (" + std::string(to_string(reported)) +
-                    "): no failover"};
+                    "): no failover", "adoption_assignment"};
     }
     if (reported == NodeState::Secondary || reported == NodeState::Catchingup) {
         for (const auto& node : group.nodes)
@@ -342,7 +375,7 @@ Assignment adoption_assignment(const GroupSnapshot& group, NodeId node_id, NodeS
                                     std::to_string(node.timeline) + ": adopt the node that really is primary");
         return {node_id, NodeState::Catchingup,
                 who + " adopted by a new monitor as a standby: it is a secondary again once the primary reports it "
-                      "streaming"};
+                      "streaming", "adoption_assignment"};
     }
     throw OperatorError(who + " reports " + std::string(to_string(reported)) +
                         ": only a node running as a primary (single, wait_primary, primary, join_primary, "
@@ -351,11 +384,7 @@ Assignment adoption_assignment(const GroupSnapshot& group, NodeId node_id, NodeS
 }
 
 std::optional<NodeId> find_primary(const GroupSnapshot& group) {
-    const NodeSnapshot* found = nullptr;
-    for (const auto& node : group.nodes) {
-        if (!is_writable(node.goal_state)) continue;
-        if (!found || (is_writable(node.reported_state) && !is_writable(found->reported_state))) found = &node;
-    }
+    const NodeSnapshot* found = detail::writable_goal_node(group.nodes);
     if (!found)
         for (const auto& node : group.nodes)
             if (node.goal_state == NodeState::Draining || node.goal_state == NodeState::PrepareMaintenance ||

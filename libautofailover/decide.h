@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace autofailover {
@@ -18,6 +19,7 @@ struct Assignment {
     NodeId node_id = 0;
     NodeState goal = NodeState::Init;
     std::string reason;  // one human-readable sentence, stored in the events table
+    std::string rule;    // the rule of decide() that made it (docs/fsm.md, "Rules"); logged by the monitor
 };
 
 struct Decision {
@@ -26,6 +28,9 @@ struct Decision {
     // do not allow yet, why: "failover waits: only 1 of 2 quorum standbys reported
     // their LSN". Empty when nothing waits. Shown by current_state / logs.
     std::string waiting_reason;
+    // Later assignments to a node that a rule of the same pass had already assigned: not applied (the first
+    // wins), kept so that tests can tell that no rule was overridden.
+    std::vector<Assignment> shadowed;
 };
 
 // Health as the rules use it (probes, keeper silence, startup grace).
@@ -33,6 +38,9 @@ bool keeper_is_reporting(const NodeSnapshot& node, const FormationSettings& sett
 bool node_is_unhealthy(const NodeSnapshot& node, const FormationSettings& settings, const MonitorClock& clock);
 
 // The group-wide step: apply every rule once to the snapshot.
+// The names of decide()'s rules in the order it runs them (Assignment::rule; docs/fsm.md, "Rules").
+std::vector<std::string_view> decide_rule_names();
+
 Decision decide(const GroupSnapshot& group, const FormationSettings& settings, const MonitorClock& clock);
 
 // Goal state of a node registering into `group` (which does not contain it yet).

@@ -9,14 +9,17 @@ DecisionContext::DecisionContext(const GroupSnapshot& group, const FormationSett
     : group_(group), settings_(settings), clock_(clock) {}
 
 bool DecisionContext::assign(NodeId node_id, NodeState goal, std::string reason) {
-    if (assigned_.count(node_id)) return false;
+    if (assigned_.count(node_id)) {
+        decision_.shadowed.push_back(Assignment{node_id, goal, std::move(reason), rule_});
+        return false;
+    }
     for (auto& node : group_.nodes) {
         if (node.id != node_id) continue;
         if (node.goal_state == goal) return false;
         node.goal_state = goal;
         node.goal_assigned_at = clock_.now;
         assigned_.insert(node_id);
-        decision_.assignments.push_back(Assignment{node_id, goal, std::move(reason)});
+        decision_.assignments.push_back(Assignment{node_id, goal, std::move(reason), rule_});
         return true;
     }
     return false;
@@ -41,14 +44,28 @@ std::vector<const NodeSnapshot*> DecisionContext::active_nodes() const {
     return nodes;
 }
 
-const NodeSnapshot* DecisionContext::writable_goal_node() const {
+void DecisionContext::run_rule(const char* name, void (*rule)(DecisionContext&)) {
+    rule_ = name;
+    rule(*this);
+    rule_ = "";
+}
+
+const NodeSnapshot* writable_goal_node(const std::vector<NodeSnapshot>& nodes) {
     const NodeSnapshot* found = nullptr;
-    for (const auto& node : group_.nodes) {
+    for (const auto& node : nodes) {
         if (!is_writable(node.goal_state)) continue;
         // Never expected to be more than one; prefer the one that acts as a primary.
         if (!found || (is_writable(node.reported_state) && !is_writable(found->reported_state))) found = &node;
     }
     return found;
+}
+
+const NodeSnapshot* DecisionContext::writable_goal_node() const { return detail::writable_goal_node(group_.nodes); }
+
+bool surely_fenced(const DecisionContext& ctx, const NodeSnapshot& primary) {
+    const auto& t = ctx.settings().timeouts;
+    const bool keeper_says_down = primary.last_report && !primary.pg_is_running;
+    return keeper_says_down || ctx.silence(primary) >= t.network_partition_timeout + t.fencing_margin;
 }
 
 const NodeSnapshot* DecisionContext::handing_over_node() const {

@@ -24,6 +24,8 @@ public:
     const MonitorClock& clock() const { return clock_; }
 
     bool assign(NodeId node, NodeState goal, std::string reason);
+    // Runs one rule of decide()'s table; its assignments carry its name.
+    void run_rule(const char* name, void (*rule)(DecisionContext&));
     bool assigned_this_pass(NodeId node) const { return assigned_.count(node) > 0; }
     void wait(const std::string& reason);
     Decision take() { return std::move(decision_); }
@@ -48,7 +50,14 @@ private:
     const MonitorClock& clock_;
     Decision decision_;
     std::set<NodeId> assigned_;
+    const char* rule_ = "";
 };
+
+// The node with a writable goal (the primary, or the node being promoted to it) among `nodes`.
+const NodeSnapshot* writable_goal_node(const std::vector<NodeSnapshot>& nodes);
+// The old primary has surely stopped taking writes: its keeper says Postgres is down, or it has been silent
+// longer than network_partition_timeout + fencing_margin (it fenced itself by then, docs/write-lease.md).
+bool surely_fenced(const DecisionContext& ctx, const NodeSnapshot& primary);
 
 std::string label(const NodeSnapshot& node);  // "node_2" (its name when set)
 bool converged(const NodeSnapshot& node, NodeState state);

@@ -125,7 +125,7 @@ void primary_failed(DecisionContext& ctx) {
     }
     const bool keeper_says_down = primary->last_report && !primary->pg_is_running;
     const auto fenced_after = t.network_partition_timeout + t.fencing_margin;
-    if (!keeper_says_down && ctx.silence(*primary) < fenced_after) {
+    if (!surely_fenced(ctx, *primary)) {
         ctx.wait("the primary " + label(*primary) + " is unhealthy; failover once it has surely fenced itself (keeper silent for " +
                  ms_text(ctx.silence(*primary)) + " of " + ms_text(fenced_after) + ")");
         return;

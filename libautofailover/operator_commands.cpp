@@ -99,10 +99,7 @@ Decision plan_failover(const GroupSnapshot& group, const FormationSettings& sett
         return plan_switchover(group, settings, clock);  // a live primary hands over without losing anything
     }
     if (primary) {
-        const auto& t = settings.timeouts;
-        const bool keeper_says_down = primary->last_report && !primary->pg_is_running;
-        if (!ctx.unhealthy(*primary) ||
-            (!keeper_says_down && ctx.silence(*primary) < t.network_partition_timeout + t.fencing_margin))
+        if (!ctx.unhealthy(*primary) || !detail::surely_fenced(ctx, *primary))
             throw OperatorError("cannot fail over yet: the primary " + label(*primary) +
                                 " may still be running; retry once it has been silent for network_partition_timeout + "
                                 "fencing_margin, or stop it");

@@ -135,6 +135,7 @@ void store_assignment(const af::Assignment& assignment, DecisionOutput& out) {
     row.node_id = assignment.node_id;
     copy_text(af::to_string(assignment.goal), row.goal, sizeof row.goal);
     row.reason = put_text(out.text, assignment.reason);
+    row.rule = put_text(out.text, assignment.rule);
 }
 
 void store_decision(const af::Decision& decision, DecisionOutput& out) {

@@ -95,6 +95,7 @@ struct AssignmentRow {
     std::int64_t node_id;
     char goal[kStateLen];
     const char* reason;  // in DecisionOutput::text
+    const char* rule;    // the decide() rule that assigned it (in DecisionOutput::text; "" for operator commands)
 };
 
 // Output of a decision: room for `capacity` assignments and `text`, allocated by the caller.

@@ -45,7 +45,7 @@ std::int64_t int64_column(HeapTuple tuple, TupleDesc desc, int column, bool* isn
 }
 
 void notify_change(const GroupInput* group, std::int64_t node_id, const char* node_name, const char* reported,
-                   const char* goal, const char* reason) {
+                   const char* goal, const char* reason, const char* rule) {
     StringInfoData payload;
     initStringInfo(&payload);
     appendStringInfoString(&payload, "{\"formation\":");
@@ -58,10 +58,12 @@ void notify_change(const GroupInput* group, std::int64_t node_id, const char* no
     escape_json(&payload, goal);
     appendStringInfoString(&payload, ",\"reason\":");
     escape_json(&payload, reason);
+    appendStringInfoString(&payload, ",\"rule\":");
+    escape_json(&payload, rule);
     appendStringInfoChar(&payload, '}');
     Async_Notify("autofailover_state", payload.data);
-    ereport(LOG, (errmsg("autofailover: formation=%s group=%d node=%s state=%s goal=%s reason=%s", group->formation,
-                         group->group_id, node_name, reported, goal, reason)));
+    ereport(LOG, (errmsg("autofailover: formation=%s group=%d node=%s state=%s goal=%s rule=%s reason=%s",
+                         group->formation, group->group_id, node_name, reported, goal, rule[0] ? rule : "-", reason)));
 }
 
 // One int8-like array column (bigint[] or pg_lsn[], both 8 bytes by value) into palloc'd memory.
@@ -257,7 +259,8 @@ int store_decision(GroupInput* group, const DecisionOutput* decision) {
                                    assignment->node_id)));
         const char* node_name = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
         const char* reported = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-        notify_change(group, assignment->node_id, node_name, reported, assignment->goal, assignment->reason);
+        notify_change(group, assignment->node_id, node_name, reported, assignment->goal, assignment->reason,
+                      assignment->rule);
         if (row >= 0) group->nodes[row].goal_state = pstrdup(assignment->goal);
         changes++;
     }

@@ -109,8 +109,9 @@ autofailover.node_considered_unhealthy_timeout = 1h
             assert notes, "register_node sent no NOTIFY"
             channel, first = notes[0]
             assert channel == "autofailover_state"
-            assert set(first) == {"formation", "group", "node_id", "node", "reported", "goal", "reason"}, first
+            assert set(first) == {"formation", "group", "node_id", "node", "reported", "goal", "reason", "rule"}, first
             assert (first["formation"], first["group"], first["node"], first["goal"]) == ("rst", 0, "rst_a", "single")
+            assert first["rule"] == "initial_assignment", first
             assert first["node_id"] == primary and first["reason"], first
             wait_for("first probes", lambda: last_check(conn) is not None)
             # Take the group's pending decision now, so the worker has nothing left to change.

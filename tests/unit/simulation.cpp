@@ -766,6 +766,15 @@ void Simulation::apply_decision(const Decision& decision, const std::string& ori
     }
     if (!decision.waiting_reason.empty() && origin == "decide" && rand(8) == 0)
         log("waiting: " + decision.waiting_reason);
+    // A later rule that wanted another goal for a node an earlier rule of the same pass had moved: counted, so
+    // that the tests see rule precedence at work instead of a silent drop (docs/fsm.md, "Rules").
+    for (const auto& shadowed : decision.shadowed) {
+        for (const auto& applied : decision.assignments)
+            if (applied.node_id == shadowed.node_id && applied.goal != shadowed.goal) {
+                ++overridden_;
+                overrides_.insert(applied.rule + " over " + shadowed.rule);
+            }
+    }
 }
 
 bool Simulation::check_invariants() {

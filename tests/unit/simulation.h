@@ -114,6 +114,9 @@ public:
     std::uint64_t acknowledged_commits() const { return acked_.size(); }
     int promotions() const { return promotions_; }
     int failovers() const { return failovers_; }
+    // Assignments a later rule of the same decide() pass wanted otherwise (Decision::shadowed), and which rule won.
+    int overridden() const { return overridden_; }
+    const std::set<std::string>& overrides() const { return overrides_; }
     int switchovers() const { return switchovers_; }
     // Every (reported state, assigned goal) seen.
     const std::set<std::pair<NodeState, NodeState>>& assigned_pairs() const { return assigned_pairs_; }
@@ -179,6 +182,8 @@ private:
     std::string failure_;
     int step_ = 0;
     int promotions_ = 0;
+    int overridden_ = 0;
+    std::set<std::string> overrides_;
     int failovers_ = 0;
     int switchovers_ = 0;
 };

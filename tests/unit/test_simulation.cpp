@@ -42,6 +42,7 @@ struct Outcome {
     bool ok = true;
     int steps = 0;
     std::set<std::pair<NodeState, NodeState>> pairs;
+    std::set<std::string> overrides;  // "rule that won over rule that was shadowed"
 };
 
 // Faults for kFaultSteps, then heal and converge, until `random_steps` fault steps ran.
@@ -58,10 +59,12 @@ Outcome run_seed(std::uint64_t seed, int random_steps) {
     out.ok = drive(sim, random_steps);
     out.steps = sim.steps_run();
     out.pairs = sim.assigned_pairs();
+    out.overrides = sim.overrides();
     std::cout << "simulation seed=" << seed << " nodes=" << o.node_count << " number_sync_standbys=" << o.number_sync_standbys
               << (o.last_node_async ? " (last node async)" : "") << ": " << sim.steps_run() << " steps, "
               << sim.acknowledged_commits() << " acknowledged commits, " << sim.failovers() << " failovers, "
-              << sim.switchovers() << " switchovers, " << sim.promotions() << " promotions"
+              << sim.switchovers() << " switchovers, " << sim.promotions() << " promotions, " << sim.overridden()
+              << " overridden assignments"
               << (out.ok ? "" : " -- FAILED") << "\n";
     if (!out.ok) {
         std::cout << "FAILURE (reproduce with AUTOFAILOVER_SIM_SEED=" << seed << "): " << sim.failure()
@@ -121,12 +124,16 @@ TEST_CASE("a million simulated steps: no lost acknowledged commit, no split brai
     const int steps = static_cast<int>(env_number("AUTOFAILOVER_SIM_STEPS").value_or(30000));
     const auto started = std::chrono::steady_clock::now();
     long long total = 0;
+    std::set<std::string> overrides;
     for (std::uint64_t seed : seeds_to_run()) {
         const Outcome out = run_seed(seed, steps);
         total += out.steps;
+        overrides.insert(out.overrides.begin(), out.overrides.end());
         INFO("seed " << seed);
         REQUIRE(out.ok);
     }
+    // Where the rule order decided (docs/fsm.md, "Rules"): the first rule's goal stood, the later one's was shadowed.
+    for (const auto& o : overrides) std::cout << "simulation: rule precedence used: " << o << "\n";
     const auto seconds =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count() / 1000.0;
     std::cout << "simulation: " << total << " steps in all in " << seconds << " s" << std::endl;
