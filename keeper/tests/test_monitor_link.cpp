@@ -26,21 +26,33 @@ using autofailover::keeper::MonitorUnreachable;
 
 namespace {
 
+sockaddr_in loopback(int port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+// A socket listening on 127.0.0.1:port with this accept backlog.
+int listen_on_loopback(int port, int backlog) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) throw std::runtime_error("socket");
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a = loopback(port);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, backlog) != 0) {
+        ::close(fd);
+        throw std::runtime_error("bind/listen on 127.0.0.1:" + std::to_string(port));
+    }
+    return fd;
+}
+
 // A listening socket nobody serves: the kernel completes the TCP handshake, then libpq waits for an answer
 // to its startup packet for ever, like a host that vanished after the handshake.
 class SilentListener {
 public:
-    explicit SilentListener(int port) : port_(port) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        if (fd_ < 0) throw std::runtime_error("socket");
-        int one = 1;
-        ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(static_cast<std::uint16_t>(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 16) != 0)
-            throw std::runtime_error("bind/listen on 127.0.0.1:" + std::to_string(port));
+    explicit SilentListener(int port) : port_(port), fd_(listen_on_loopback(port, 16)) {
         ::fcntl(fd_, F_SETFL, O_NONBLOCK);
     }
     ~SilentListener() {
@@ -118,16 +130,8 @@ TEST_CASE("a monitor host that never answers the TCP handshake costs one call ti
     // A listener whose accept queue is full drops every new SYN, as a crashed or cut-off host does: the
     // connection stays in progress. libpq must not be asked to send on it before it is made (netns row M6).
     const int port = 7484;
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(fd, 0) == 0);
+    const int fd = listen_on_loopback(port, 0);
+    sockaddr_in a = loopback(port);
     std::vector<int> fillers;  // never accepted: they fill the queue
     for (int i = 0; i < 3; ++i) {
         const int c = ::socket(AF_INET, SOCK_STREAM, 0);
