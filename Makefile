@@ -48,6 +48,7 @@ bench: install
 	@dpkg -s postgresql-15-auto-failover pg-auto-failover-cli >/dev/null 2>&1 || \
 	  flock /tmp/autofailover-apt.lock apt-get install -y postgresql-15-auto-failover pg-auto-failover-cli
 	@bash bench/run_node_active_sidebyside.sh
+	@/usr/bin/python3 bench/sidebyside.py --rounds 2
 
 # docs/fsm.svg from libautofailover's keeper transition table (`autoctl show fsm --dot`), with
 # Graphviz's dot (Debian graphviz, installed here when missing: make check does not need it).
