@@ -17,7 +17,8 @@ void primary_failed(DecisionContext& ctx);
 void election_without_primary(DecisionContext& ctx);
 // handover.cpp
 void primary_handing_over(DecisionContext& ctx);
-// decide.cpp: the rules for a group with a writable primary
+// decide.cpp: the rule for a group with one active node, run first by decide()
+// (the rules for a group with a writable primary are local to decide.cpp).
 void lone_node_becomes_single(DecisionContext& ctx);
 
 }  // namespace autofailover::detail
