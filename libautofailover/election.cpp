@@ -152,20 +152,21 @@ void primary_failed(DecisionContext& ctx) {
     start_election(ctx, *primary, why);
 }
 
-void election_without_primary(DecisionContext& ctx) {
-    if (ctx.writable_goal_node() || ctx.handing_over_node()) return;
+namespace {
 
-    // Standbys adopted by a new monitor before their primary (M6): "no primary" is
-    // expected until the operator adopts it; the standbys keep streaming from it.
+// Standbys adopted by a new monitor before their primary (M6): "no primary" is expected until the operator
+// adopts it; the standbys keep streaming from it. True while no election may run.
+bool adoption_grace_holds(DecisionContext& ctx) {
     const auto& deadline = ctx.group().adoption_deadline;
-    if (deadline && ctx.clock().now < *deadline) {
-        ctx.wait("adoption: no primary adopted in this group yet; no election for " +
-                 ms_text(*deadline - ctx.clock().now) +
-                 " (autofailover.adoption_grace_period): adopt the primary with autoctl enable monitor");
-        return;
-    }
+    if (!deadline || ctx.clock().now >= *deadline) return false;
+    ctx.wait("adoption: no primary adopted in this group yet; no election for " + ms_text(*deadline - ctx.clock().now) +
+             " (autofailover.adoption_grace_period): adopt the primary with autoctl enable monitor");
+    return true;
+}
 
-    // Every standby freezes, including one that comes back during the election.
+// Every standby freezes, including one that comes back during the election. False when there is no standby
+// to elect at all.
+bool standbys_freeze(DecisionContext& ctx) {
     bool any_standby = false;
     for (const auto& node : ctx.group().nodes) {
         if (is_standby_goal(node.goal_state) && reports_streaming_standby(node)) {
@@ -176,15 +177,18 @@ void election_without_primary(DecisionContext& ctx) {
             any_standby = true;
         }
     }
-    if (!any_standby) return;
-    const GroupSnapshot& group = ctx.group();
+    return any_standby;
+}
 
-    for (const auto& node : group.nodes) {
+// A node already elected moves on (fast_forward → prepare_promotion → wait_primary once the old primary has surely
+// fenced), or is dropped from the election when it failed or its hook vetoed. True when there was one.
+bool elected_candidate_progresses(DecisionContext& ctx) {
+    for (const auto& node : ctx.group().nodes) {
         if (!is_candidate_goal(node.goal_state)) continue;
         if (ctx.unhealthy(node)) {
             ctx.assign(node.id, NodeState::ReportLsn,
                        "the elected " + label(node) + " failed during its promotion: electing again");
-            return;
+            return true;
         }
         // Its keeper never promotes after a veto (it refused the edge to
         // prepare_promotion): another node is elected, or this one again later.
@@ -194,7 +198,7 @@ void election_without_primary(DecisionContext& ctx) {
                            " vetoed its promotion: electing again (it may be elected again after "
                            "promotion_veto_timeout, " + ms_text(ctx.settings().timeouts.promotion_veto_timeout) +
                            ")");
-            return;
+            return true;
         }
         if (converged(node, NodeState::FastForward))
             ctx.assign(node.id, NodeState::PreparePromotion,
@@ -209,13 +213,20 @@ void election_without_primary(DecisionContext& ctx) {
         }
         else
             ctx.wait("election: waiting for " + label(node) + " to reach " + std::string(to_string(node.goal_state)));
-        return;
+        return true;
     }
+    return false;
+}
 
-    // k quorum standbys may be in the synchronous_standby_names in force; every
-    // acknowledged commit is on n of them. Once k - n + 1 have frozen and reported,
-    // at least one of those holds every acknowledged commit, and the old primary
-    // cannot acknowledge any more.
+// k quorum standbys may be in the synchronous_standby_names in force; every acknowledged commit is on n of them.
+// Once k - n + 1 have frozen and reported, at least one of those holds every acknowledged commit, and the old
+// primary cannot acknowledge any more.
+int reports_needed(int quorum_standbys, int sync_count) { return std::max(0, quorum_standbys - sync_count + 1); }
+
+// Elects among the frozen standbys once enough quorum standbys reported: the most advanced eligible one, after a
+// fast-forward when a less advanced one wins on priority.
+void elect_candidate(DecisionContext& ctx) {
+    const GroupSnapshot& group = ctx.group();
     std::vector<const NodeSnapshot*> quorum;
     std::vector<const NodeSnapshot*> reported;
     int quorum_reported = 0;
@@ -231,7 +242,7 @@ void election_without_primary(DecisionContext& ctx) {
             missing += (missing.empty() ? "" : ", ") + why_missing(ctx, node);
     }
     const int k = static_cast<int>(quorum.size());
-    const int needed = std::max(0, k - ctx.sync_count() + 1);
+    const int needed = reports_needed(k, ctx.sync_count());
     if (quorum_reported < needed) {
         ctx.wait("failover waits: " + std::to_string(quorum_reported) + " of " + std::to_string(k) +
                  " quorum standbys reported their LSN, " + std::to_string(needed) +
@@ -290,6 +301,16 @@ void election_without_primary(DecisionContext& ctx) {
     ctx.assign(candidate->id, NodeState::PreparePromotion,
                label(*candidate) + " is elected (priority " + std::to_string(candidate->candidate_priority) +
                    ", LSN " + format_lsn(candidate->lsn) + ", the most advanced): it gets ready for promotion");
+}
+
+}  // namespace
+
+void election_without_primary(DecisionContext& ctx) {
+    if (ctx.writable_goal_node() || ctx.handing_over_node()) return;
+    if (adoption_grace_holds(ctx)) return;
+    if (!standbys_freeze(ctx)) return;
+    if (elected_candidate_progresses(ctx)) return;
+    elect_candidate(ctx);
 }
 
 }  // namespace detail
