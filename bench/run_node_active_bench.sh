@@ -10,7 +10,7 @@ user=${AUTOFAILOVER_TEST_USER:-autofailover}
 bindir=/usr/lib/postgresql/15/bin
 duration=${BENCH_SECONDS:-30}
 clients=${BENCH_CLIENTS:-8}
-port=${BENCH_PORT:-57800}
+port=${BENCH_PORT:-7202}
 sizes=("$@")
 [ ${#sizes[@]} -eq 0 ] && sizes=(100 1000 10000)
 

@@ -10,6 +10,7 @@
 // ERROR, not a stall; long enough to outlast a holder that is cut off); from the
 // first lock on, the transaction must end within keeper_transaction_limit, or
 // the session is terminated. Plain C-style code: no C++ object lives in these frames.
+#include "monitor_ext/decision_lock.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
 
@@ -56,7 +57,10 @@ void log_if_limit_reached(int /*code*/, Datum /*arg*/) {
                              autofailover_ext::keeper_transaction_limit_ms())));
 }
 
-// Operators (and superusers, the health-check worker included) are trusted with the locks.
+}  // namespace
+
+namespace autofailover_ext {
+
 bool is_operator_session() {
     const Oid session = GetSessionUserId();
     if (superuser_arg(session)) return true;
@@ -64,7 +68,27 @@ bool is_operator_session() {
     return OidIsValid(operator_role) && is_member_of_role(session, operator_role);
 }
 
-}  // namespace
+void guard_decision_lock(bool acquired) {
+    if (armed || is_operator_session()) return;
+    if (!acquired) {
+        const int wait_ms = 2 * keeper_transaction_limit_ms();
+        if (LockTimeout == 0 || LockTimeout > wait_ms) {
+            char value[32];
+            snprintf(value, sizeof value, "%d", wait_ms);
+            (void)set_config_option("lock_timeout", value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+        }
+        return;
+    }
+    if (limit_timeout == MAX_TIMEOUTS) {
+        limit_timeout = RegisterTimeout(USER_TIMEOUT, on_limit_reached);
+        RegisterXactCallback(on_transaction_end, nullptr);
+        before_shmem_exit(log_if_limit_reached, (Datum)0);
+    }
+    enable_timeout_after(limit_timeout, keeper_transaction_limit_ms());
+    armed = true;
+}
+
+}  // namespace autofailover_ext
 
 extern "C" {
 
@@ -72,24 +96,7 @@ PG_FUNCTION_INFO_V1(autofailover_guard_decision_lock);
 
 // _guard_decision_lock(acquired bool): see the top of this file.
 PGDLLEXPORT Datum autofailover_guard_decision_lock(PG_FUNCTION_ARGS) {
-    const bool acquired = !PG_ARGISNULL(0) && PG_GETARG_BOOL(0);
-    if (armed || is_operator_session()) PG_RETURN_VOID();
-    if (!acquired) {
-        const int wait_ms = 2 * autofailover_ext::keeper_transaction_limit_ms();
-        if (LockTimeout == 0 || LockTimeout > wait_ms) {
-            char value[32];
-            snprintf(value, sizeof value, "%d", wait_ms);
-            (void)set_config_option("lock_timeout", value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-        }
-        PG_RETURN_VOID();
-    }
-    if (limit_timeout == MAX_TIMEOUTS) {
-        limit_timeout = RegisterTimeout(USER_TIMEOUT, on_limit_reached);
-        RegisterXactCallback(on_transaction_end, nullptr);
-        before_shmem_exit(log_if_limit_reached, (Datum)0);
-    }
-    enable_timeout_after(limit_timeout, autofailover_ext::keeper_transaction_limit_ms());
-    armed = true;
+    autofailover_ext::guard_decision_lock(!PG_ARGISNULL(0) && PG_GETARG_BOOL(0));
     PG_RETURN_VOID();
 }
 

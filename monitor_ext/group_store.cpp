@@ -22,6 +22,7 @@ SPIPlanPtr load_nodes_plan = nullptr;
 SPIPlanPtr load_formation_plan = nullptr;
 SPIPlanPtr store_goal_plan = nullptr;
 SPIPlanPtr store_waiting_plan = nullptr;
+SPIPlanPtr record_event_plan = nullptr;
 
 SPIPlanPtr prepare_once(SPIPlanPtr* plan, const char* sql, int nargs, Oid* types) {
     if (*plan == nullptr) {
@@ -44,13 +45,13 @@ std::int64_t int64_column(HeapTuple tuple, TupleDesc desc, int column, bool* isn
     return *isnull ? 0 : DatumGetInt64(value);
 }
 
-void notify_change(const GroupInput* group, std::int64_t node_id, const char* node_name, const char* reported,
-                   const char* goal, const char* reason, const char* rule) {
+void notify_change(const char* formation, int group_id, std::int64_t node_id, const char* node_name,
+                   const char* reported, const char* goal, const char* reason, const char* rule) {
     StringInfoData payload;
     initStringInfo(&payload);
     appendStringInfoString(&payload, "{\"formation\":");
-    escape_json(&payload, group->formation);
-    appendStringInfo(&payload, ",\"group\":%d,\"node_id\":" INT64_FORMAT ",\"node\":", group->group_id, node_id);
+    escape_json(&payload, formation);
+    appendStringInfo(&payload, ",\"group\":%d,\"node_id\":" INT64_FORMAT ",\"node\":", group_id, node_id);
     escape_json(&payload, node_name);
     appendStringInfoString(&payload, ",\"reported\":");
     escape_json(&payload, reported);
@@ -63,7 +64,7 @@ void notify_change(const GroupInput* group, std::int64_t node_id, const char* no
     appendStringInfoChar(&payload, '}');
     Async_Notify("autofailover_state", payload.data);
     ereport(LOG, (errmsg("autofailover: formation=%s group=%d node=%s state=%s goal=%s rule=%s reason=%s",
-                         group->formation, group->group_id, node_name, reported, goal, rule[0] ? rule : "-", reason)));
+                         formation, group_id, node_name, reported, goal, rule[0] ? rule : "-", reason)));
 }
 
 // One int8-like array column (bigint[] or pg_lsn[], both 8 bytes by value) into palloc'd memory.
@@ -231,6 +232,22 @@ int find_row(const GroupInput* group, std::int64_t node_id) {
     return -1;
 }
 
+void record_state_event(const char* formation, int group_id, std::int64_t node_id, const char* node_name,
+                        const char* reported, const char* goal, const char* reason) {
+    Oid types[7] = {TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
+    SPIPlanPtr plan = prepare_once(&record_event_plan,
+                                   "INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, "
+                                   "reported_state, goal_state, description) VALUES ($1, $2, $3, $4, "
+                                   "$5::autofailover.node_state, $6::autofailover.node_state, $7)",
+                                   7, types);
+    Datum args[7] = {CStringGetTextDatum(formation), Int64GetDatum(node_id), CStringGetTextDatum(node_name),
+                     Int32GetDatum(group_id), CStringGetTextDatum(reported), CStringGetTextDatum(goal),
+                     CStringGetTextDatum(reason)};
+    if (SPI_execute_plan(plan, args, nullptr, false, 0) != SPI_OK_INSERT)
+        elog(ERROR, "autofailover: storing an event failed");
+    notify_change(formation, group_id, node_id, node_name, reported, goal, reason, "");
+}
+
 int store_decision(GroupInput* group, const DecisionOutput* decision) {
     require_leader_lease("storing a decision");
     int changes = 0;
@@ -259,8 +276,8 @@ int store_decision(GroupInput* group, const DecisionOutput* decision) {
                                    assignment->node_id)));
         const char* node_name = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
         const char* reported = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-        notify_change(group, assignment->node_id, node_name, reported, assignment->goal, assignment->reason,
-                      assignment->rule);
+        notify_change(group->formation, group->group_id, assignment->node_id, node_name, reported, assignment->goal,
+                      assignment->reason, assignment->rule);
         if (row >= 0) group->nodes[row].goal_state = pstrdup(assignment->goal);
         changes++;
     }

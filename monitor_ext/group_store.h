@@ -26,6 +26,10 @@ void grow_text(autofailover_bridge::TextBuffer* text);
 // goals changed.
 int store_decision(autofailover_bridge::GroupInput* group, const autofailover_bridge::DecisionOutput* decision);
 
+// A change the core did not decide (a keeper reports a new state, a node is
+// removed): one events row and one NOTIFY autofailover_state, as for a decision.
+void record_state_event(const char* formation, int group_id, std::int64_t node_id, const char* node_name,
+                        const char* reported, const char* goal, const char* reason);
 // ERROR with the SQLSTATE matching the bridge outcome; returns when Ok.
 void raise_if_failed(const autofailover_bridge::BridgeResult& result);
 

@@ -3,6 +3,7 @@
 // is C-style: SPI load (group_store), one bridge call into the pure core (which
 // never throws across the bridge), SPI store, ERROR only from plain frames.
 #include "monitor_ext/core_bridge.h"
+#include "monitor_ext/group_decision.h"
 #include "monitor_ext/group_store.h"
 #include "monitor_ext/leader_lease.h"
 #include "monitor_ext/metrics.h"
@@ -136,63 +137,32 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
         elog(ERROR, "autofailover._decide must return a composite type");
     result_desc = BlessTupleDesc(result_desc);
     MemoryContext caller_context = CurrentMemoryContext;
-    const TimestampTz decision_started = GetCurrentTimestamp();
 
     SPI_connect();
-    GroupInput* group = static_cast<GroupInput*>(palloc0(sizeof(GroupInput)));
-    autofailover_ext::load_group(formation, group_id, 0, group);
-    DecisionOutput* decision = autofailover_ext::new_decision_output(group->node_count);
-    int goal_changes = 0;
-    if (autofailover_ext::leader_lease_allows_decisions()) {
-        BridgeResult decided = autofailover_bridge::run_decide(*group, *decision);
-        if (decided.outcome == Outcome::NeedMoreText) {
-            autofailover_ext::grow_text(&decision->text);
-            decided = autofailover_bridge::run_decide(*group, *decision);
-        }
-        autofailover_ext::raise_if_failed(decided);
-        goal_changes = autofailover_ext::store_decision(group, decision);
-        // Load + core + store, the time a keeper's report or a worker round waits for its decision.
-        autofailover_ext::count_decision(GetCurrentTimestamp() - decision_started);
-    } else {
-        // Replicated monitors, lease not held (docs/monitor-ha.md): the heartbeat the
-        // caller stored stays, the keeper gets the stored goal, nothing is decided.
-        decision->waiting_reason = "no decision: this monitor does not hold the leader lease";
-    }
-
-    autofailover_bridge::KeeperView* view = autofailover_ext::new_keeper_view();
-    BridgeResult viewed = autofailover_bridge::keeper_view(*group, node_id, *view);
-    if (viewed.outcome == Outcome::NeedMoreText) {
-        autofailover_ext::grow_text(&view->text);
-        viewed = autofailover_bridge::keeper_view(*group, node_id, *view);
-    }
-    autofailover_ext::raise_if_failed(viewed);
-
-    const int self = autofailover_ext::find_row(group, node_id);
-    const int primary = view->has_primary ? autofailover_ext::find_row(group, view->primary_node_id) : -1;
-    const int upstream = view->has_upstream ? autofailover_ext::find_row(group, view->upstream_node_id) : -1;
-
+    autofailover_ext::KeeperAnswer answer;
+    autofailover_ext::decide_for_keeper(formation, group_id, node_id, caller_context, &answer);
     MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
     Datum values[13];
     bool nulls[13] = {};
-    values[0] = text_or_null(self >= 0 ? group->nodes[self].goal_state : nullptr, &nulls[0]);
-    values[1] = Int32GetDatum(self >= 0 ? group->nodes[self].candidate_priority : 0);
-    nulls[1] = self < 0;
-    values[2] = BoolGetDatum(self >= 0 && group->nodes[self].replication_quorum);
-    nulls[2] = self < 0;
-    values[3] = Int64GetDatum(primary >= 0 ? group->nodes[primary].node_id : 0);
-    nulls[3] = primary < 0;
-    values[4] = text_or_null(primary >= 0 ? group->nodes[primary].host : nullptr, &nulls[4]);
-    values[5] = Int32GetDatum(primary >= 0 ? group->nodes[primary].port : 0);
-    nulls[5] = primary < 0;
-    values[6] = CStringGetTextDatum(view->synchronous_standby_names);
-    values[7] = text_or_null(upstream >= 0 ? group->nodes[upstream].host : nullptr, &nulls[7]);
-    values[8] = Int32GetDatum(upstream >= 0 ? group->nodes[upstream].port : 0);
-    nulls[8] = upstream < 0;
-    values[9] = LSNGetDatum(upstream >= 0 ? group->nodes[upstream].lsn : 0);
-    nulls[9] = upstream < 0;
-    values[10] = CStringGetTextDatum(decision->waiting_reason);
-    values[11] = Int32GetDatum(group->settings.network_partition_timeout_ms);
-    values[12] = Int32GetDatum(goal_changes);
+    values[0] = text_or_null(answer.has_self ? answer.goal_state : nullptr, &nulls[0]);
+    values[1] = Int32GetDatum(answer.candidate_priority);
+    nulls[1] = !answer.has_self;
+    values[2] = BoolGetDatum(answer.replication_quorum);
+    nulls[2] = !answer.has_self;
+    values[3] = Int64GetDatum(answer.primary_node_id);
+    nulls[3] = !answer.has_primary;
+    values[4] = text_or_null(answer.has_primary ? answer.primary_host : nullptr, &nulls[4]);
+    values[5] = Int32GetDatum(answer.primary_port);
+    nulls[5] = !answer.has_primary;
+    values[6] = CStringGetTextDatum(answer.synchronous_standby_names);
+    values[7] = text_or_null(answer.has_upstream ? answer.upstream_host : nullptr, &nulls[7]);
+    values[8] = Int32GetDatum(answer.upstream_port);
+    nulls[8] = !answer.has_upstream;
+    values[9] = LSNGetDatum(answer.upstream_lsn);
+    nulls[9] = !answer.has_upstream;
+    values[10] = CStringGetTextDatum(answer.waiting_reason);
+    values[11] = Int32GetDatum(answer.network_partition_timeout_ms);
+    values[12] = Int32GetDatum(answer.goal_changes);
     HeapTuple tuple = heap_form_tuple(result_desc, values, nulls);
     MemoryContextSwitchTo(spi_context);
     SPI_finish();

@@ -64,7 +64,7 @@ CREATE TABLE autofailover.nodes (
     -- The LOGIN role this node's keeper uses (docs/security.md, "Keeper identity").
     keeper_role text UNIQUE,
     -- backend_start of the session that stored the last report: a report from an older
-    -- session of the keeper (one it gave up on, served late) is refused, see _node_active.
+    -- session of the keeper (one it gave up on, served late) is refused, see monitor_ext/node_active.cpp.
     report_session timestamptz,
     FOREIGN KEY (formation_id, group_id) REFERENCES autofailover.groups,
     UNIQUE (formation_id, node_name),
@@ -629,140 +629,29 @@ CREATE FUNCTION autofailover.adopt_node(formation text, node_id bigint, node_nam
     SELECT * FROM autofailover._adopt_node($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 $$;
 
-CREATE FUNCTION autofailover._node_active(p_formation text, p_node_id bigint, p_reported autofailover.node_state,
-    p_running bool, p_timeline int, p_lsn pg_lsn, p_sync_state text, p_streaming bigint[], p_streaming_lsns pg_lsn[])
-    RETURNS TABLE (o_goal autofailover.node_state, o_priority int, o_quorum bool,
-                   o_primary_node_id bigint, o_primary_host text, o_primary_port int,
-                   o_synchronous_standby_names text,
-                   o_upstream_host text, o_upstream_port int, o_upstream_lsn pg_lsn,
-                   o_network_partition_timeout_ms int, o_monitor_leads bool, o_client_access_version bigint)
-    LANGUAGE plpgsql AS $$
+-- The keeper's removal confirmed (node_active with reported and goal dropped): forget
+-- the node, retire its role, let the others adapt. Called by node_active (C) under the
+-- group's decision lock.
+CREATE FUNCTION autofailover._forget_dropped_node(p_formation text, p_node_id bigint)
+    RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    v_group int;
-    v_name text;
-    v_old autofailover.node_state;
-    v_goal autofailover.node_state;
-    v_sync text := coalesce(p_sync_state, '');
-    v_streaming bigint[] := coalesce(p_streaming, '{}');
-    v_streaming_lsns pg_lsn[] := coalesce(p_streaming_lsns, '{}');
-    v_decision record;
     v_role text;
-    v_leads bool;
-    v_session timestamptz;
-    v_client_access bigint;
+    v_name text;
+    v_group int;
 BEGIN
-    -- The hot path of the monitor: validation in one test, errors spelled out only when it fails.
-    IF p_formation IS NULL OR p_node_id IS NULL OR p_reported IS NULL OR p_running IS NULL OR p_timeline IS NULL
-       OR p_lsn IS NULL THEN
-        PERFORM autofailover._require(p_formation, 'formation');
-        PERFORM autofailover._require(p_node_id, 'node_id');
-        PERFORM autofailover._require(p_reported, 'reported_state');
-        PERFORM autofailover._require(p_running, 'pg_is_running');
-        PERFORM autofailover._require(p_timeline, 'timeline');
-        PERFORM autofailover._require(p_lsn, 'lsn');
-    END IF;
-    IF p_timeline < 0 THEN
-        RAISE EXCEPTION 'invalid timeline %', p_timeline USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF v_sync NOT IN ('', 'sync', 'quorum', 'async', 'potential') THEN
-        RAISE EXCEPTION 'invalid sync_state "%": one of sync, quorum, async, potential or empty expected',
-            left(v_sync, 80) USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF cardinality(v_streaming) <> cardinality(v_streaming_lsns) OR cardinality(v_streaming) > 1000
-       OR array_position(v_streaming, NULL) IS NOT NULL OR array_position(v_streaming_lsns, NULL) IS NOT NULL
-       OR array_ndims(v_streaming) > 1 OR array_ndims(v_streaming_lsns) > 1 THEN
-        RAISE EXCEPTION 'invalid streaming standbys: two one-dimensional arrays of the same length, no NULL'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
-    PERFORM autofailover._authorize(p_formation, p_node_id);
-    -- Read while the request is being served: a keeper counts this answer as monitor contact (which keeps its
-    -- primary writable) only when the monitor held a valid leader lease then (docs/monitor-ha.md, M4).
-    SELECT NOT l.required OR l.valid INTO v_leads FROM autofailover.leader_lease() l;
-    -- Formation client access (docs/clients.md): only its version, one primary-key read; the keeper fetches
-    -- the list with formation_client_access() when the version differs from the one it applied.
-    SELECT coalesce(max(c.version), 0) INTO v_client_access
-      FROM autofailover.formation_client_access c WHERE c.formation_id = p_formation;
-
-    -- Lock order: formation (shared), then group (see docs/api.md, Locking).
-    -- A node never changes group, so reading it before the group lock is safe.
-    SELECT n.group_id INTO v_group FROM autofailover.nodes n
-     WHERE n.node_id = p_node_id AND n.formation_id = p_formation;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'node % is not registered in formation "%"', p_node_id, left(p_formation, 80)
-            USING ERRCODE = 'undefined_object', HINT = 'Register it with autofailover.register_node().';
-    END IF;
-    PERFORM autofailover._lock_group(p_formation, v_group);
-
-    -- A keeper gives up on a call at its timeout and reconnects; the given-up request may
-    -- still be served later (it waited for the group lock and the cancel did not get
-    -- through, or it arrived late), after newer reports: stale state and streaming
-    -- evidence (found by the simulation, docs/fsm.md). Its session is older than the one
-    -- that stored the last report, so it is refused. A stored session in the future
-    -- (the monitor's clock stepped back, or another monitor stored it) refuses nothing.
-    SELECT a.backend_start INTO v_session
-      FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a;
-    UPDATE autofailover.nodes n
-       SET reported_state = p_reported, pg_is_running = p_running, timeline = p_timeline, lsn = p_lsn,
-           sync_state = v_sync, streaming_standbys = v_streaming, streaming_flush_lsns = v_streaming_lsns,
-           last_report = clock_timestamp(), report_session = v_session
-      FROM (SELECT o.node_id, o.reported_state, o.report_session FROM autofailover.nodes o
-             WHERE o.node_id = p_node_id) old
-     WHERE n.node_id = old.node_id
-       AND NOT coalesce(old.report_session > v_session AND old.report_session <= clock_timestamp(), false)
-    RETURNING old.reported_state, n.goal_state, n.node_name INTO v_old, v_goal, v_name;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'stale report: a newer session of this node''s keeper has reported since'
-            USING ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
-    IF v_old <> p_reported THEN
-        INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
-                                         description)
-            VALUES (p_formation, p_node_id, v_name, v_group, p_reported, v_goal,
-                    format('%s reports %s', v_name, p_reported));
-        PERFORM autofailover._notify(p_formation, v_group, p_node_id, v_name, p_reported, v_goal,
-                                     format('%s reports %s', v_name, p_reported));
-    END IF;
-
-    -- The group has a primary again (adopted, or elected after the adoption grace):
-    -- the adoption guard is over (docs/monitor-ha.md, M6). Primaries only: standby
-    -- heartbeats, the hot path, skip it.
-    IF p_reported IN ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings')
-       AND v_goal IN ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings') THEN
-        UPDATE autofailover.groups g SET adoption_deadline = NULL
-         WHERE g.formation_id = p_formation AND g.group_id = v_group AND g.adoption_deadline IS NOT NULL;
-    END IF;
-
-    IF p_reported = 'dropped' AND v_goal = 'dropped' THEN
-        -- The keeper confirmed its removal: forget the node, let the others adapt.
-        DELETE FROM autofailover.nodes n WHERE n.node_id = p_node_id RETURNING n.keeper_role INTO v_role;
-        PERFORM autofailover._retire_keeper_role(v_role);
-        INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
-                                         description)
-            VALUES (p_formation, p_node_id, v_name, v_group, 'dropped', 'dropped',
-                    format('%s removed from the formation', v_name));
-        PERFORM autofailover._decide(p_formation, v_group, NULL);
-        RETURN QUERY SELECT 'dropped'::autofailover.node_state, NULL::int, NULL::bool, NULL::bigint, NULL::text,
-                            NULL::int, ''::text, NULL::text, NULL::int, NULL::pg_lsn,
-                            autofailover._setting_ms('autofailover.network_partition_timeout'), v_leads,
-                            v_client_access;
-        RETURN;
-    END IF;
-
-    SELECT * INTO v_decision FROM autofailover._decide(p_formation, v_group, p_node_id) d;
-    IF v_old = p_reported AND v_decision.goal_changes = 0 THEN
-        -- A pure heartbeat: only last_report and the LSN changed, and the keeper
-        -- repeats them within a period, so its commit need not wait for the WAL
-        -- flush. Goal changes and events always commit synchronously, so a keeper
-        -- never acts on a goal a crash could lose.
-        PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
-    END IF;
-    RETURN QUERY SELECT v_decision.goal_state::autofailover.node_state, v_decision.candidate_priority,
-        v_decision.replication_quorum, v_decision.primary_node_id, v_decision.primary_host, v_decision.primary_port,
-        v_decision.synchronous_standby_names, v_decision.upstream_host, v_decision.upstream_port,
-        v_decision.upstream_lsn, v_decision.network_partition_timeout_ms, v_leads, v_client_access;
+    DELETE FROM autofailover.nodes n WHERE n.node_id = p_node_id
+        RETURNING n.keeper_role, n.node_name, n.group_id INTO v_role, v_name, v_group;
+    PERFORM autofailover._retire_keeper_role(v_role);
+    INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
+                                     description)
+        VALUES (p_formation, p_node_id, v_name, v_group, 'dropped', 'dropped',
+                format('%s removed from the formation', v_name));
+    PERFORM autofailover._decide(p_formation, v_group, NULL);
 END $$;
 
+-- The keepers' hot path, in C (monitor_ext/node_active.cpp): validation, the caller's
+-- authorization, the group lock, the stale-session check, the report, an event when
+-- the reported state changed, the decision and the answer (docs/api.md).
 CREATE FUNCTION autofailover.node_active(formation text, node_id bigint, reported_state autofailover.node_state,
     pg_is_running bool, timeline int, lsn pg_lsn, sync_state text DEFAULT '',
     streaming_standbys bigint[] DEFAULT NULL, streaming_flush_lsns pg_lsn[] DEFAULT NULL)
@@ -771,9 +660,8 @@ CREATE FUNCTION autofailover.node_active(formation text, node_id bigint, reporte
                    synchronous_standby_names text,
                    upstream_host text, upstream_port int, upstream_lsn pg_lsn,
                    network_partition_timeout_ms int, monitor_leads bool, client_access_version bigint)
-    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT * FROM autofailover._node_active($1, $2, $3, $4, $5, $6, $7, $8, $9)
-$$;
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'autofailover_node_active';
 
 CREATE FUNCTION autofailover.get_primary(formation text DEFAULT 'default', group_id int DEFAULT 0)
     RETURNS TABLE (node_id bigint, node_name text, host text, port int)

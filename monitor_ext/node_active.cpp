@@ -1,0 +1,343 @@
+// autofailover.node_active(...): a keeper's report and its answer, the monitor's
+// hot path (every node, every keeper period). In C with plans prepared once per
+// backend, so a heartbeat costs a handful of index lookups, one row update and a
+// decision on its group, not a PL/pgSQL frame per step (docs/benchmarks.md).
+// Same contract as before (docs/api.md): validation, authorization (the keeper
+// of this node, or an operator), the group's decision lock, the stale-session
+// check, an event when the reported state changes, the decision, the answer.
+// Plain C-style code: only trivially destructible values live in these frames,
+// so an elog(ERROR) from SPI longjmps over nothing to destroy.
+#include "monitor_ext/decision_lock.h"
+#include "monitor_ext/group_decision.h"
+#include "monitor_ext/group_store.h"
+#include "monitor_ext/leader_lease.h"
+#include "monitor_ext/library_version.h"
+#include "monitor_ext/monitor_settings.h"
+#include "monitor_ext/pg_include.h"
+
+extern "C" {
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+}
+
+#include <cstring>
+
+namespace {
+
+constexpr int kMaxStreamingStandbys = 1000;
+
+SPIPlanPtr find_node_plan = nullptr;
+SPIPlanPtr keeper_role_plan = nullptr;
+SPIPlanPtr authorize_plan = nullptr;
+SPIPlanPtr client_access_plan = nullptr;
+SPIPlanPtr lock_group_plan = nullptr;
+SPIPlanPtr store_report_plan = nullptr;
+SPIPlanPtr end_adoption_plan = nullptr;
+SPIPlanPtr node_dropped_plan = nullptr;
+
+SPIPlanPtr prepare_once(SPIPlanPtr* plan, const char* sql, int nargs, Oid* types) {
+    if (*plan == nullptr) {
+        SPIPlanPtr prepared = SPI_prepare(sql, nargs, types);
+        if (prepared == nullptr) elog(ERROR, "autofailover: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        SPI_keepplan(prepared);
+        *plan = prepared;
+    }
+    return *plan;
+}
+
+// The text cut at 80 characters (not bytes), as the SQL API's messages quote values.
+const char* quoted_prefix(const char* value) {
+    const int length = static_cast<int>(strlen(value));
+    const int cut = pg_mbcharcliplen(value, length, 80);
+    return pnstrdup(value, cut);
+}
+
+void require_argument(FunctionCallInfo fcinfo, int n, const char* what) {
+    if (PG_ARGISNULL(n))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", what)));
+}
+
+// One-dimensional, at most kMaxStreamingStandbys, no NULL; a NULL array is an empty one.
+ArrayType* streaming_array(FunctionCallInfo fcinfo, int n, Oid element_type, int* count) {
+    if (PG_ARGISNULL(n)) {
+        *count = 0;
+        return construct_empty_array(element_type);
+    }
+    ArrayType* array = PG_GETARG_ARRAYTYPE_P(n);
+    *count = ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array));
+    if (ARR_NDIM(array) > 1 || array_contains_nulls(array) || *count > kMaxStreamingStandbys) *count = -1;
+    return array;
+}
+
+bool is_writable_state(const char* state) {
+    static const char* const writable[] = {"single", "wait_primary", "primary", "join_primary", "apply_settings"};
+    for (const char* name : writable)
+        if (strcmp(state, name) == 0) return true;
+    return false;
+}
+
+struct NodeRef {
+    bool found;
+    int group_id;
+};
+
+// The node's group, after checking that the session may report for it: the keeper
+// role stored with the node, or an operator that is no node's keeper. Any other case
+// goes to autofailover._authorize, which raises with the API's wording.
+NodeRef authorize_and_find(const char* formation, std::int64_t node_id) {
+    Oid find_types[2] = {INT8OID, TEXTOID};
+    Datum find_args[2] = {Int64GetDatum(node_id), CStringGetTextDatum(formation)};
+    SPIPlanPtr find = prepare_once(&find_node_plan,
+                                   "SELECT n.group_id, n.keeper_role FROM autofailover.nodes n "
+                                   "WHERE n.node_id = $1 AND n.formation_id = $2",
+                                   2, find_types);
+    if (SPI_execute_plan(find, find_args, nullptr, true, 1) != SPI_OK_SELECT)
+        elog(ERROR, "autofailover: looking up the node failed");
+    NodeRef node{SPI_processed == 1, 0};
+    bool authorized = false;
+    const char* session_role = GetUserNameFromId(GetSessionUserId(), false);
+    if (node.found) {
+        bool isnull = false;
+        node.group_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        const char* keeper_role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+        authorized = keeper_role != nullptr && strcmp(keeper_role, session_role) == 0;
+    }
+    if (!authorized && autofailover_ext::is_operator_session()) {
+        Oid role_types[1] = {TEXTOID};
+        Datum role_args[1] = {CStringGetTextDatum(session_role)};
+        SPIPlanPtr keeper = prepare_once(&keeper_role_plan,
+                                         "SELECT 1 FROM autofailover.nodes n WHERE n.keeper_role = $1", 1, role_types);
+        if (SPI_execute_plan(keeper, role_args, nullptr, true, 1) != SPI_OK_SELECT)
+            elog(ERROR, "autofailover: looking up the session's role failed");
+        authorized = SPI_processed == 0;
+    }
+    if (!authorized) {
+        SPIPlanPtr authorize = prepare_once(&authorize_plan, "SELECT autofailover._authorize($2, $1)", 2, find_types);
+        if (SPI_execute_plan(authorize, find_args, nullptr, true, 1) != SPI_OK_SELECT)
+            elog(ERROR, "autofailover: authorizing the session failed");
+    }
+    if (!node.found)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("node " INT64_FORMAT " is not registered in formation \"%s\"", node_id,
+                               quoted_prefix(formation)),
+                        errhint("Register it with autofailover.register_node().")));
+    return node;
+}
+
+std::int64_t client_access_version(const char* formation) {
+    Oid types[1] = {TEXTOID};
+    Datum args[1] = {CStringGetTextDatum(formation)};
+    SPIPlanPtr plan = prepare_once(&client_access_plan,
+                                   "SELECT coalesce(max(c.version), 0) FROM autofailover.formation_client_access c "
+                                   "WHERE c.formation_id = $1",
+                                   1, types);
+    if (SPI_execute_plan(plan, args, nullptr, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "autofailover: reading the client access version failed");
+    bool isnull = false;
+    return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+// The group's decision lock (docs/api.md, "Locking"), guarded like _lock_group.
+void lock_group(const char* formation, int group_id) {
+    autofailover_ext::guard_decision_lock(false);
+    Oid types[2] = {TEXTOID, INT4OID};
+    Datum args[2] = {CStringGetTextDatum(formation), Int32GetDatum(group_id)};
+    SPIPlanPtr plan = prepare_once(&lock_group_plan,
+                                   "SELECT 1 FROM autofailover.groups g WHERE g.formation_id = $1 AND g.group_id = $2 "
+                                   "FOR NO KEY UPDATE OF g",
+                                   2, types);
+    if (SPI_execute_plan(plan, args, nullptr, false, 1) != SPI_OK_SELECT)
+        elog(ERROR, "autofailover: locking the group failed");
+    if (SPI_processed != 1)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("group %d of formation \"%s\" has no nodes", group_id, quoted_prefix(formation))));
+    autofailover_ext::guard_decision_lock(true);
+}
+
+struct StoredReport {
+    const char* old_reported;
+    const char* goal;
+    const char* node_name;
+};
+
+// A keeper gives up on a call at its timeout and reconnects; the given-up request
+// may still be served later, after newer reports: stale state and streaming
+// evidence (found by the simulation, docs/fsm.md). Its session is older than the
+// one that stored the last report, so it is refused. A stored session in the
+// future (the monitor's clock stepped back, or another monitor stored it) refuses
+// nothing. The session start is this backend's (pg_stat_activity.backend_start).
+StoredReport store_report(std::int64_t node_id, Datum reported, Oid state_type, bool running, int timeline,
+                          XLogRecPtr lsn, const char* sync_state, ArrayType* streaming, ArrayType* streaming_lsns) {
+    Oid types[9] = {INT8OID, state_type, BOOLOID, INT4OID, PG_LSNOID, TEXTOID, INT8ARRAYOID, PG_LSNARRAYOID,
+                    TIMESTAMPTZOID};
+    SPIPlanPtr plan = prepare_once(
+        &store_report_plan,
+        "UPDATE autofailover.nodes n SET reported_state = $2, pg_is_running = $3, timeline = $4, lsn = $5, "
+        "sync_state = $6, streaming_standbys = $7, streaming_flush_lsns = $8, last_report = clock_timestamp(), "
+        "report_session = $9 "
+        "FROM (SELECT o.node_id, o.reported_state, o.report_session FROM autofailover.nodes o "
+        "WHERE o.node_id = $1) old "
+        "WHERE n.node_id = old.node_id "
+        "AND NOT coalesce(old.report_session > $9 AND old.report_session <= clock_timestamp(), false) "
+        "RETURNING old.reported_state::text, n.goal_state::text, n.node_name",
+        9, types);
+    Datum args[9] = {Int64GetDatum(node_id),        reported,
+                     BoolGetDatum(running),         Int32GetDatum(timeline),
+                     LSNGetDatum(lsn),              CStringGetTextDatum(sync_state),
+                     PointerGetDatum(streaming),    PointerGetDatum(streaming_lsns),
+                     TimestampTzGetDatum(MyStartTimestamp)};
+    if (SPI_execute_plan(plan, args, nullptr, false, 1) != SPI_OK_UPDATE_RETURNING)
+        elog(ERROR, "autofailover: storing the report failed");
+    if (SPI_processed != 1)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("stale report: a newer session of this node's keeper has reported since")));
+    HeapTuple row = SPI_tuptable->vals[0];
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    return StoredReport{SPI_getvalue(row, desc, 1), SPI_getvalue(row, desc, 2), SPI_getvalue(row, desc, 3)};
+}
+
+// The group has a primary again (adopted, or elected after the adoption grace):
+// the adoption guard is over (docs/monitor-ha.md, M6).
+void end_adoption_guard(const char* formation, int group_id) {
+    Oid types[2] = {TEXTOID, INT4OID};
+    Datum args[2] = {CStringGetTextDatum(formation), Int32GetDatum(group_id)};
+    SPIPlanPtr plan = prepare_once(&end_adoption_plan,
+                                   "UPDATE autofailover.groups g SET adoption_deadline = NULL "
+                                   "WHERE g.formation_id = $1 AND g.group_id = $2 AND g.adoption_deadline IS NOT NULL",
+                                   2, types);
+    if (SPI_execute_plan(plan, args, nullptr, false, 0) != SPI_OK_UPDATE)
+        elog(ERROR, "autofailover: ending the adoption guard failed");
+}
+
+// The keeper confirmed its removal: forget the node, let the others adapt (SQL, rare).
+void forget_dropped_node(const char* formation, std::int64_t node_id) {
+    Oid types[2] = {TEXTOID, INT8OID};
+    Datum args[2] = {CStringGetTextDatum(formation), Int64GetDatum(node_id)};
+    SPIPlanPtr plan = prepare_once(&node_dropped_plan, "SELECT autofailover._forget_dropped_node($1, $2)", 2, types);
+    if (SPI_execute_plan(plan, args, nullptr, false, 1) != SPI_OK_SELECT)
+        elog(ERROR, "autofailover: removing the dropped node failed");
+}
+
+}  // namespace
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(autofailover_node_active);
+
+// node_active(formation, node_id, reported_state, pg_is_running, timeline, lsn,
+// sync_state, streaming_standbys, streaming_flush_lsns) → the keeper's answer.
+PGDLLEXPORT Datum autofailover_node_active(PG_FUNCTION_ARGS) {
+    autofailover_ext::check_library_version();
+    require_argument(fcinfo, 0, "formation");
+    require_argument(fcinfo, 1, "node_id");
+    require_argument(fcinfo, 2, "reported_state");
+    require_argument(fcinfo, 3, "pg_is_running");
+    require_argument(fcinfo, 4, "timeline");
+    require_argument(fcinfo, 5, "lsn");
+    const char* formation = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    const std::int64_t node_id = PG_GETARG_INT64(1);
+    const Datum reported_datum = PG_GETARG_DATUM(2);
+    const Oid state_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
+    const char* reported = DatumGetCString(DirectFunctionCall1(enum_out, reported_datum));
+    const bool running = PG_GETARG_BOOL(3);
+    const int timeline = PG_GETARG_INT32(4);
+    const XLogRecPtr lsn = PG_GETARG_LSN(5);
+    if (timeline < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid timeline %d", timeline)));
+    const char* sync_state = PG_ARGISNULL(6) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(6));
+    if (strcmp(sync_state, "") != 0 && strcmp(sync_state, "sync") != 0 && strcmp(sync_state, "quorum") != 0 &&
+        strcmp(sync_state, "async") != 0 && strcmp(sync_state, "potential") != 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("invalid sync_state \"%s\": one of sync, quorum, async, potential or empty expected",
+                               quoted_prefix(sync_state))));
+    int streaming_count = 0;
+    int lsn_count = 0;
+    ArrayType* streaming = streaming_array(fcinfo, 7, INT8OID, &streaming_count);
+    ArrayType* streaming_lsns = streaming_array(fcinfo, 8, PG_LSNOID, &lsn_count);
+    if (streaming_count < 0 || lsn_count < 0 || streaming_count != lsn_count)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("invalid streaming standbys: two one-dimensional arrays of the same length, no NULL")));
+
+    TupleDesc result_desc;
+    if (get_call_result_type(fcinfo, nullptr, &result_desc) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "autofailover.node_active must return a composite type");
+    result_desc = BlessTupleDesc(result_desc);
+    MemoryContext caller_context = CurrentMemoryContext;
+
+    SPI_connect();
+    const NodeRef node = authorize_and_find(formation, node_id);
+    // Read while the request is served: a keeper counts this answer as monitor contact (which keeps its
+    // primary writable) only when the monitor held a valid leader lease then (docs/monitor-ha.md, M4).
+    const bool monitor_leads = autofailover_ext::leader_lease_allows_decisions();
+    // Formation client access (docs/clients.md): only its version; the keeper fetches the list with
+    // formation_client_access() when the version differs from the one it applied.
+    const std::int64_t client_access = client_access_version(formation);
+    // Lock order: formation (shared), then group; a node never changes group, so it was read before.
+    lock_group(formation, node.group_id);
+    const StoredReport stored =
+        store_report(node_id, reported_datum, state_type, running, timeline, lsn, sync_state, streaming, streaming_lsns);
+    const bool reported_changed = strcmp(stored.old_reported, reported) != 0;
+    if (reported_changed) {
+        const char* reason = psprintf("%s reports %s", stored.node_name, reported);
+        autofailover_ext::record_state_event(formation, node.group_id, node_id, stored.node_name, reported,
+                                             stored.goal, reason);
+    }
+    // Primaries only: standby heartbeats, the hot path, skip it.
+    if (is_writable_state(reported) && is_writable_state(stored.goal)) end_adoption_guard(formation, node.group_id);
+
+    autofailover_ext::KeeperAnswer answer{};
+    const bool dropped = strcmp(reported, "dropped") == 0 && strcmp(stored.goal, "dropped") == 0;
+    if (dropped) {
+        forget_dropped_node(formation, node_id);
+        answer.has_self = true;
+        answer.goal_state = "dropped";
+        answer.synchronous_standby_names = "";
+        answer.network_partition_timeout_ms = autofailover_ext::decision_settings(0).network_partition_timeout_ms;
+    } else {
+        // The decision loads the group read-only, with the active snapshot: take a new one, which
+        // sees this report and every report committed while this call waited for the group lock.
+        CommandCounterIncrement();
+        PushActiveSnapshot(GetTransactionSnapshot());
+        autofailover_ext::decide_for_keeper(formation, node.group_id, node_id, caller_context, &answer);
+        PopActiveSnapshot();
+    }
+    if (!dropped && !reported_changed && answer.goal_changes == 0)
+        // A pure heartbeat: only last_report and the LSN changed, and the keeper repeats them
+        // within a period, so its commit need not wait for the WAL flush. Goal changes and events
+        // always commit synchronously, so a keeper never acts on a goal a crash could lose.
+        (void)set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
+                                false);
+
+    MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
+    Datum values[13];
+    bool nulls[13] = {};
+    nulls[0] = !answer.has_self;
+    values[0] = nulls[0] ? (Datum)0 : DirectFunctionCall2(enum_in, CStringGetDatum(answer.goal_state),
+                                                          ObjectIdGetDatum(state_type));
+    values[1] = Int32GetDatum(answer.candidate_priority);
+    nulls[1] = !answer.has_self || dropped;
+    values[2] = BoolGetDatum(answer.replication_quorum);
+    nulls[2] = !answer.has_self || dropped;
+    values[3] = Int64GetDatum(answer.primary_node_id);
+    nulls[3] = !answer.has_primary;
+    nulls[4] = !answer.has_primary;
+    values[4] = nulls[4] ? (Datum)0 : CStringGetTextDatum(answer.primary_host);
+    values[5] = Int32GetDatum(answer.primary_port);
+    nulls[5] = !answer.has_primary;
+    values[6] = CStringGetTextDatum(answer.synchronous_standby_names);
+    nulls[7] = !answer.has_upstream;
+    values[7] = nulls[7] ? (Datum)0 : CStringGetTextDatum(answer.upstream_host);
+    values[8] = Int32GetDatum(answer.upstream_port);
+    nulls[8] = !answer.has_upstream;
+    values[9] = LSNGetDatum(answer.upstream_lsn);
+    nulls[9] = !answer.has_upstream;
+    values[10] = Int32GetDatum(answer.network_partition_timeout_ms);
+    values[11] = BoolGetDatum(monitor_leads);
+    values[12] = Int64GetDatum(client_access);
+    HeapTuple tuple = heap_form_tuple(result_desc, values, nulls);
+    MemoryContextSwitchTo(spi_context);
+    SPI_finish();
+    PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
+}
+
+}  // extern "C"
