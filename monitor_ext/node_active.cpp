@@ -29,7 +29,6 @@ constexpr int kMaxStreamingStandbys = 1000;
 SPIPlanPtr find_node_plan = nullptr;
 SPIPlanPtr keeper_role_plan = nullptr;
 SPIPlanPtr authorize_plan = nullptr;
-SPIPlanPtr client_access_plan = nullptr;
 SPIPlanPtr lock_group_plan = nullptr;
 SPIPlanPtr store_report_plan = nullptr;
 SPIPlanPtr end_adoption_plan = nullptr;
@@ -79,6 +78,9 @@ bool is_writable_state(const char* state) {
 struct NodeRef {
     bool found;
     int group_id;
+    // Formation client access (docs/clients.md): only its version; the keeper fetches the list
+    // with formation_client_access() when the version differs from the one it applied.
+    std::int64_t client_access_version;
 };
 
 // The node's group, after checking that the session may report for it: the keeper
@@ -88,17 +90,21 @@ NodeRef authorize_and_find(const char* formation, std::int64_t node_id) {
     Oid find_types[2] = {INT8OID, TEXTOID};
     Datum find_args[2] = {Int64GetDatum(node_id), CStringGetTextDatum(formation)};
     SPIPlanPtr find = prepare_once(&find_node_plan,
-                                   "SELECT n.group_id, n.keeper_role FROM autofailover.nodes n "
+                                   "SELECT n.group_id, n.keeper_role, "
+                                   "(SELECT coalesce(max(c.version), 0) FROM autofailover.formation_client_access c "
+                                   "WHERE c.formation_id = $2) FROM autofailover.nodes n "
                                    "WHERE n.node_id = $1 AND n.formation_id = $2",
                                    2, find_types);
     if (SPI_execute_plan(find, find_args, nullptr, true, 1) != SPI_OK_SELECT)
         elog(ERROR, "autofailover: looking up the node failed");
-    NodeRef node{SPI_processed == 1, 0};
+    NodeRef node{SPI_processed == 1, 0, 0};
     bool authorized = false;
     const char* session_role = GetUserNameFromId(GetSessionUserId(), false);
     if (node.found) {
         bool isnull = false;
         node.group_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        node.client_access_version =
+            DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
         const char* keeper_role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
         authorized = keeper_role != nullptr && strcmp(keeper_role, session_role) == 0;
     }
@@ -122,19 +128,6 @@ NodeRef authorize_and_find(const char* formation, std::int64_t node_id) {
                                quoted_prefix(formation)),
                         errhint("Register it with autofailover.register_node().")));
     return node;
-}
-
-std::int64_t client_access_version(const char* formation) {
-    Oid types[1] = {TEXTOID};
-    Datum args[1] = {CStringGetTextDatum(formation)};
-    SPIPlanPtr plan = prepare_once(&client_access_plan,
-                                   "SELECT coalesce(max(c.version), 0) FROM autofailover.formation_client_access c "
-                                   "WHERE c.formation_id = $1",
-                                   1, types);
-    if (SPI_execute_plan(plan, args, nullptr, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-        elog(ERROR, "autofailover: reading the client access version failed");
-    bool isnull = false;
-    return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 // The group's decision lock (docs/api.md, "Locking"), guarded like _lock_group.
@@ -269,9 +262,6 @@ PGDLLEXPORT Datum autofailover_node_active(PG_FUNCTION_ARGS) {
     // Read while the request is served: a keeper counts this answer as monitor contact (which keeps its
     // primary writable) only when the monitor held a valid leader lease then (docs/monitor-ha.md, M4).
     const bool monitor_leads = autofailover_ext::leader_lease_allows_decisions();
-    // Formation client access (docs/clients.md): only its version; the keeper fetches the list with
-    // formation_client_access() when the version differs from the one it applied.
-    const std::int64_t client_access = client_access_version(formation);
     // Lock order: formation (shared), then group; a node never changes group, so it was read before.
     lock_group(formation, node.group_id);
     const StoredReport stored =
@@ -333,7 +323,7 @@ PGDLLEXPORT Datum autofailover_node_active(PG_FUNCTION_ARGS) {
     nulls[9] = !answer.has_upstream;
     values[10] = Int32GetDatum(answer.network_partition_timeout_ms);
     values[11] = BoolGetDatum(monitor_leads);
-    values[12] = Int64GetDatum(client_access);
+    values[12] = Int64GetDatum(node.client_access_version);
     HeapTuple tuple = heap_form_tuple(result_desc, values, nulls);
     MemoryContextSwitchTo(spi_context);
     SPI_finish();
