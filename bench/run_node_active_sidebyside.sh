@@ -22,6 +22,7 @@ sizes=("$@")
 
 work=$(mktemp -d /tmp/autofailover-sbs.XXXXXX)
 chown "$user" "$work"
+chmod 755 "$work"
 cp "$here"/node_active.sql "$here"/settle.sql "$here"/pgaf_node_active.sql "$here"/pgaf_settle.sql "$work/"
 as_user() { runuser -u "$user" -- "$@"; }
 cleanup() {
@@ -42,6 +43,7 @@ shared_preload_libraries = '$3'
 max_connections = 100
 shared_buffers = 256MB
 synchronous_commit = on
+track_functions = 'all'
 $4
 CONF
   as_user "$bindir/pg_ctl" -D "$work/$1" -l "$work/$1.log" -w start >/dev/null
@@ -86,6 +88,12 @@ run_load() { # port db script n -> prints "calls/s p50 p99 max svc_p99"
   cat "$work"/log_"$tag".* | summarize
 }
 
+cost_seconds=${BENCH_COST_SECONDS:-15}
+cost_rows=()
+cost() { # port datadir db script label n
+  /usr/bin/python3 "$here/cpu_per_call.py" --label "$5" --pgdata "$work/$2" --port "$1" --db "$3" \
+    --script "$work/$4" --nodes "$6" --clients "$clients" --seconds "$cost_seconds" --user "$user"
+}
 registered=0
 echo "# $(date -u '+%F %T') UTC, $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg), clients=$clients, ${duration}s per run, rate=N calls/s"
 printf "%-14s %6s %8s %8s %8s %9s %11s  %s\n" monitor nodes calls/s p50_ms p99_ms max_ms svc_p99_ms goals_after
@@ -127,5 +135,19 @@ r = lambda x, y: f"{x / y:.2f}" if y else "n/a"
 print(f"ratio            {int(a[6]):6d}  calls/s ours/pgaf {r(a[0], a[3])}  p50 pgaf/ours {r(a[4], a[1])}  p99 pgaf/ours {r(a[5], a[2])}  (>1: autofailover better)")' \
     "$af_rate" "$af_p50" "$af_p99" "$pg_rate" "$pg_p50" "$pg_p99" "$n"
   grep -hE "aborted|ERROR" "$work"/pgbench_af.out "$work"/pgbench_pgaf.out | head -3 || true
+  # Unconstrained, a round over all nodes may take longer than the unhealthy timeout: hold it off, so
+  # the cost is that of heartbeats, not of failovers the slow rounds would cause.
+  psql_ "$port_af" -d autofailover -c "ALTER SYSTEM SET autofailover.node_considered_unhealthy_timeout = '1h'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  cost_rows+=("$(cost "$port_af" af autofailover node_active.sql autofailover "$n")")
+  psql_ "$port_af" -d autofailover -c "ALTER SYSTEM RESET autofailover.node_considered_unhealthy_timeout" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  cost_rows+=("$(cost "$port_pgaf" pgaf pg_auto_failover pgaf_node_active.sql pg_auto_failover "$n")")
 done
+# The same calls unconstrained: server CPU per call (bench/cpu_per_call.py), which a busy machine skews
+# far less than latency. "worker": autofailover's health check (probing all N nodes every second);
+# pg_auto_failover's health checks are off here.
+echo "# server CPU per node_active call (unconstrained pgbench, ${cost_seconds}s, $clients clients)"
+printf "%-16s %6s %8s %12s %9s %8s %7s\n" monitor nodes calls/s backend_us/call backends worker other
+printf "%s\n" "${cost_rows[@]}"
 echo "# end $(date -u '+%T') UTC, load: $(cut -d' ' -f1-3 /proc/loadavg)"

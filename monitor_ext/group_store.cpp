@@ -24,16 +24,6 @@ SPIPlanPtr store_goal_plan = nullptr;
 SPIPlanPtr store_waiting_plan = nullptr;
 SPIPlanPtr record_event_plan = nullptr;
 
-SPIPlanPtr prepare_once(SPIPlanPtr* plan, const char* sql, int nargs, Oid* types) {
-    if (*plan == nullptr) {
-        SPIPlanPtr prepared = SPI_prepare(sql, nargs, types);
-        if (prepared == nullptr) elog(ERROR, "autofailover: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-        SPI_keepplan(prepared);
-        *plan = prepared;
-    }
-    return *plan;
-}
-
 const char* text_column(HeapTuple tuple, TupleDesc desc, int column) {
     bool isnull = false;
     Datum value = SPI_getbinval(tuple, desc, column, &isnull);
@@ -99,6 +89,16 @@ void load_streaming(HeapTuple tuple, TupleDesc desc, NodeRow* row) {
 }
 
 }  // namespace
+
+SPIPlanPtr prepare_once(SPIPlanPtr* plan, const char* sql, int nargs, Oid* types) {
+    if (*plan == nullptr) {
+        SPIPlanPtr prepared = SPI_prepare(sql, nargs, types);
+        if (prepared == nullptr) elog(ERROR, "autofailover: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        SPI_keepplan(prepared);
+        *plan = prepared;
+    }
+    return *plan;
+}
 
 std::int64_t to_unix_us(std::int64_t timestamptz) { return timestamptz + kUnixToPostgresEpochUs; }
 

@@ -8,7 +8,16 @@
 
 #include <cstdint>
 
+extern "C" {
+#include "postgres.h"
+#include "executor/spi.h"
+}
+
 namespace autofailover_ext {
+
+// The plan for `sql`, prepared on first use in this backend and kept (SPI_keepplan).
+SPIPlanPtr prepare_once(SPIPlanPtr* plan, const char* sql, int nargs, Oid* types);
+
 
 // Fills `out` with the nodes of (formation, group_id) except `exclude_node`
 // (0: none), the formation's settings and the monitor clock. ERROR when the

@@ -24,25 +24,16 @@ extern "C" {
 
 namespace {
 
+using autofailover_ext::prepare_once;
+
 constexpr int kMaxStreamingStandbys = 1000;
 
 SPIPlanPtr find_node_plan = nullptr;
 SPIPlanPtr keeper_role_plan = nullptr;
 SPIPlanPtr authorize_plan = nullptr;
-SPIPlanPtr lock_group_plan = nullptr;
 SPIPlanPtr store_report_plan = nullptr;
 SPIPlanPtr end_adoption_plan = nullptr;
 SPIPlanPtr node_dropped_plan = nullptr;
-
-SPIPlanPtr prepare_once(SPIPlanPtr* plan, const char* sql, int nargs, Oid* types) {
-    if (*plan == nullptr) {
-        SPIPlanPtr prepared = SPI_prepare(sql, nargs, types);
-        if (prepared == nullptr) elog(ERROR, "autofailover: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-        SPI_keepplan(prepared);
-        *plan = prepared;
-    }
-    return *plan;
-}
 
 // The text cut at 80 characters (not bytes), as the SQL API's messages quote values.
 const char* quoted_prefix(const char* value) {
@@ -128,23 +119,6 @@ NodeRef authorize_and_find(const char* formation, std::int64_t node_id) {
                                quoted_prefix(formation)),
                         errhint("Register it with autofailover.register_node().")));
     return node;
-}
-
-// The group's decision lock (docs/api.md, "Locking"), guarded like _lock_group.
-void lock_group(const char* formation, int group_id) {
-    autofailover_ext::guard_decision_lock(false);
-    Oid types[2] = {TEXTOID, INT4OID};
-    Datum args[2] = {CStringGetTextDatum(formation), Int32GetDatum(group_id)};
-    SPIPlanPtr plan = prepare_once(&lock_group_plan,
-                                   "SELECT 1 FROM autofailover.groups g WHERE g.formation_id = $1 AND g.group_id = $2 "
-                                   "FOR NO KEY UPDATE OF g",
-                                   2, types);
-    if (SPI_execute_plan(plan, args, nullptr, false, 1) != SPI_OK_SELECT)
-        elog(ERROR, "autofailover: locking the group failed");
-    if (SPI_processed != 1)
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-                        errmsg("group %d of formation \"%s\" has no nodes", group_id, quoted_prefix(formation))));
-    autofailover_ext::guard_decision_lock(true);
 }
 
 struct StoredReport {
@@ -263,7 +237,7 @@ PGDLLEXPORT Datum autofailover_node_active(PG_FUNCTION_ARGS) {
     // primary writable) only when the monitor held a valid leader lease then (docs/monitor-ha.md, M4).
     const bool monitor_leads = autofailover_ext::leader_lease_allows_decisions();
     // Lock order: formation (shared), then group; a node never changes group, so it was read before.
-    lock_group(formation, node.group_id);
+    autofailover_ext::lock_group(formation, node.group_id);
     const StoredReport stored =
         store_report(node_id, reported_datum, state_type, running, timeline, lsn, sync_state, streaming, streaming_lsns);
     const bool reported_changed = strcmp(stored.old_reported, reported) != 0;

@@ -110,6 +110,7 @@ Datum assign_new_node(const char* formation, int group_id, std::int64_t node_id,
 extern "C" {
 
 PG_FUNCTION_INFO_V1(autofailover_decide);
+PG_FUNCTION_INFO_V1(autofailover_record_event);
 PG_FUNCTION_INFO_V1(autofailover_register_assign);
 PG_FUNCTION_INFO_V1(autofailover_adopt_assign);
 PG_FUNCTION_INFO_V1(autofailover_operator);
@@ -169,6 +170,26 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
     PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
 }
 
+
+// _record_event(formation, group_id, node_id, node_name, reported_state, goal_state, description):
+// the events row and the NOTIFY of a change the core did not decide, written by the same code as
+// the core's own (group_store.cpp), so SQL and C callers give listeners one payload shape.
+PGDLLEXPORT Datum autofailover_record_event(PG_FUNCTION_ARGS) {
+    const char* formation = text_arg(fcinfo, 0, "formation");
+    require_not_null(fcinfo, 1, "group_id");
+    require_not_null(fcinfo, 2, "node_id");
+    const char* node_name = text_arg(fcinfo, 3, "node_name");
+    require_not_null(fcinfo, 4, "reported_state");
+    require_not_null(fcinfo, 5, "goal_state");
+    const char* description = text_arg(fcinfo, 6, "description");
+    const char* reported = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(4)));
+    const char* goal = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(5)));
+    SPI_connect();
+    autofailover_ext::record_state_event(formation, PG_GETARG_INT32(1), PG_GETARG_INT64(2), node_name, reported, goal,
+                                         description);
+    SPI_finish();
+    PG_RETURN_VOID();
+}
 
 // _register_assign(formation, group_id, node_id, candidate_priority): the
 // initial goal of a node just inserted, decided on the group without it.

@@ -55,7 +55,10 @@ def snapshot(conn):
 
 
 def last_check(conn):
-    return conn.execute("SELECT min(last_health_check) FROM autofailover.node_health").fetchone()[0]
+    """The oldest probe time over all nodes; None until every node was probed (min() alone skips NULLs,
+    which let the test go on after the first stored probe and then find the others unknown)."""
+    return conn.execute("SELECT CASE WHEN bool_and(last_health_check IS NOT NULL) THEN min(last_health_check) END "
+                        "FROM autofailover.node_health").fetchone()[0]
 
 
 def main():

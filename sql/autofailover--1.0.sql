@@ -193,36 +193,16 @@ CREATE FUNCTION autofailover.core_node_states() RETURNS text[]
 -- these SECURITY DEFINER functions take: no other role may lock those rows (it
 -- would need UPDATE on the tables), unlike advisory locks, which PUBLIC may take
 -- (security review #6). Waiters queue in order (no shared lock a stream of keepers
--- could keep held). A keeper cannot keep them either: _guard_decision_lock() ends
+-- could keep held). A keeper cannot keep them either: the lock helpers' guard ends
 -- the session of a non-operator whose transaction holds them longer than
 -- autofailover.keeper_transaction_limit, and bounds its waits for them at twice
 -- that. The health-check worker waits at most autofailover.decision_lock_timeout.
 ------------------------------------------------------------------------------
-CREATE FUNCTION autofailover._guard_decision_lock(acquired bool) RETURNS void
-    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_guard_decision_lock';
-
-CREATE FUNCTION autofailover._lock_formation(formation text)
-    RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM autofailover._guard_decision_lock(false);
-    PERFORM 1 FROM autofailover.formations f WHERE f.formation_id = $1 FOR NO KEY UPDATE OF f;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'formation "%" does not exist', left($1, 80)
-            USING ERRCODE = 'undefined_object', HINT = 'Create it with autofailover.create_formation().';
-    END IF;
-    PERFORM autofailover._guard_decision_lock(true);
-END $$;
-
-CREATE FUNCTION autofailover._lock_group(formation text, group_id int)
-    RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM autofailover._guard_decision_lock(false);
-    PERFORM 1 FROM autofailover.groups g WHERE g.formation_id = $1 AND g.group_id = $2 FOR NO KEY UPDATE OF g;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'group % of formation "%" has no nodes', $2, left($1, 80) USING ERRCODE = 'undefined_object';
-    END IF;
-    PERFORM autofailover._guard_decision_lock(true);
-END $$;
+-- Both in C (monitor_ext/decision_lock.cpp), shared with node_active.
+CREATE FUNCTION autofailover._lock_formation(formation text) RETURNS void
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_lock_formation';
+CREATE FUNCTION autofailover._lock_group(formation text, group_id int) RETURNS void
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_lock_group';
 
 ------------------------------------------------------------------------------
 -- Validation helpers: clear errors with SQLSTATEs before any write.
@@ -415,12 +395,12 @@ BEGIN
     INSERT INTO autofailover.retired_roles (rolname) VALUES (p_role) ON CONFLICT DO NOTHING;
 END $$;
 
-CREATE FUNCTION autofailover._notify(p_formation text, p_group int, p_node_id bigint, p_node_name text,
-    p_reported autofailover.node_state, p_goal autofailover.node_state, p_reason text)
-    RETURNS void LANGUAGE sql AS $$
-    SELECT pg_catalog.pg_notify('autofailover_state', pg_catalog.json_build_object(
-        'formation', $1, 'group', $2, 'node_id', $3, 'node', $4, 'reported', $5, 'goal', $6, 'reason', $7)::text)
-$$;
+-- One events row and one NOTIFY autofailover_state for a change the core did not decide
+-- (a node removed, a promotion vetoed); the C side writes its own with the same code
+-- (monitor_ext/group_store.cpp, record_state_event).
+CREATE FUNCTION autofailover._record_event(formation text, group_id int, node_id bigint, node_name text,
+    reported_state autofailover.node_state, goal_state autofailover.node_state, description text)
+    RETURNS void LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_record_event';
 
 CREATE FUNCTION autofailover._setting_ms(name text) RETURNS int LANGUAGE sql STABLE AS $$
     SELECT (extract(epoch FROM pg_catalog.current_setting(name)::interval) * 1000)::int
@@ -664,10 +644,8 @@ BEGIN
     DELETE FROM autofailover.nodes n WHERE n.node_id = p_node_id
         RETURNING n.keeper_role, n.node_name, n.group_id INTO v_role, v_name, v_group;
     PERFORM autofailover._retire_keeper_role(v_role);
-    INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
-                                     description)
-        VALUES (p_formation, p_node_id, v_name, v_group, 'dropped', 'dropped',
-                format('%s removed from the formation', v_name));
+    PERFORM autofailover._record_event(p_formation, v_group, p_node_id, v_name, 'dropped', 'dropped',
+                                       format('%s removed from the formation', v_name));
     PERFORM autofailover._decide(p_formation, v_group, NULL);
 END $$;
 
@@ -767,12 +745,8 @@ BEGIN
         INTO v_name, v_reported, v_role;
     PERFORM autofailover._drop_retired_roles();
     PERFORM autofailover._retire_keeper_role(v_role);
-    INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
-                                     description)
-        VALUES (v_formation, p_node_id, v_name, v_group, v_reported, 'dropped',
-                format('%s removed by the operator (forced)', v_name));
-    PERFORM autofailover._notify(v_formation, v_group, p_node_id, v_name, v_reported, 'dropped',
-                                 format('%s removed by the operator (forced)', v_name));
+    PERFORM autofailover._record_event(v_formation, v_group, p_node_id, v_name, v_reported, 'dropped',
+                                       format('%s removed by the operator (forced)', v_name));
     PERFORM autofailover._decide(v_formation, v_group, NULL);
     RETURN true;
 END $$;
@@ -1157,10 +1131,7 @@ BEGIN
         ON CONFLICT (node_id) DO UPDATE SET vetoed_at = excluded.vetoed_at, reason = excluded.reason;
     v_description := format('the pre_promote hook of %s vetoed its promotion (goal %s): %s', v_name, v_goal,
                             v_reason);
-    INSERT INTO autofailover.events (formation_id, node_id, node_name, group_id, reported_state, goal_state,
-                                     description)
-        VALUES (p_formation, p_node_id, v_name, v_group, v_reported, v_goal, v_description);
-    PERFORM autofailover._notify(p_formation, v_group, p_node_id, v_name, v_reported, v_goal, v_description);
+    PERFORM autofailover._record_event(p_formation, v_group, p_node_id, v_name, v_reported, v_goal, v_description);
     SELECT * INTO v_decision FROM autofailover._decide(p_formation, v_group, p_node_id) d;
     RETURN v_decision.goal_state::autofailover.node_state;
 END $$;
