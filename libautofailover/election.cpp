@@ -229,16 +229,19 @@ int reports_needed(int quorum_standbys, int sync_count) { return std::max(0, quo
 
 // Elects among the frozen standbys once enough quorum standbys reported: the most advanced eligible one, after a
 // fast-forward when a less advanced one wins on priority.
-// While the primary is only suspected (may_fast_forward false) a candidate behind another frozen standby is not
-// elected yet: fetching WAL then is the declared failure's business.
-void elect_candidate(DecisionContext& ctx, bool may_fast_forward = true) {
+// While the primary is only suspected (early) a candidate behind another frozen standby is not elected yet:
+// fetching WAL then is the declared failure's business.
+void elect_candidate(DecisionContext& ctx, bool early = false) {
     const GroupSnapshot& group = ctx.group();
     std::vector<const NodeSnapshot*> quorum;
     std::vector<const NodeSnapshot*> reported;
     int quorum_reported = 0;
     std::string missing;
     for (const auto& node : group.nodes) {
-        const bool has_reported = converged(node, NodeState::ReportLsn);
+        // Early, a report must also be newer than the freeze: a report_lsn sent before a thaw that the keeper has
+        // acted on since (it streams again) is no proof that it is frozen now.
+        const bool has_reported = converged(node, NodeState::ReportLsn) &&
+                                  (!early || (node.last_report && *node.last_report > node.goal_assigned_at));
         if (has_reported) reported.push_back(&node);
         if (!may_be_in_sync_list(node)) continue;
         quorum.push_back(&node);
@@ -291,7 +294,7 @@ void elect_candidate(DecisionContext& ctx, bool may_fast_forward = true) {
                  ". Raise a candidate_priority, or bring a candidate back");
         return;
     }
-    if (lsn_precedes(*candidate, *most_advanced) && !may_fast_forward) {
+    if (lsn_precedes(*candidate, *most_advanced) && early) {
         ctx.wait("no early election: " + label(*candidate) + " would first fetch WAL from " + label(*most_advanced));
         return;
     }
@@ -311,7 +314,7 @@ void elect_candidate(DecisionContext& ctx, bool may_fast_forward = true) {
     ctx.assign(candidate->id, NodeState::PreparePromotion,
                label(*candidate) + " is elected (priority " + std::to_string(candidate->candidate_priority) +
                    ", LSN " + format_lsn(candidate->lsn) + ", the most advanced): it gets ready for promotion" +
-                   (may_fast_forward ? "" : "; it is promoted only if the suspected primary is declared failed"));
+                   (early ? "; it is promoted only if the suspected primary is declared failed" : ""));
 }
 
 }  // namespace
@@ -348,7 +351,7 @@ void freeze_for_suspicion(DecisionContext& ctx, const NodeSnapshot& primary) {
                  label(primary) + " is declared failed");
         return;
     }
-    elect_candidate(ctx, /*may_fast_forward=*/false);
+    elect_candidate(ctx, /*early=*/true);
 }
 
 // The suspicion is over (the keeper reported, or Postgres answered a probe). A primary that still runs with

@@ -202,3 +202,13 @@ TEST_CASE("a crash is failed over ~1.5 s sooner with the early freeze, never bef
     CHECK(*without >= defaults.timeouts.node_considered_unhealthy_timeout + fence_wait);
     CHECK(*without - *with >= 1400ms);
 }
+
+TEST_CASE("early, a report_lsn stored before the node was told to freeze again does not count", "[suspicion]") {
+    // node_2's last report (100 ms ago) predates its report_lsn goal (50 ms ago): it may have been a report sent
+    // before it acted on a thaw, and it may stream again since. With two quorum standbys and ANY 1 both must count.
+    GroupBuilder b;
+    b.node(1, S::Primary).dead(1500ms).node(2, S::ReportLsn).goal_assigned(test_clock().now - 50ms).node(3, S::ReportLsn);
+    const auto d = run(b);
+    CHECK(d.assignments.empty());
+    CHECK_THAT(d.waiting_reason, Catch::Contains("1 of 2 quorum standbys reported"));
+}
