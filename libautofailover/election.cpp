@@ -354,12 +354,11 @@ void freeze_for_suspicion(DecisionContext& ctx, const NodeSnapshot& primary) {
     elect_candidate(ctx, /*early=*/true);
 }
 
-// The suspicion is over (the keeper reported, or Postgres answered a probe). A primary that still runs with
-// synchronous replication gets its frozen secondaries back as secondaries, what they were: only a suspicion
-// freezes standbys while a primary keeps a goal with synchronous replication (after a failover the new primary
-// runs without it until its standbys followed it, standby_follows_new_primary). A primary that meanwhile fenced
-// itself and resumed without it has them follow it as catchingup standbys; here only the candidate elected under
-// suspicion, standby_follows_new_primary moves the report_lsn ones.
+// The suspicion is over (the keeper reported, or Postgres answered a probe). Standbys frozen for it while the
+// primary kept its goal with synchronous replication are secondaries again, what they were. Anything older than
+// the primary's goal (a primary adopted by a new monitor, M6; an operator command meanwhile) is left to
+// standby_follows_new_primary (report_lsn -> catchingup, confirmed by the primary's report before it is a
+// secondary), and a candidate elected meanwhile follows the primary as catchingup.
 void thaw_after_suspicion(DecisionContext& ctx, const NodeSnapshot& primary) {
     const bool reports = ctx.silence(primary) < ctx.settings().timeouts.primary_suspect_timeout;
     const std::string why =
@@ -367,11 +366,10 @@ void thaw_after_suspicion(DecisionContext& ctx, const NodeSnapshot& primary) {
     const bool sync = ran_with_sync_replication(primary);
     for (const auto& node : ctx.group().nodes) {
         if (node.id == primary.id) continue;
-        if (sync && in_promotion(node.goal_state))
+        if (sync && in_promotion(node.goal_state) && node.goal_assigned_at >= primary.goal_assigned_at)
             ctx.assign(node.id, NodeState::Secondary, why + ": stream from it again");
-        else if (!sync && is_candidate_goal(node.goal_state))
-            ctx.assign(node.id, NodeState::Catchingup,
-                       why + " without synchronous replication: the candidate elected meanwhile follows it");
+        else if (is_candidate_goal(node.goal_state))
+            ctx.assign(node.id, NodeState::Catchingup, why + ": the candidate elected meanwhile follows it");
     }
 }
 

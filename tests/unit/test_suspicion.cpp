@@ -212,3 +212,14 @@ TEST_CASE("early, a report_lsn stored before the node was told to freeze again d
     CHECK(d.assignments.empty());
     CHECK_THAT(d.waiting_reason, Catch::Contains("1 of 2 quorum standbys reported"));
 }
+
+TEST_CASE("standbys frozen before the primary's goal was assigned are not thawed to secondary", "[suspicion]") {
+    // A primary adopted by a new monitor (M6) while its standbys froze for an election, or an operator command
+    // that changed its goal during the freeze: they follow it as catchingup and become secondaries on its word.
+    GroupBuilder b;
+    b.node(1, S::Primary).goal_assigned(test_clock().now - 500ms).node(2, S::ReportLsn).goal_assigned(
+        test_clock().now - 3s).node(3, S::PreparePromotion).goal_assigned(test_clock().now - 2s);
+    const auto d = run(b);
+    CHECK(goal_for(d, 2) == S::Catchingup);
+    CHECK(goal_for(d, 3) == S::Catchingup);
+}
