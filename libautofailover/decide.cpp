@@ -278,16 +278,18 @@ namespace {
 // The rules of a group with a writable primary run only while it is healthy: an unhealthy primary is the
 // failover rules' business, and relaxing it here would turn a safe failover into one that may lose commits.
 // Each looks the primary up again, since it reads the goals the rules before it assigned.
+// While the primary is suspected nothing else changes: its frozen standbys must not make it relax synchronous
+// replication (a failover then would be refused).
 template <void (*Rule)(detail::DecisionContext&, const NodeSnapshot&)>
 void with_healthy_primary(detail::DecisionContext& ctx) {
     const NodeSnapshot* primary = ctx.writable_goal_node();
-    if (primary && ctx.healthy(*primary)) Rule(ctx, *primary);
+    if (primary && ctx.healthy(*primary) && !detail::primary_suspected(ctx, *primary)) Rule(ctx, *primary);
 }
 
 template <void (*Rule)(detail::DecisionContext&)>
 void while_primary_healthy(detail::DecisionContext& ctx) {
     const NodeSnapshot* primary = ctx.writable_goal_node();
-    if (primary && ctx.healthy(*primary)) Rule(ctx);
+    if (primary && ctx.healthy(*primary) && !detail::primary_suspected(ctx, *primary)) Rule(ctx);
 }
 
 struct NamedRule {
@@ -301,6 +303,7 @@ const NamedRule kRules[] = {
     // A group without a healthy writable primary.
     {"lone_node_becomes_single", detail::lone_node_becomes_single},
     {"primary_failed", detail::primary_failed},
+    {"primary_suspect_freeze", detail::primary_suspect_freeze},
     {"primary_handing_over", detail::primary_handing_over},
     {"election_without_primary", detail::election_without_primary},
     // A group with a healthy writable primary.

@@ -88,9 +88,13 @@ const NodeSnapshot* choose_candidate(const std::vector<const NodeSnapshot*>& eli
 
 void start_election(DecisionContext& ctx, const NodeSnapshot& old_primary, const std::string& why) {
     const NodeId old_id = old_primary.id;
+    // A primary with a writable goal has no switchover candidate: a node elected meanwhile was elected while it
+    // was suspected, among frozen standbys, and stays elected (its choice is when its fencing wait started).
+    const bool was_writable = is_writable(old_primary.goal_state);
     ctx.assign(old_id, NodeState::Demoted, why + ": it is demoted and must stay stopped");
     for (const auto& node : ctx.group().nodes) {
         if (node.id == old_id) continue;
+        if (was_writable && elected_while_suspected(node)) continue;
         if ((is_standby_goal(node.goal_state) || is_candidate_goal(node.goal_state)) && reports_streaming_standby(node))
             ctx.assign(node.id, NodeState::ReportLsn,
                        "the primary " + label(old_primary) +
@@ -225,14 +229,19 @@ int reports_needed(int quorum_standbys, int sync_count) { return std::max(0, quo
 
 // Elects among the frozen standbys once enough quorum standbys reported: the most advanced eligible one, after a
 // fast-forward when a less advanced one wins on priority.
-void elect_candidate(DecisionContext& ctx) {
+// While the primary is only suspected (early) a candidate behind another frozen standby is not elected yet:
+// fetching WAL then is the declared failure's business.
+void elect_candidate(DecisionContext& ctx, bool early = false) {
     const GroupSnapshot& group = ctx.group();
     std::vector<const NodeSnapshot*> quorum;
     std::vector<const NodeSnapshot*> reported;
     int quorum_reported = 0;
     std::string missing;
     for (const auto& node : group.nodes) {
-        const bool has_reported = converged(node, NodeState::ReportLsn);
+        // Early, a report must also be newer than the freeze: a report_lsn sent before a thaw that the keeper has
+        // acted on since (it streams again) is no proof that it is frozen now.
+        const bool has_reported = converged(node, NodeState::ReportLsn) &&
+                                  (!early || (node.last_report && *node.last_report > node.goal_assigned_at));
         if (has_reported) reported.push_back(&node);
         if (!may_be_in_sync_list(node)) continue;
         quorum.push_back(&node);
@@ -285,6 +294,10 @@ void elect_candidate(DecisionContext& ctx) {
                  ". Raise a candidate_priority, or bring a candidate back");
         return;
     }
+    if (lsn_precedes(*candidate, *most_advanced) && early) {
+        ctx.wait("no early election: " + label(*candidate) + " would first fetch WAL from " + label(*most_advanced));
+        return;
+    }
     if (lsn_precedes(*candidate, *most_advanced)) {
         const auto source_id = choose_fast_forward_source(group, candidate->id);
         const NodeSnapshot* source = source_id ? group.find(*source_id) : nullptr;
@@ -300,10 +313,92 @@ void elect_candidate(DecisionContext& ctx) {
     }
     ctx.assign(candidate->id, NodeState::PreparePromotion,
                label(*candidate) + " is elected (priority " + std::to_string(candidate->candidate_priority) +
-                   ", LSN " + format_lsn(candidate->lsn) + ", the most advanced): it gets ready for promotion");
+                   ", LSN " + format_lsn(candidate->lsn) + ", the most advanced): it gets ready for promotion" +
+                   (early ? "; it is promoted only if the suspected primary is declared failed" : ""));
 }
 
 }  // namespace
+
+namespace {
+
+// Standbys that streamed from the suspected primary stop, so its fencing clock (docs/write-lease.md) runs from
+// now on: only its last monitor contact and these standbys' last replies renew its lease. Only secondaries
+// freeze: a thaw makes them secondaries again, what they were. Another streaming standby keeps the freeze from
+// electing anyone (it would still renew the lease), and the election waits for the declared failure as before.
+void freeze_for_suspicion(DecisionContext& ctx, const NodeSnapshot& primary) {
+    const std::string why = "the primary " + label(primary) + " is suspected (keeper silent for " +
+                            ms_text(ctx.silence(primary)) + ", probes failing)";
+    for (const auto& node : ctx.group().nodes)
+        if (node.id != primary.id && node.goal_state == NodeState::Secondary && reports_streaming_standby(node))
+            ctx.assign(node.id, NodeState::ReportLsn,
+                       why + ": stop replication and report the last received LSN, so that its fencing clock runs; "
+                             "streaming resumes if it reports again");
+    for (const auto& node : ctx.group().nodes)
+        if (node.id != primary.id && is_standby_goal(node.goal_state) && reports_streaming_standby(node)) {
+            ctx.wait(why + ", but " + label(node) + " (" + std::string(to_string(node.goal_state)) +
+                     ") still streams from it: no early election");
+            return;
+        }
+    for (const auto& node : ctx.group().nodes) {
+        if (!is_candidate_goal(node.goal_state)) continue;
+        if (ctx.unhealthy(node) || vetoed_this_promotion(node)) {
+            ctx.assign(node.id, NodeState::ReportLsn,
+                       label(node) + " failed or vetoed its promotion while " + label(primary) +
+                           " is suspected: it is no longer the candidate");
+            return;
+        }
+        ctx.wait(why + ": " + label(node) + " is elected and its fencing wait runs; it is promoted only if " +
+                 label(primary) + " is declared failed");
+        return;
+    }
+    elect_candidate(ctx, /*early=*/true);
+}
+
+// The suspicion is over (the keeper reported, or Postgres answered a probe). Standbys frozen for it while the
+// primary kept its goal with synchronous replication are secondaries again, what they were. Anything older than
+// the primary's goal (a primary adopted by a new monitor, M6; an operator command meanwhile) is left to
+// standby_follows_new_primary (report_lsn -> catchingup, confirmed by the primary's report before it is a
+// secondary), and a candidate elected meanwhile follows the primary as catchingup.
+void thaw_after_suspicion(DecisionContext& ctx, const NodeSnapshot& primary) {
+    const bool reports = ctx.silence(primary) < ctx.settings().timeouts.primary_suspect_timeout;
+    const std::string why =
+        "the suspected primary " + label(primary) + (reports ? " reports again" : " answers the probes");
+    const bool sync = ran_with_sync_replication(primary);
+    for (const auto& node : ctx.group().nodes) {
+        if (node.id == primary.id) continue;
+        if (sync && in_promotion(node.goal_state) && node.goal_assigned_at >= primary.goal_assigned_at)
+            ctx.assign(node.id, NodeState::Secondary, why + ": stream from it again");
+        else if (is_candidate_goal(node.goal_state))
+            ctx.assign(node.id, NodeState::Catchingup, why + ": the candidate elected meanwhile follows it");
+    }
+}
+
+}  // namespace
+
+bool elected_while_suspected(const NodeSnapshot& node) {
+    return node.goal_state == NodeState::PreparePromotion &&
+           (node.reported_state == NodeState::ReportLsn || node.reported_state == NodeState::PreparePromotion);
+}
+
+bool primary_suspected(const DecisionContext& ctx, const NodeSnapshot& primary) {
+    const auto& t = ctx.settings().timeouts;
+    if (t.primary_suspect_timeout >= t.node_considered_unhealthy_timeout) return false;  // no early freeze
+    if (!is_writable(primary.goal_state) || !ran_with_sync_replication(primary)) return false;
+    if (!primary.last_report || !primary.pg_is_running) return false;  // never reported, or reported down
+    const bool probe_newer_than_report = primary.last_health_check && *primary.last_health_check > *primary.last_report;
+    const bool past_startup_grace = ctx.clock().now - ctx.clock().monitor_started > t.startup_grace_period;
+    return ctx.silence(primary) >= t.primary_suspect_timeout && primary.health == Health::Bad &&
+           probe_newer_than_report && past_startup_grace;
+}
+
+void primary_suspect_freeze(DecisionContext& ctx) {
+    const NodeSnapshot* primary = ctx.writable_goal_node();
+    if (!primary || !is_writable(primary->reported_state)) return;
+    if (primary_suspected(ctx, *primary))
+        freeze_for_suspicion(ctx, *primary);
+    else if (!ctx.unhealthy(*primary))
+        thaw_after_suspicion(ctx, *primary);
+}
 
 void election_without_primary(DecisionContext& ctx) {
     if (ctx.writable_goal_node() || ctx.handing_over_node()) return;

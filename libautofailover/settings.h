@@ -21,6 +21,16 @@ struct Timeouts {
     // promote, so the old primary has surely fenced itself (clock skew, the
     // time it takes to stop Postgres).
     std::chrono::milliseconds fencing_margin{1000};
+    // A primary whose keeper is silent this long AND whose Postgres fails the
+    // probes is suspected: its standbys freeze (stop feeding its fencing clock)
+    // and a candidate is chosen, so the fencing wait runs while the monitor
+    // waits for node_considered_unhealthy_timeout. Only a declared failure
+    // promotes; the standbys stream again when the primary reports or answers.
+    // At node_considered_unhealthy_timeout or more: no early freeze. The default,
+    // node_considered_unhealthy_timeout - network_partition_timeout, keeps a
+    // wrongly suspected primary from fencing itself before it could be declared
+    // failed (docs/settings.md, "Why these defaults").
+    std::chrono::milliseconds primary_suspect_timeout{1000};
     // After the monitor starts, probe results are too fresh to condemn anyone.
     std::chrono::milliseconds startup_grace_period{5000};
     // A switchover whose candidate has not been promoted this long after the

@@ -122,6 +122,7 @@ af::FormationSettings to_settings(const SettingsRow& row) {
     settings.timeouts.startup_grace_period = std::chrono::milliseconds{row.startup_grace_period_ms};
     settings.timeouts.switchover_timeout = std::chrono::milliseconds{row.switchover_timeout_ms};
     settings.timeouts.promotion_veto_timeout = std::chrono::milliseconds{row.promotion_veto_timeout_ms};
+    settings.timeouts.primary_suspect_timeout = std::chrono::milliseconds{row.primary_suspect_timeout_ms};
     return settings;
 }
 
@@ -302,6 +303,7 @@ SettingsRow default_settings() {
     row.startup_grace_period_ms = ms(defaults.timeouts.startup_grace_period);
     row.switchover_timeout_ms = ms(defaults.timeouts.switchover_timeout);
     row.promotion_veto_timeout_ms = ms(defaults.timeouts.promotion_veto_timeout);
+    row.primary_suspect_timeout_ms = ms(defaults.timeouts.primary_suspect_timeout);
     return row;
 }
 

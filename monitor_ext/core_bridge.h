@@ -73,6 +73,7 @@ struct SettingsRow {
     int startup_grace_period_ms;
     int switchover_timeout_ms;
     int promotion_veto_timeout_ms;
+    int primary_suspect_timeout_ms;  // early freeze of a suspected primary (docs/settings.md)
 };
 
 struct GroupInput {

@@ -126,7 +126,8 @@ void store_health(const ProbeTarget* all_targets, const bool* fresh, std::size_t
 }
 
 // Groups to decide now: health changed this round, or a node waits for its
-// goal, or a keeper is silent (its primary may need a failover).
+// goal, or a keeper is silent (its primary may need a failover, or be suspected:
+// primary_suspect_timeout, docs/settings.md).
 std::size_t groups_to_decide(MemoryContext round_context, const ProbeTarget* targets, char** old_health,
                              const bool* fresh, std::size_t count, GroupKey** groups) {
     std::size_t changed = 0;
@@ -144,7 +145,8 @@ std::size_t groups_to_decide(MemoryContext round_context, const ProbeTarget* tar
         "SELECT DISTINCT formation_id, group_id FROM autofailover.nodes "
         "WHERE node_id = ANY ($1) OR reported_state <> goal_state OR last_report IS NULL "
         "OR last_report < clock_timestamp() - "
-        "pg_catalog.current_setting('autofailover.node_considered_unhealthy_timeout')::interval "
+        "LEAST(pg_catalog.current_setting('autofailover.node_considered_unhealthy_timeout')::interval, "
+        "pg_catalog.current_setting('autofailover.primary_suspect_timeout')::interval) "
         "ORDER BY formation_id, group_id",
         1, types, args, nullptr, true, 0);
     if (rc != SPI_OK_SELECT) elog(ERROR, "autofailover health check: listing groups failed");

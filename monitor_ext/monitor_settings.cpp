@@ -17,6 +17,7 @@ int fencing_margin_ms = 0;
 int startup_grace_period_ms = 0;
 int switchover_timeout_ms = 0;
 int promotion_veto_timeout_ms = 0;
+int primary_suspect_timeout_ms = 0;
 char* database_name = nullptr;
 int max_nodes_per_group = 10;
 int keeper_transaction_limit = 5000;
@@ -58,6 +59,9 @@ void define_settings() {
     define_ms("autofailover.promotion_veto_timeout",
               "A node whose pre_promote hook vetoed its promotion is not elected again for this long.",
               &promotion_veto_timeout_ms, core.promotion_veto_timeout_ms, 0);
+    define_ms("autofailover.primary_suspect_timeout",
+              "A primary whose keeper is silent this long and whose probes fail has its standbys frozen early.",
+              &primary_suspect_timeout_ms, core.primary_suspect_timeout_ms, 0);
     define_ms("autofailover.keeper_transaction_limit",
               "A keeper's transaction that asks for a decision lock is ended (its session terminated) when still "
               "open after this long, so no keeper can stall its group's decisions.",
@@ -90,6 +94,7 @@ autofailover_bridge::SettingsRow decision_settings(int number_sync_standbys) {
     row.startup_grace_period_ms = startup_grace_period_ms;
     row.switchover_timeout_ms = switchover_timeout_ms;
     row.promotion_veto_timeout_ms = promotion_veto_timeout_ms;
+    row.primary_suspect_timeout_ms = primary_suspect_timeout_ms;
     return row;
 }
 

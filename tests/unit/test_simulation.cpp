@@ -145,9 +145,11 @@ TEST_CASE("a million simulated steps: no lost acknowledged commit, no split brai
 // into maintenance, and node_2, lagging, was promoted without a commit only node_3 held.
 // The monitor now refuses a report from an older keeper session (the model's
 // refuse_stale_sessions; the SQL side: regress/specs/stale_node_active.spec). If the model
-// changes, this seed may stop reaching the bug: then find a new one (the first check).
+// changes, this seed may stop reaching the bug: then find a new one (the first check). Since the
+// early freeze of a suspected primary (primary_suspect_freeze) seed 16 no longer gets there; 330 is
+// the only seed of 1..400 that does (searched 2026-11-29).
 TEST_CASE("a report served after a newer one from the same keeper is refused", "[simulation][stale]") {
-    SimOptions o = options_for(16);
+    SimOptions o = options_for(330);
     o.stale_requests = true;
     o.refuse_stale_sessions = false;
     Simulation without(o);
