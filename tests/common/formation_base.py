@@ -94,6 +94,12 @@ class LocalHost:
         return "LocalHost(127.0.0.1)"
 
 
+def _daemon_alias(role):
+    """The supervising process under its role's name (node.keeper, monitor.agent), read and assigned."""
+    return property(lambda self: self.daemon, lambda self, proc: setattr(self, "daemon", proc),
+                    doc=f"the {role} process (a Popen) this harness started, or None")
+
+
 class SupervisedServer:
     """A Postgres server and the autoctl process that runs it (a node's keeper, a monitor's agent) on one
     host; its output goes to <workdir>/<name>.<DAEMON>.out."""
@@ -160,13 +166,7 @@ class KeeperNode(SupervisedServer):
         self.formation = formation
         self.state_dir = self.pgdata + ".keeper"
 
-    @property
-    def keeper(self):
-        return self.daemon
-
-    @keeper.setter
-    def keeper(self, proc):
-        self.daemon = proc
+    keeper = _daemon_alias("keeper")
 
     def _keeper_may_start(self):
         return not pid_alive(self.keeper_pid())
@@ -223,13 +223,7 @@ class MonitorAgent(SupervisedServer):
 
     DAEMON = "agent"
 
-    @property
-    def agent(self):
-        return self.daemon
-
-    @agent.setter
-    def agent(self, proc):
-        self.daemon = proc
+    agent = _daemon_alias("agent")
 
     def agent_env(self):
         raise NotImplementedError
