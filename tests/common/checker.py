@@ -250,7 +250,7 @@ def monitor_state(monitor_conninfo, formation="default"):
     with psycopg.connect(monitor_conninfo, autocommit=True) as conn:
         cur = conn.execute("SELECT node_name, host, port, reported_state::text AS reported_state, "
                            "goal_state::text AS goal_state, keeper_reporting, health, lsn::text AS lsn, "
-                           "node_id, candidate_priority, replication_quorum "
+                           "node_id, candidate_priority, replication_quorum, sync_state, timeline "
                            "FROM autofailover.current_state(%s) ORDER BY node_id", (formation,))
         cols = [d.name for d in cur.description]
         return [dict(zip(cols, row)) for row in cur.fetchall()]
@@ -270,35 +270,39 @@ def wait_full_health(monitor_conninfo, since, timeout, formation="default", poll
     raise AssertionError(f"not back to full health after {timeout}s; last state: {last}")
 
 
-class SplitBrainProbe:
-    """Polls every node every `interval` seconds; samples = [(t, {name: True|False|None})] (None: no answer)."""
+class Poller:
+    """One daemon thread per target (so that a hanging one does not delay the others), each keeping one
+    connection, reopened after any error, and calling _ask(conn) every `interval` seconds; _record(name, value)
+    gets the answer, or None after an error (kept when record_errors) and the thread
+    waits retry_wait more. Used by SplitBrainProbe and by the fault suite's leader-lease checker."""
 
-    def __init__(self, conninfos, interval=DEFAULT_PROBE_INTERVAL, connect_timeout=DEFAULT_PROBE_TIMEOUT):
+    thread_prefix = "poll"
+    record_errors = True
+    retry_wait = 0.0
+
+    def __init__(self, conninfos, interval, connect_kwargs=None, join_timeout=5.0):
         self.conninfos = dict(conninfos)
         self.interval = interval
-        self.connect_timeout = connect_timeout
-        self.samples = []
-        self.answers = {n: [] for n in self.conninfos}   # name -> [(t_answer, True|False|None)]
+        self.connect_kwargs = dict(connect_kwargs or {})
+        self.join_timeout = join_timeout
         self._stop = threading.Event()
         self._threads = []
-        self._latest = {n: None for n in self.conninfos}
         self._lock = threading.Lock()
 
-    def start(self):
-        # one thread per node so that a hanging node does not delay the others' samples
-        for name in self.conninfos:
-            t = threading.Thread(target=self._poll_node, args=(name,), daemon=True, name=f"probe-{name}")
-            t.start()
-            self._threads.append(t)
-        t = threading.Thread(target=self._sample, daemon=True, name="probe-sampler")
+    def _spawn(self, target, args, name):
+        t = threading.Thread(target=target, args=args, daemon=True, name=name)
         t.start()
         self._threads.append(t)
+
+    def start(self):
+        for name in self.conninfos:
+            self._spawn(self._poll, (name,), f"{self.thread_prefix}-{name}")
         return self
 
     def stop(self):
         self._stop.set()
         for t in self._threads:
-            t.join(self.connect_timeout + 2)
+            t.join(self.join_timeout)
 
     def __enter__(self):
         return self.start()
@@ -307,18 +311,21 @@ class SplitBrainProbe:
         self.stop()
         return False
 
-    def _poll_node(self, name):
+    def _ask(self, conn):
+        raise NotImplementedError
+
+    def _record(self, name, value):
+        raise NotImplementedError
+
+    def _poll(self, name):
         import psycopg
         conn = None
         while not self._stop.is_set():
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(self.conninfos[name], autocommit=True,
-                                           connect_timeout=self.connect_timeout)
-                row = conn.execute("SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'),"
-                                   " current_setting('transaction_read_only')").fetchone()
-                value = (not row[0]) and row[1] == "off" and row[2] == "off"
-            except Exception:  # noqa: BLE001 - down or unreachable: not writable as far as we can tell
+                    conn = psycopg.connect(self.conninfos[name], autocommit=True, **self.connect_kwargs)
+                value = self._ask(conn)
+            except Exception:  # noqa: BLE001 - down, unreachable, restarting: no answer
                 value = None
                 if conn is not None:
                     try:
@@ -326,13 +333,44 @@ class SplitBrainProbe:
                     except Exception:  # noqa: BLE001
                         pass
                 conn = None
-            with self._lock:
-                now = time.time()
-                self._latest[name] = (now, value)
-                self.answers[name].append((now, value))
+                self._stop.wait(self.retry_wait)
+                if not self.record_errors:
+                    self._stop.wait(self.interval)
+                    continue
+            self._record(name, value)
             self._stop.wait(self.interval)
         if conn is not None:
             conn.close()
+
+
+class SplitBrainProbe(Poller):
+    """Polls every node every `interval` seconds; samples = [(t, {name: True|False|None})] (None: no answer)."""
+
+    thread_prefix = "probe"
+
+    def __init__(self, conninfos, interval=DEFAULT_PROBE_INTERVAL, connect_timeout=DEFAULT_PROBE_TIMEOUT):
+        super().__init__(conninfos, interval, {"connect_timeout": connect_timeout}, connect_timeout + 2)
+        self.connect_timeout = connect_timeout
+        self.samples = []
+        self.answers = {n: [] for n in self.conninfos}   # name -> [(t_answer, True|False|None)]
+        self._latest = {n: None for n in self.conninfos}
+
+    def start(self):
+        super().start()
+        self._spawn(self._sample, (), "probe-sampler")
+        return self
+
+    def _ask(self, conn):
+        row = conn.execute("SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'),"
+                           " current_setting('transaction_read_only')").fetchone()
+        return (not row[0]) and row[1] == "off" and row[2] == "off"
+
+    def _record(self, name, value):
+        # None: down or unreachable, not writable as far as we can tell
+        with self._lock:
+            now = time.time()
+            self._latest[name] = (now, value)
+            self.answers[name].append((now, value))
 
     def _sample(self):
         while not self._stop.is_set():

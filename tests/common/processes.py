@@ -62,3 +62,18 @@ def stop_pid(pid, sig, timeout=STOP_TIMEOUT):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def children_of(pid):
+    """PIDs whose parent is pid (from /proc): a postmaster's backends and workers."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out

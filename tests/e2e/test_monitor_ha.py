@@ -20,7 +20,9 @@ import urllib.request
 import psycopg
 import pytest
 
-from formation import AUTOCTL, Formation, as_user, pid_alive, read_pid, stop_pid, TEST_USER
+from formation import LOCALHOST, Formation, as_user, pid_alive, stop_pid, TEST_USER
+from formation_base import MonitorAgent
+from processes import children_of
 from workload import Workload
 
 PORT_BASE = int(os.environ.get("AUTOFAILOVER_E2E_PORT_BASE", "6500"))
@@ -35,43 +37,19 @@ TAKEOVER_BOUND_S = float(os.environ.get("AUTOFAILOVER_M3_TAKEOVER_BOUND", "8"))
 REPORT = os.environ.get("AUTOFAILOVER_E2E_REPORT")
 
 
-def children_of(pid):
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry))
-        except (OSError, IndexError, ValueError):
-            pass
-    return out
+class Monitor(MonitorAgent):
+    """A replicated monitor on 127.0.0.1 (formation_base.MonitorAgent on the LocalHost strategy)."""
 
-
-class Monitor:
     def __init__(self, ha, name, port):
+        super().__init__(ha.workdir, LOCALHOST, name, port)
         self.ha = ha
-        self.name = name
-        self.port = port
-        self.pgdata = os.path.join(ha.workdir, name)
-        self.agent = None
-        self._log = None
 
-    def start_agent(self):
-        assert self.agent is None or self.agent.poll() is not None
-        if self._log is None:
-            self._log = open(os.path.join(self.ha.workdir, f"{self.name}.agent.out"), "ab")
-        self.agent = subprocess.Popen(as_user([AUTOCTL, "run-monitor", "--pgdata", self.pgdata]), stdout=self._log,
-                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.ha.workdir,
-                                      env=self.ha.env, start_new_session=True)
-
-    def postmaster_pid(self):
-        return read_pid(os.path.join(self.pgdata, "postmaster.pid"))
+    def agent_env(self):
+        return self.ha.env
 
     def crash_host(self):
         """kill -9 the agent, the postmaster and every child of the postmaster at once."""
-        pids = [self.agent.pid] if self.agent is not None and self.agent.poll() is None else []
+        pids = [self.agent.pid] if self.agent_running() else []
         pm = self.postmaster_pid()
         if pm is not None and pid_alive(pm):
             pids += [pm] + children_of(pm)
@@ -98,26 +76,6 @@ class Monitor:
     def leads(self):
         s = self.lease()
         return s is not None and not s[0] and s[1]
-
-    def teardown(self):
-        if self.agent is not None and self.agent.poll() is None:
-            stop_pid(self.agent.pid, signal.SIGTERM)
-            try:
-                self.agent.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
-        stop_pid(self.postmaster_pid(), signal.SIGINT)
-        if self._log is not None:
-            self._log.close()
-
-    def log_tail(self, lines=30):
-        out = []
-        for path in (os.path.join(self.ha.workdir, f"{self.name}.agent.out"),
-                     os.path.join(self.ha.workdir, f"{self.name}.postgres.log")):
-            if os.path.exists(path):
-                with open(path, errors="replace") as f:
-                    out.append(f"--- {path}\n" + "".join(f.readlines()[-lines:]))
-        return "\n".join(out)
 
 
 class HaFormation(Formation):

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from formation import pid_alive, read_pid, write_secret_file
+from processes import children_of
 from workload import Workload
 
 PORT_BASE = int(os.environ.get("AUTOFAILOVER_E2E_PORT_BASE", "6650"))
@@ -28,20 +29,6 @@ MONITORLESS_S = 5.0
 PRIORITIES = {"node_a": 60, "node_b": 40}
 # To show what the adoption grace prevents: AUTOFAILOVER_M6_ADOPTION_GRACE=0 (ms) gives the new monitor none.
 ADOPTION_GRACE = os.environ.get("AUTOFAILOVER_M6_ADOPTION_GRACE")
-
-
-def children_of(pid):
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry))
-        except (OSError, IndexError, ValueError):
-            pass
-    return out
 
 
 def kill_monitor_for_good(f):

@@ -16,12 +16,7 @@ FENCE_WITHIN = 10.0
 
 @pytest.fixture(scope="module")
 def formation(formation_factory):
-    f = formation_factory(port_offset=0)
-    f.create_monitor()
-    f.create_node("node1")
-    f.create_node("node2")
-    f.wait_healthy()
-    return f
+    return formation_factory(port_offset=0).create_healthy(["node1", "node2"])
 
 
 def test_keeper_calls_stuck_on_a_lock_are_cancelled(formation):

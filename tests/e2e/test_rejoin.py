@@ -36,12 +36,7 @@ REJOIN_STREAM_TIMEOUT_MS = 10000
 
 @pytest.fixture(scope="module")
 def formation(formation_factory):
-    f = formation_factory(port_offset=0)
-    f.create_monitor()
-    f.create_node("node1")
-    f.create_node("node2")
-    f.wait_healthy()
-    return f
+    return formation_factory(port_offset=0).create_healthy(["node1", "node2"])
 
 
 def set_keeper_settings(node, settings, timeouts=None):

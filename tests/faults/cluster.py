@@ -14,29 +14,26 @@ node's Postgres through its Unix socket too (not network-namespaced: probes see 
 Every timeout is a named setting: MONITOR_SETTINGS (monitor GUCs, `autoctl create monitor --setting`) and
 KEEPER_TIMEOUTS (keeper.json "timeouts"), both shortened here so that scenarios take seconds; the
 environment variable AUTOFAILOVER_FAULTS_SETTINGS may override them ("name=value,name=value").
+
+What it shares with the localhost formations of tests/e2e is in tests/common/formation_base.py; here the host
+strategy is netns.NamespaceHost (a namespace per host, every host on its own address of the bridge).
 """
 
-import json
 import os
-import pwd
-import re
-import secrets
-import shutil
 import signal
 import subprocess
 import time
-import urllib.parse
 
 import netns
 from common_path import checker
 import short_timeouts  # noqa: E402  (tests/common, on the path through common_path)
-from processes import STOP_TIMEOUT, read_pid, stop_pid  # noqa: E402
-from processes import pid_alive as alive  # noqa: E402
-from processes import user_ids as _ids  # noqa: E402
+from processes import STOP_TIMEOUT, read_pid, stop_pid  # noqa: E402,F401
+from processes import pid_alive as alive  # noqa: E402,F401
+from processes import user_ids as _ids  # noqa: E402,F401
+from formation_base import (AUTOCTL, COMMAND_TIMEOUT, PG_BINDIR, FormationBase, KeeperNode,  # noqa: E402,F401
+                            psql_as_test_user, write_secret_file)
 
-PG_BINDIR = os.environ.get("AUTOFAILOVER_PG_BINDIR", "/usr/lib/postgresql/15/bin")
 TEST_USER = netns.TEST_USER
-AUTOCTL = os.environ.get("AUTOCTL") or shutil.which("autoctl") or "/usr/local/bin/autoctl"
 MONITOR_PORT = 5430
 NODE_PORT_BASE = 5431   # distinct ports: the servers share /tmp for their Unix sockets
 
@@ -50,7 +47,6 @@ for item in filter(None, os.environ.get("AUTOFAILOVER_FAULTS_SETTINGS", "").spli
         MONITOR_SETTINGS[k] = v
 
 HEALTHY_TIMEOUT = float(os.environ.get("AUTOFAILOVER_FAULTS_HEALTHY_TIMEOUT", "120"))
-COMMAND_TIMEOUT = 180.0
 
 
 IDENT_MAP = "autofailover_tests"
@@ -84,65 +80,23 @@ def _append_hba_access(pgdata):
 
 
 def _secret_file(path, text, owner):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    if owner:
-        os.chown(path, *_ids())
+    write_secret_file(path, text, owner)
 
 
 def _psql_as_test_user(socket_dir, port, dbname, sql):
     """SQL on stdin through a Unix socket as the test user (peer); sockets are not network-namespaced."""
-    r = subprocess.run(netns.as_user_argv([f"{PG_BINDIR}/psql", "-X", "-v", "ON_ERROR_STOP=1", "-At", "-h", socket_dir,
-                                           "-p", str(port), "-d", dbname]),
-                       input=sql, capture_output=True, text=True, timeout=60, cwd="/")
-    assert r.returncode == 0, r.stderr
-    return r.stdout
+    return psql_as_test_user(socket_dir, port, dbname, sql, stdin=True, strip=False)
 
 
-class Node:
+class Node(KeeperNode):
+    """A data node on its own namespace host (formation_base.KeeperNode on a netns.NamespaceHost)."""
+
     def __init__(self, cluster, host, name, port):
-        self.cluster = cluster
-        self.host = host
-        self.name = name
-        self.port = port
-        self.pgdata = os.path.join(cluster.workdir, name)
-        self.state_dir = self.pgdata + ".keeper"
-        self.keeper = None
-        self._log = None
+        super().__init__(cluster, host, name, port)
 
-    # -- processes ---------------------------------------------------------------
-    def start_keeper(self):
-        assert not alive(self.keeper_pid()), f"keeper of {self.name} already runs"
-        if self._log is None:
-            self._log = open(os.path.join(self.cluster.workdir, f"{self.name}.keeper.out"), "ab")
-        self.keeper = self.host.popen([AUTOCTL, "run", "--pgdata", self.pgdata], stdout=self._log,
-                                      stderr=subprocess.STDOUT, cwd=self.cluster.workdir, env=self.cluster.env)
-
-    def keeper_pid(self):
-        if self.keeper is not None and self.keeper.poll() is None:
-            return self.keeper.pid
-        return read_pid(os.path.join(self.state_dir, "keeper.pid"))
-
-    def postmaster_pid(self):
-        return read_pid(os.path.join(self.pgdata, "postmaster.pid"))
-
-    def kill_keeper(self, sig=signal.SIGKILL):
-        pid = self.keeper_pid()
-        assert alive(pid), f"keeper of {self.name} is not running"
-        os.kill(pid, sig)
-        if self.keeper is not None and self.keeper.pid == pid:
-            self.keeper.wait(timeout=STOP_TIMEOUT)
-
-    def kill_postgres(self, sig=signal.SIGKILL):
-        pid = self.postmaster_pid()
-        assert alive(pid), f"postgres of {self.name} is not running"
-        os.kill(pid, sig)
-        return pid
-
-    def stop_postgres(self):
-        self.host.run([f"{PG_BINDIR}/pg_ctl", "-D", self.pgdata, "-m", "fast", "-w", "stop"],
-                      timeout=COMMAND_TIMEOUT)
+    @property
+    def cluster(self):
+        return self.formation
 
     def pause(self):
         for pid in self.host.pids():
@@ -154,11 +108,7 @@ class Node:
 
     def crash(self):
         """Power loss: the network goes first (nothing more leaves the host), then every process dies."""
-        self.cluster.net.isolate(self.host)
-        self.cluster.net.kill_all(self.host, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while self.host.pids() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        self.cluster.net.crash(self.host)
         if self.keeper is not None:
             try:
                 self.keeper.wait(timeout=5)
@@ -169,76 +119,31 @@ class Node:
         self.cluster.net.heal(self.host)
         self.start_keeper()
 
-    def teardown(self):
-        stop_pid(self.keeper_pid(), signal.SIGTERM)
-        if self.keeper is not None:
-            try:
-                self.keeper.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
-        stop_pid(self.postmaster_pid(), signal.SIGINT)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
     # -- connections -------------------------------------------------------------
-    def socket_dir(self):
-        try:
-            with open(os.path.join(self.state_dir, "keeper.json")) as f:
-                return json.load(f).get("socket_dir") or "/tmp"
-        except (OSError, ValueError):
-            return "/tmp"
-
     def socket_conninfo(self, dbname="postgres"):
         return f"host={self.socket_dir()} port={self.port} user={TEST_USER} dbname={dbname} connect_timeout=2"
 
-    def tcp_conninfo(self, dbname="postgres"):
-        return (f"host={self.host.ip} port={self.port} user={TEST_USER} dbname={dbname} connect_timeout=2 "
-                f"passfile={self.cluster.test_pgpass}")
 
-    def log_tail(self, lines=30):
-        out = []
-        for path in (os.path.join(self.cluster.workdir, f"{self.name}.keeper.out"),
-                     os.path.join(self.state_dir, "keeper.log"),
-                     os.path.join(self.cluster.workdir, f"{self.name}.postgres.log")):
-            if os.path.exists(path):
-                with open(path, errors="replace") as f:
-                    out.append(f"--- {path}\n" + "".join(f.readlines()[-lines:]))
-        return "\n".join(out)
+class Cluster(FormationBase):
+    node_class = Node
+    keeper_timeouts = KEEPER_TIMEOUTS
+    healthy_timeout = HEALTHY_TIMEOUT
+    state_errors = (Exception,)   # the monitor may be down or unreachable (a cut link, a crashed host)
+    client_uri_options = "&connect_timeout=2"
+    monitor_port = MONITOR_PORT
 
-
-class Cluster:
     def __init__(self, net, workdir):
+        super().__init__(workdir)
         self.net = net
-        self.workdir = workdir
-        self.nodes = {}
-        self.monitor_host = None
-        self.monitor_pgdata = os.path.join(workdir, "monitor")
-        self.keeper_uri = None
-        self.env = dict(os.environ, HOME=pwd.getpwnam(TEST_USER).pw_dir, LC_ALL="C.UTF-8")
-        self.env.pop("PGPASSFILE", None)
-        os.makedirs(workdir, exist_ok=True)
-        os.chown(workdir, *_ids())
-        os.chmod(workdir, 0o755)
-        # autoctl's secure defaults (scram-sha-256, TLS): the keepers' replication password, the monitor's
-        # keeper password (its file, once the monitor exists), and the test process's own pgpass file for
-        # the test user's role (password set over the socket by the test user itself).
-        self.replication_password_file = os.path.join(workdir, "replication.password")
-        _secret_file(self.replication_password_file, "repl:" + secrets.token_hex(12) + "\n", owner=True)
-        self.monitor_password_file = None
-        self.user_password = secrets.token_hex(12)
         # Per-node extra `create postgres` options (tests/faults/test_clients.py: --allow-clients ...).
         self.create_extra_args = {}
-        self.test_pgpass = os.path.join(workdir, "test-process.pgpass")
-        _secret_file(self.test_pgpass, f"*:*:*:{TEST_USER}:{self.user_password}\n", owner=False)
 
     def _set_test_user_password(self, socket_dir, port, dbname):
-        _psql_as_test_user(socket_dir, port, dbname, f"ALTER ROLE {TEST_USER} PASSWORD '{self.user_password}'")
+        self.set_test_user_password(socket_dir, port, dbname)
 
     # -- creation -------------------------------------------------------------------
     def autoctl(self, host, *args, check=True, timeout=COMMAND_TIMEOUT):
-        return host.run([AUTOCTL] + [str(a) for a in args], check=check, timeout=timeout, cwd=self.workdir,
-                        env=self.env)
+        return self.run_autoctl(host, args, check=check, timeout=timeout)
 
     def create_monitor(self, host_name="mon"):
         """On a new namespace host; M6 builds a second one (another host name and self.monitor_pgdata)."""
@@ -248,17 +153,10 @@ class Cluster:
                 "--hostname", self.monitor_host.ip, "--allow", f"{netns.SUBNET}.0/24"]
         for name, value in MONITOR_SETTINGS.items():
             args += ["--setting", f"{name}={value}"]
-        r = self.autoctl(self.monitor_host, *args)
-        self.keeper_uri = r.stdout.strip().splitlines()[-1]
-        assert self.keeper_uri.startswith("postgres://autofailover_keeper@"), r.stdout
-        self.monitor_password_file = re.search(r"--monitor-password-file (\S+)", r.stderr).group(1)
-        # The operator: the test user over the monitor's socket (peer).
-        self.env["AUTOFAILOVER_MONITOR"] = re.search(r"export AUTOFAILOVER_MONITOR='([^']+)'", r.stderr).group(1)
+        # The operator (AUTOFAILOVER_MONITOR): the test user over the monitor's socket (peer).
+        self._created_monitor(self.autoctl(self.monitor_host, *args))
+        assert self.monitor_password_file, "create monitor printed no --monitor-password-file"
         self._set_test_user_password(self.monitor_pgdata, MONITOR_PORT, "autofailover")
-
-    def monitor_conninfo(self):
-        return (f"host={self.monitor_host.ip} port={MONITOR_PORT} user={TEST_USER} dbname=autofailover "
-                f"connect_timeout=2 passfile={self.test_pgpass}")
 
     def _create_args(self, node, spec):
         return ["create", "postgres", "--pgdata", node.pgdata, "--pgport", node.port, "--hostname", node.host.ip,
@@ -283,32 +181,16 @@ class Cluster:
 
     def create_nodes(self, names):
         """Standbys in parallel (their base backups overlap)."""
-        procs = []
+        pairs = []
         for name in names:
             node = self._new_node(name)
-            procs.append((node, node.host.popen([AUTOCTL] + [str(a) for a in self._create_args(node, {})],
-                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                                cwd=self.workdir, env=self.env, start_new_session=False)))
-        for node, proc in procs:
-            out, _ = proc.communicate(timeout=COMMAND_TIMEOUT)
-            assert proc.returncode == 0, f"create postgres {node.name} exited {proc.returncode}:\n{out}"
-            self._after_create(node)
+            pairs.append((node, self._create_args(node, {})))
+        self._create_in_parallel(pairs)
 
-    def _after_create(self, node):
+    def _prepare_created(self, node):
         _append_hba_access(node.pgdata)
         if alive(node.postmaster_pid()):
             node.host.run([f"{PG_BINDIR}/pg_ctl", "-D", node.pgdata, "reload"], cwd="/")
-        if len(self.nodes) == 1:   # the first node: standbys copy its roles, the test user's password too
-            self._set_test_user_password(node.socket_dir(), node.port, "postgres")
-        path = os.path.join(node.state_dir, "keeper.json")
-        with open(path) as f:
-            config = json.load(f)
-        config.setdefault("timeouts", {}).update(KEEPER_TIMEOUTS)
-        with open(path + ".tmp", "w") as f:
-            json.dump(config, f, indent=2)
-        os.chown(path + ".tmp", *_ids())
-        os.replace(path + ".tmp", path)
-        node.start_keeper()
 
     def create(self, nodes=3):
         t0 = time.monotonic()
@@ -319,44 +201,6 @@ class Cluster:
         return time.monotonic() - t0
 
     # -- state ----------------------------------------------------------------------
-    def state(self):
-        return {r["node_name"]: r for r in checker.monitor_state(self.monitor_conninfo())}
-
-    def is_healthy(self, state=None):
-        state = state if state is not None else self.state()
-        return checker.is_full_health(list(state.values())) and len(state) == len(self.nodes)
-
-    def wait_until(self, predicate, what, timeout=HEALTHY_TIMEOUT, interval=0.1):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                last = self.state()
-                if predicate(last):
-                    return last
-            except Exception as e:  # noqa: BLE001 - the monitor may be down or unreachable
-                last = f"monitor error: {e}"
-            time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; last state:\n{self.describe(last)}\n"
-                             + "\n".join(n.log_tail(15) for n in self.nodes.values()))
-
-    def wait_healthy(self, timeout=HEALTHY_TIMEOUT):
-        return self.wait_until(self.is_healthy, "one primary and all secondaries", timeout)
-
-    def primary(self):
-        state = self.state()
-        names = [n for n, s in state.items() if s["goal_state"] == "primary" and s["reported_state"] == "primary"]
-        assert len(names) == 1, f"expected one primary:\n{self.describe(state)}"
-        return self.nodes[names[0]]
-
-    def standbys(self):
-        return [self.nodes[n] for n, s in self.state().items() if s["goal_state"] == "secondary"]
-
-    def client_uri(self):
-        hosts = ",".join(f"{n.host.ip}:{n.port}" for n in self.nodes.values())
-        return (f"postgresql://{TEST_USER}@{hosts}/postgres?target_session_attrs=read-write&connect_timeout=2"
-                f"&passfile={urllib.parse.quote(self.test_pgpass)}")
-
     def probe(self, interval=0.1):
         return checker.SplitBrainProbe({n.name: n.socket_conninfo() for n in self.nodes.values()}, interval)
 
@@ -374,14 +218,6 @@ class Cluster:
                 pass
         return out
 
-    @staticmethod
-    def describe(state):
-        if not isinstance(state, dict):
-            return str(state)
-        return "\n".join(f"  {n}: reported={s['reported_state']} goal={s['goal_state']} "
-                         f"keeper_reporting={s['keeper_reporting']} health={s['health']} lsn={s['lsn']}"
-                         for n, s in state.items())
-
     def teardown(self):
         self.net.stop_flapping()
         for node in self.nodes.values():
@@ -389,5 +225,4 @@ class Cluster:
                 node.resume()
             except Exception:  # noqa: BLE001
                 pass
-            node.teardown()
-        stop_pid(read_pid(os.path.join(self.monitor_pgdata, "postmaster.pid")), signal.SIGINT)
+        super().teardown()

@@ -27,16 +27,17 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 import urllib.request
 
 import psycopg
 
 import cluster as clustermod
+from common_path import checker
 import netns
 from cluster import Cluster, TEST_USER, _secret_file
-from processes import read_pid, stop_pid
+from formation_base import MonitorAgent
+from processes import stop_pid
 
 ETCD = os.environ.get("AUTOFAILOVER_ETCD", "/usr/bin/etcd")
 ETCD_CLIENT_PORT = 2379
@@ -107,29 +108,18 @@ class EtcdMember:
             self._log = None
 
 
-class Monitor:
+class Monitor(MonitorAgent):
+    """A replicated monitor on its namespace host (formation_base.MonitorAgent)."""
+
+    LOG_TAIL_LINES = 25
+
     def __init__(self, hc, name, host):
+        super().__init__(hc.workdir, host, name, MONITOR_PORT)
         self.hc = hc
-        self.name = name
-        self.host = host
-        self.port = MONITOR_PORT
-        self.pgdata = os.path.join(hc.workdir, name)
         self.socket_dir = self.pgdata + ".monitor"   # a replicated monitor's socket (monitor_setup.cpp)
-        self.agent = None
-        self._log = None
 
-    def start_agent(self):
-        assert self.agent is None or self.agent.poll() is not None, f"agent of {self.name} already runs"
-        if self._log is None:
-            self._log = open(os.path.join(self.hc.workdir, f"{self.name}.agent.out"), "ab")
-        self.agent = self.host.popen([clustermod.AUTOCTL, "run-monitor", "--pgdata", self.pgdata], stdout=self._log,
-                                     stderr=subprocess.STDOUT, cwd=self.hc.workdir, env=self.hc.monitor_env)
-
-    def agent_running(self):
-        return self.agent is not None and self.agent.poll() is None
-
-    def postmaster_pid(self):
-        return read_pid(os.path.join(self.pgdata, "postmaster.pid"))
+    def agent_env(self):
+        return self.hc.monitor_env
 
     def conninfo(self):
         # tcp_user_timeout: a sample to a host whose link went down fails within 1 s instead of hanging
@@ -147,29 +137,8 @@ class Monitor:
         except psycopg.Error:
             return False
 
-    def teardown(self):
-        if self.agent_running():
-            stop_pid(self.agent.pid, signal.SIGTERM)
-            try:
-                self.agent.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
-        stop_pid(self.postmaster_pid(), signal.SIGINT)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
-    def log_tail(self, lines=25):
-        out = []
-        for path in (os.path.join(self.hc.workdir, f"{self.name}.agent.out"),
-                     self.pgdata + ".postgres.log"):
-            if os.path.exists(path):
-                with open(path, errors="replace") as f:
-                    out.append(f"--- {path}\n" + "".join(f.readlines()[-lines:]))
-        return "\n".join(out)
-
-
-class LeaseChecker:
+class LeaseChecker(checker.Poller):
     """Samples every monitor's leader lease every LEASE_SAMPLE_S (one thread per monitor, one kept connection;
     server clock: every namespace shares the machine's clock). A leadership *epoch* is a run of valid samples
     with the same leader_since; it lasts from leader_since to the latest deadline seen (sample time +
@@ -177,47 +146,23 @@ class LeaseChecker:
 
     SQL = ("SELECT extract(epoch FROM clock_timestamp())::float8, pg_is_in_recovery(), l.valid, l.expires_in_ms, "
            "extract(epoch FROM l.leader_since)::float8 FROM autofailover.leader_lease() l")
+    thread_prefix = "lease"
+    record_errors = False      # down, crashed, restarting: no sample
+    retry_wait = 0.2
 
     def __init__(self, monitors):
+        super().__init__({m.name: m.conninfo() for m in monitors}, LEASE_SAMPLE_S)
         self.monitors = monitors
         self.samples = {m.name: [] for m in monitors}    # name -> [(t_server, in_recovery, valid, deadline, since)]
-        self._stop = threading.Event()
-        self._threads = []
-        self._lock = threading.Lock()
 
-    def start(self):
-        for m in self.monitors:
-            t = threading.Thread(target=self._run, args=(m,), daemon=True, name=f"lease-{m.name}")
-            t.start()
-            self._threads.append(t)
-        return self
+    def _ask(self, conn):
+        return conn.execute(self.SQL).fetchone()
 
-    def stop(self):
-        self._stop.set()
-        for t in self._threads:
-            t.join(5)
-
-    def _run(self, m):
-        conn = None
-        while not self._stop.is_set():
-            try:
-                if conn is None:
-                    conn = psycopg.connect(m.conninfo(), autocommit=True)
-                t, rec, valid, exp_ms, since = conn.execute(self.SQL).fetchone()
-                deadline = t + exp_ms / 1000.0 if valid and exp_ms is not None else None
-                with self._lock:
-                    self.samples[m.name].append((t, rec, bool(valid) and not rec, deadline, since))
-            except Exception:  # noqa: BLE001 - down, crashed, restarting: no sample
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except Exception:  # noqa: BLE001
-                        pass
-                conn = None
-                self._stop.wait(0.2)
-            self._stop.wait(LEASE_SAMPLE_S)
-        if conn is not None:
-            conn.close()
+    def _record(self, name, row):
+        t, rec, valid, exp_ms, since = row
+        deadline = t + exp_ms / 1000.0 if valid and exp_ms is not None else None
+        with self._lock:
+            self.samples[name].append((t, rec, bool(valid) and not rec, deadline, since))
 
     def current_leader(self, fresh_s=1.0):
         """The one monitor whose latest sample (younger than fresh_s) shows a valid lease, else None: no
@@ -304,8 +249,7 @@ class HaCluster(Cluster):
             args += ["--standby-of", f"host={standby_of.host.ip} port={standby_of.port}"]
         for name, value in clustermod.MONITOR_SETTINGS.items():
             args += ["--setting", f"{name}={value}"]
-        return m.host.run([clustermod.AUTOCTL] + [str(a) for a in args], timeout=clustermod.COMMAND_TIMEOUT,
-                          cwd=self.workdir, env=self.monitor_env)
+        return self.run_autoctl(m.host, args, env=self.monitor_env)
 
     def create_monitor(self):
         m1 = Monitor(self, "m1", self.machines["m1"])
@@ -442,11 +386,7 @@ class HaCluster(Cluster):
     # -- machines -------------------------------------------------------------------
     def crash_machine(self, host):
         """Power loss of a monitor or etcd host: link down, then every process of the namespace SIGKILLed."""
-        self.net.isolate(host)
-        self.net.kill_all(host, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while host.pids() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        self.net.crash(host)
         for m in self.etcd.values():
             if m.host is host:
                 m.forget()

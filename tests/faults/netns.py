@@ -9,6 +9,7 @@
     net.cut(n1, mon) / net.uncut(n1, mon)   # blackhole routes both ways: only n1 <-> mon is cut
     net.flap(n1, period_s, duration_s)  # background thread: link down/up every period (no netem here)
     net.kill_all(n1, sig)               # every process of the namespace, by pid (ip netns pids)
+    net.crash(n1)                       # power loss: isolate, then SIGKILL every process of the namespace
     net.teardown()                      # kills what runs inside, deletes namespaces, veths and the bridge
 
 The root namespace holds the bridge with 10.200.0.1/24: the test process (the "application") reaches
@@ -70,7 +71,10 @@ def as_user_argv(argv):
     return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"] + list(argv)
 
 
-class Host:
+class NamespaceHost:
+    """One host of the network: its namespace, its address on the bridge, and how to run a program inside it
+    (the host strategy of tests/common/formation_base.py for the fault suite)."""
+
     def __init__(self, net, name, index):
         self.net = net
         self.name = name
@@ -108,6 +112,9 @@ class Host:
         return f"Host({self.name} {self.ip} ns={self.ns})"
 
 
+Host = NamespaceHost
+
+
 class Net:
     def __init__(self, prefix=None):
         self.prefix = prefix or f"{PREFIX}{uuid.uuid4().hex[:4]}"
@@ -124,7 +131,7 @@ class Net:
         sh(IP, "link", "set", self.bridge, "up")
 
     def add_host(self, name):
-        host = Host(self, name, len(self.hosts))
+        host = NamespaceHost(self, name, len(self.hosts))
         sh(IP, "netns", "add", host.ns)
         sh(IP, "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.ns)
         sh(IP, "link", "set", host.veth, "master", self.bridge)
@@ -188,6 +195,15 @@ class Net:
             stop.set()
             t.join(10)
         self._flappers = []
+
+    def crash(self, host, wait_s=10.0):
+        """Power loss: the link goes first (nothing more leaves the host), then every process of the namespace
+        is SIGKILLed; returns once none is left (or after wait_s)."""
+        self.isolate(host)
+        self.kill_all(host, signal.SIGKILL)
+        deadline = time.monotonic() + wait_s
+        while host.pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def kill_all(self, host, sig=signal.SIGKILL):
         """Every process running in the host's namespace (a machine crash), by pid."""

@@ -17,16 +17,14 @@ Run just these rows (root, installed binaries): `AUTOFAILOVER_FAULTS_REPORT=buil
 """
 
 import os
-import shutil
 import signal
-import tempfile
 import time
 
 import pytest
 
 import cluster as clustermod
 import ha_cluster
-import netns
+from formation_fixtures import FormationHolder, module_net
 from scenarios import run_scenario, wait_new_primary
 
 # Target at the agent's defaults (TTL 3 s): a standby monitor leads within 5 s (docs/monitor-ha.md). The
@@ -41,64 +39,25 @@ BREAK_LEASE = os.environ.get("AUTOFAILOVER_M4_BREAK_LEASE") == "1"
 
 @pytest.fixture(scope="module")
 def net():
-    reason = netns.netns_unavailable() or ha_cluster.etcd_available()
-    if reason:
-        pytest.skip(reason)
-    if not os.path.exists(clustermod.AUTOCTL):
-        pytest.skip(f"autoctl not found at {clustermod.AUTOCTL} (set AUTOCTL)")
-    n = netns.Net()
-    try:
-        yield n
-    finally:
-        n.teardown()
-
-
-class Holder:
-    def __init__(self):
-        self.hc = None
-        self.workdirs = []
+    yield from module_net(ha_cluster.etcd_available)
 
 
 @pytest.fixture(scope="module")
 def ha_holder(net, request):
-    h = Holder()
+    h = FormationHolder(net, ha_cluster.HaCluster, "autofailover-faults-ha-", "3 etcd + 2 monitors + 3 nodes")
     yield h
-    if h.hc is not None:
-        h.hc.teardown()
-    keep = request.module.__dict__.get("_faults_failed") or os.environ.get("AUTOFAILOVER_FAULTS_KEEP")
-    for wd in h.workdirs:
-        if keep:
-            print(f"\nkept {wd}")
-        else:
-            shutil.rmtree(wd, ignore_errors=True)
+    h.close(request)
 
 
-def _new_ha(net, holder):
-    if holder.hc is not None:
-        holder.hc.teardown()
-        net.teardown()
-        net.__init__()
-    workdir = tempfile.mkdtemp(prefix="autofailover-faults-ha-")
-    holder.workdirs.append(workdir)
-    holder.hc = ha_cluster.HaCluster(net, workdir)
-    took = holder.hc.create(nodes=3)
-    print(f"\n[setup] 3 etcd + 2 monitors + 3 nodes in namespaces healthy after {took:.1f}s ({workdir})")
-    return holder.hc
+def _back_to_health(hc):
+    hc.restore_control_plane()
+    hc.wait_monitors_ready(timeout=90)
+    hc.wait_healthy(timeout=60)
 
 
 @pytest.fixture
 def hc(net, ha_holder):
-    if ha_holder.hc is None:
-        return _new_ha(net, ha_holder)
-    net.heal_all()
-    ha_holder.hc.restore_control_plane()
-    try:
-        ha_holder.hc.wait_monitors_ready(timeout=90)
-        ha_holder.hc.wait_healthy(timeout=60)
-    except AssertionError as e:
-        print(f"\n[setup] previous scenario left the formation unhealthy; recreating it\n{str(e)[:1500]}")
-        return _new_ha(net, ha_holder)
-    return ha_holder.hc
+    return ha_holder.get(_back_to_health)
 
 
 def problem(ctx, text):

@@ -7,13 +7,12 @@ action; a formation that did not recover is replaced before the next scenario.""
 import os
 import shutil
 import signal
-import tempfile
 import time
 
 import pytest
 
 import cluster as clustermod
-import netns
+from formation_fixtures import FormationHolder, module_net
 from scenarios import HOLD, run_scenario, wait_new_primary
 
 PG_BINDIR = clustermod.PG_BINDIR
@@ -21,64 +20,19 @@ PG_BINDIR = clustermod.PG_BINDIR
 
 @pytest.fixture(scope="module")
 def net():
-    reason = netns.netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    if not os.path.exists(clustermod.AUTOCTL):
-        pytest.skip(f"autoctl not found at {clustermod.AUTOCTL} (set AUTOCTL)")
-    n = netns.Net()
-    try:
-        yield n
-    finally:
-        n.teardown()
-
-
-class Holder:
-    c = None
-
-    def __init__(self):
-        self.workdirs = []
+    yield from module_net()
 
 
 @pytest.fixture(scope="module")
 def holder(net, request):
-    h = Holder()
+    h = FormationHolder(net, clustermod.Cluster, "autofailover-faults-", "monitor + 3 nodes")
     yield h
-    if h.c is not None:
-        h.c.teardown()
-    # work directories (logs, data: hundreds of MB) are kept only when something failed
-    keep = request.module.__dict__.get("_faults_failed") or os.environ.get("AUTOFAILOVER_FAULTS_KEEP")
-    for wd in h.workdirs:
-        if keep:
-            print(f"\nkept {wd}")
-        else:
-            shutil.rmtree(wd, ignore_errors=True)
-
-
-def _new_cluster(net, holder):
-    if holder.c is not None:
-        holder.c.teardown()
-        net.teardown()
-        net.__init__()            # fresh namespaces (same object: the fixture still tears it down)
-    workdir = tempfile.mkdtemp(prefix="autofailover-faults-")
-    holder.workdirs.append(workdir)
-    holder.c = clustermod.Cluster(net, workdir)
-    took = holder.c.create(nodes=3)
-    print(f"\n[setup] monitor + 3 nodes in namespaces healthy after {took:.1f}s ({workdir})")
-    return holder.c
+    h.close(request)
 
 
 @pytest.fixture
 def c(net, holder):
-    if holder.c is None:
-        return _new_cluster(net, holder)
-    net.heal_all()
-    try:
-        holder.c.wait_healthy(timeout=60)
-    except AssertionError as e:
-        print(f"\n[setup] previous scenario left the formation unhealthy; recreating it\n{str(e)[:1500]}")
-        return _new_cluster(net, holder)
-    return holder.c
+    return holder.get(lambda c: c.wait_healthy(timeout=60))
 
 
 def _wait_restarted(c, node, old_pid, timeout=30, ctx=None):
