@@ -104,6 +104,11 @@ inline std::string describe(const Decision& decision) {
     return text;
 }
 
+// decide() on the builder's group at the builder's clock.
+inline Decision run(const GroupBuilder& b, const FormationSettings& settings = FormationSettings{}) {
+    return decide(b.build(), settings, b.clock());
+}
+
 // Apply a decision to the snapshot as the monitor stores it.
 inline void apply(GroupSnapshot& group, const Decision& decision, TimePoint now) {
     for (const auto& a : decision.assignments)

@@ -12,11 +12,6 @@ using S = NodeState;
 
 namespace {
 
-Decision run(const GroupBuilder& b, const FormationSettings& settings = FormationSettings{}) {
-    Decision d = decide(b.build(), settings, b.clock());
-    INFO(describe(d));
-    return d;
-}
 
 }  // namespace
 

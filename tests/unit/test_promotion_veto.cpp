@@ -15,11 +15,6 @@ using S = NodeState;
 
 namespace {
 
-Decision run(const GroupBuilder& b, const FormationSettings& settings = FormationSettings{}) {
-    Decision d = decide(b.build(), settings, b.clock());
-    INFO(describe(d));
-    return d;
-}
 
 // Node `id` vetoed `ago` before the clock's now.
 struct Veto {

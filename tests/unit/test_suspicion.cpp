@@ -17,11 +17,6 @@ using S = NodeState;
 
 namespace {
 
-Decision run(const GroupBuilder& b, const FormationSettings& settings = FormationSettings{}) {
-    Decision d = decide(b.build(), settings, b.clock());
-    INFO(describe(d));
-    return d;
-}
 
 bool promotes_anyone(const Decision& d) {
     for (const auto& a : d.assignments)
