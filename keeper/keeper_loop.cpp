@@ -5,6 +5,8 @@
 #include "keeper/hooks.h"
 #include "keeper/keeper.h"
 #include "keeper/keeper_log.h"
+#include "keeper/replication_slots.h"
+#include "keeper/standby_setup.h"
 #include "keeper/transition_actions.h"
 #include "libautofailover/keeper_transitions.h"
 #include "libautofailover/partition.h"

@@ -4,6 +4,7 @@
 #include "keeper/conninfo.h"
 #include "keeper/keeper.h"
 #include "keeper/pid_file.h"
+#include "keeper/postgres_tools.h"
 
 #include <cerrno>
 #include <csignal>
@@ -164,10 +165,8 @@ Observation LocalPostgres::observe() {
 }
 
 std::optional<ControlData> LocalPostgres::control_data() {
-    ChildOptions options;
-    options.timeout = std::chrono::seconds(10);
-    options.extra_env = {"LC_ALL=C"};
-    auto r = run_child({tool("pg_controldata"), "-D", config_.pgdata}, options);
+    const ToolRun run = pg_controldata_run(config_);
+    auto r = run_child(run.argv, run.options);
     if (!r.ok()) return std::nullopt;
     ControlData cd;
     std::istringstream in(r.output);
@@ -189,14 +188,8 @@ std::optional<ControlData> LocalPostgres::control_data() {
 
 void LocalPostgres::start(const std::function<void()>& tick, const std::function<bool()>& cancel) {
     conn_.reset();
-    ChildOptions options;
-    options.timeout = config_.timeouts.postgres_start_timeout + std::chrono::seconds(5);
-    options.tick = tick;
-    options.tick_every = config_.timeouts.poll_period;
-    options.cancel = cancel;
-    auto seconds = std::to_string(std::max<long long>(1, config_.timeouts.postgres_start_timeout.count() / 1000));
-    auto r = run_child({tool("pg_ctl"), "-D", config_.pgdata, "-l", postgres_log_path(), "-w", "-t", seconds, "start"},
-                       options);
+    const ToolRun run = pg_ctl_start_run(config_, postgres_log_path(), tick, cancel);
+    auto r = run_child(run.argv, run.options);
     if (r.cancelled) {
         stop("immediate");
         throw KeeperError(KeeperError::Kind::LocalPostgres, "start of Postgres cancelled and undone");
@@ -209,12 +202,8 @@ void LocalPostgres::start(const std::function<void()>& tick, const std::function
 void LocalPostgres::stop(const std::string& mode, const std::function<void()>& tick) {
     conn_.reset();
     if (!postmaster_alive()) return;
-    ChildOptions options;
-    options.timeout = config_.timeouts.postgres_stop_timeout + std::chrono::seconds(5);
-    options.tick = tick;
-    options.tick_every = config_.timeouts.poll_period;
-    auto seconds = std::to_string(std::max<long long>(1, config_.timeouts.postgres_stop_timeout.count() / 1000));
-    auto r = run_child({tool("pg_ctl"), "-D", config_.pgdata, "-m", mode, "-w", "-t", seconds, "stop"}, options);
+    const ToolRun run = pg_ctl_stop_run(config_, mode, tick);
+    auto r = run_child(run.argv, run.options);
     if (!r.ok() && postmaster_alive())
         throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl stop -m " + mode + " failed: " + tail_of(r.output));
 }
@@ -224,13 +213,8 @@ void LocalPostgres::finish_crash_recovery(const std::function<void()>& tick) {
     auto cd = control_data();
     if (!cd) throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_controldata failed on " + config_.pgdata);
     if (cd->cluster_state.rfind("shut down", 0) == 0) return;
-    ChildOptions options;
-    options.timeout = config_.timeouts.postgres_start_timeout;
-    options.tick = tick;
-    options.tick_every = config_.timeouts.poll_period;
-    options.extra_env = {"LC_ALL=C"};
-    // stdin is /dev/null: the single-user backend redoes the WAL, writes a shutdown checkpoint and exits.
-    auto r = run_child({tool("postgres"), "--single", "-F", "-D", config_.pgdata, "template1"}, options);
+    const ToolRun run = single_user_recovery_run(config_, tick);
+    auto r = run_child(run.argv, run.options);
     auto after = control_data();
     if (!r.ok() || !after || after->cluster_state.rfind("shut down", 0) != 0)
         throw KeeperError(KeeperError::Kind::LocalPostgres,
@@ -240,12 +224,8 @@ void LocalPostgres::finish_crash_recovery(const std::function<void()>& tick) {
 
 void LocalPostgres::promote(const std::function<void()>& tick) {
     conn_.reset();
-    ChildOptions options;
-    options.timeout = config_.timeouts.promote_timeout + std::chrono::seconds(5);
-    options.tick = tick;
-    options.tick_every = config_.timeouts.poll_period;
-    auto seconds = std::to_string(std::max<long long>(1, config_.timeouts.promote_timeout.count() / 1000));
-    auto r = run_child({tool("pg_ctl"), "-D", config_.pgdata, "-w", "-t", seconds, "promote"}, options);
+    const ToolRun run = pg_ctl_promote_run(config_, tick);
+    auto r = run_child(run.argv, run.options);
     if (!r.ok()) throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl promote failed: " + tail_of(r.output));
 }
 

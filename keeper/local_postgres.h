@@ -58,7 +58,6 @@ public:
     explicit LocalPostgres(const KeeperConfig& config);
 
     const std::string& pgdata() const { return config_.pgdata; }
-    std::string tool(const std::string& name) const { return config_.pg_bindir + "/" + name; }
 
     Observation observe();
     bool data_dir_exists() const;
