@@ -1,8 +1,8 @@
 #include "keeper/base_backup.h"
 
-#include "keeper/atomic_file.h"
+#include "support/atomic_file.h"
 #include "keeper/backup.h"
-#include "keeper/child_process.h"
+#include "support/child_process.h"
 #include "keeper/keeper.h"
 #include "keeper/keeper_log.h"
 #include "keeper/postgres_files.h"
@@ -31,13 +31,13 @@ void swap_in_new_copy(ActionContext& ctx, const std::string& temp, const std::st
     const std::string& pgdata = ctx.config.pgdata;
     ::chmod(temp.c_str(), 0700);
     // The copy is durable before it is swapped in, and the swap before the old one goes.
-    if (ctx.config.sync_new_data_directories) sync_data_directory(temp);
+    if (ctx.config.sync_new_data_directories) support::sync_data_directory(temp);
     const std::string old = keep_old_as.empty() ? pgdata + ".old" : keep_old_as;
     fs::remove_all(pgdata + ".old");
     save_local_hba(pgdata);  // the copy holds the primary's pg_hba.conf: this node's DBA lines come back below
     if (fs::exists(pgdata)) fs::rename(pgdata, old);
     fs::rename(temp, pgdata);
-    if (ctx.config.sync_new_data_directories) fsync_directory(fs::path(pgdata).parent_path().string());
+    if (ctx.config.sync_new_data_directories) support::fsync_directory(fs::path(pgdata).parent_path().string());
     if (restore_local_hba(pgdata)) log_info("node={} kept this node's own pg_hba.conf lines", ctx.config.name);
     if (keep_old_as.empty()) fs::remove_all(old);
     ctx.state.rejoin_needs_base_backup = false;  // a fresh copy follows its primary
@@ -87,12 +87,12 @@ bool restore_from_backup(ActionContext& ctx, const std::string& host, int port, 
     fs::remove_all(temp);
     fs::create_directory(temp);
     ::chmod(temp.c_str(), 0700);
-    ChildOptions options = tool_options(ctx.config, ctx.config.timeouts.base_backup_timeout, ctx.tick, ctx.cancelled);
+    support::ChildOptions options = tool_options(ctx.config, ctx.config.timeouts.base_backup_timeout, ctx.tick, ctx.cancelled);
     options.extra_env = {"LC_ALL=C"};
     const auto started = SteadyClock::now();
     log_info("node={} restoring pgBackRest backup {} of stanza {} as a standby of {}:{}", name, latest->label, stanza,
              host, port);
-    auto r = run_child(pgbackrest_argv(ctx.config.backup, "restore",
+    auto r = support::run_child(pgbackrest_argv(ctx.config.backup, "restore",
                                        {"--pg1-path=" + temp, "--type=standby", "--set=" + latest->label}),
                        options);
     if (r.cancelled) {
@@ -102,7 +102,7 @@ bool restore_from_backup(ActionContext& ctx, const std::string& host, int port, 
     if (!r.ok()) {
         fs::remove_all(temp);
         log_warn("node={} pgbackrest restore of {} failed ({}): building the standby with pg_basebackup", name,
-                 latest->label, tail_of(r.output));
+                 latest->label, support::tail_of(r.output));
         return false;
     }
     // pgBackRest wrote a restore_command for the temporary path; the keeper's own (autofailover.conf) applies.
@@ -128,10 +128,10 @@ void base_backup(ActionContext& ctx, const std::string& host, int port, const st
     fs::remove_all(temp);
     const ToolRun run = pg_basebackup_run(ctx.config, host, port, slot, temp, ctx.tick, ctx.cancelled);
     log_info("node={} pg_basebackup from {}:{} through slot {}", ctx.config.name, host, port, slot);
-    auto r = run_child(run.argv, run.options);
+    auto r = support::run_child(run.argv, run.options);
     if (!r.ok()) {
         fs::remove_all(temp);
-        fail("pg_basebackup from " + host + ":" + std::to_string(port) + " failed: " + tail_of(r.output));
+        fail("pg_basebackup from " + host + ":" + std::to_string(port) + " failed: " + support::tail_of(r.output));
     }
     swap_in_new_copy(ctx, temp, keep_old_as);
 }

@@ -1,7 +1,7 @@
 #include "keeper/local_postgres.h"
 
-#include "keeper/atomic_file.h"
-#include "keeper/conninfo.h"
+#include "support/atomic_file.h"
+#include "support/conninfo.h"
 #include "keeper/keeper.h"
 #include "keeper/pid_file.h"
 #include "keeper/postgres_tools.h"
@@ -48,7 +48,7 @@ LocalPostgres::LocalPostgres(const KeeperConfig& config) : config_(config) {}
 bool LocalPostgres::data_dir_exists() const { return file_exists(config_.pgdata + "/PG_VERSION"); }
 
 std::optional<long> LocalPostgres::postmaster_pid() const {
-    auto pidfile = read_file_if_exists(config_.pgdata + "/postmaster.pid");
+    auto pidfile = support::read_file_if_exists(config_.pgdata + "/postmaster.pid");
     if (!pidfile) return std::nullopt;
     try {
         return std::stol(*pidfile);
@@ -67,19 +67,12 @@ bool LocalPostgres::postmaster_unreaped() const {
     return pid && *pid > 0 && ::kill(static_cast<pid_t>(*pid), 0) == 0 && !process_alive(*pid);
 }
 
-std::string LocalPostgres::postgres_log_path() const {
-    // <pgdata>/../<name>.postgres.log (docs/architecture.md)
-    std::string pgdata = config_.pgdata;
-    auto slash = pgdata.rfind('/');
-    std::string parent = slash == std::string::npos ? "." : pgdata.substr(0, slash);
-    std::string base = slash == std::string::npos ? pgdata : pgdata.substr(slash + 1);
-    return parent + "/" + base + ".postgres.log";
-}
+std::string LocalPostgres::postgres_log_path() const { return support::server_log_path(config_.pgdata); }
 
 pqxx::result LocalPostgres::with_connection(const std::function<pqxx::result(pqxx::connection&)>& fn) {
     try {
         if (!conn_) {
-            std::string conninfo = "host=" + conninfo_quote(config_.socket_dir) +
+            std::string conninfo = "host=" + support::conninfo_quote(config_.socket_dir) +
                                    " port=" + std::to_string(config_.port) +
                                    " dbname=postgres connect_timeout=2 application_name=autofailover_keeper"
                                    " options='-c statement_timeout=10000 -c synchronous_commit=local'";
@@ -166,7 +159,7 @@ Observation LocalPostgres::observe() {
 
 std::optional<ControlData> LocalPostgres::control_data() {
     const ToolRun run = pg_controldata_run(config_);
-    auto r = run_child(run.argv, run.options);
+    auto r = support::run_child(run.argv, run.options);
     if (!r.ok()) return std::nullopt;
     ControlData cd;
     std::istringstream in(r.output);
@@ -189,23 +182,23 @@ std::optional<ControlData> LocalPostgres::control_data() {
 void LocalPostgres::start(const std::function<void()>& tick, const std::function<bool()>& cancel) {
     conn_.reset();
     const ToolRun run = pg_ctl_start_run(config_, postgres_log_path(), tick, cancel);
-    auto r = run_child(run.argv, run.options);
+    auto r = support::run_child(run.argv, run.options);
     if (r.cancelled) {
         stop("immediate");
         throw KeeperError(KeeperError::Kind::LocalPostgres, "start of Postgres cancelled and undone");
     }
     if (!r.ok())
         throw KeeperError(KeeperError::Kind::LocalPostgres,
-                          "pg_ctl start failed (see " + postgres_log_path() + "): " + tail_of(r.output));
+                          "pg_ctl start failed (see " + postgres_log_path() + "): " + support::tail_of(r.output));
 }
 
 void LocalPostgres::stop(const std::string& mode, const std::function<void()>& tick) {
     conn_.reset();
     if (!postmaster_alive()) return;
     const ToolRun run = pg_ctl_stop_run(config_, mode, tick);
-    auto r = run_child(run.argv, run.options);
+    auto r = support::run_child(run.argv, run.options);
     if (!r.ok() && postmaster_alive())
-        throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl stop -m " + mode + " failed: " + tail_of(r.output));
+        throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl stop -m " + mode + " failed: " + support::tail_of(r.output));
 }
 
 void LocalPostgres::finish_crash_recovery(const std::function<void()>& tick) {
@@ -214,19 +207,19 @@ void LocalPostgres::finish_crash_recovery(const std::function<void()>& tick) {
     if (!cd) throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_controldata failed on " + config_.pgdata);
     if (cd->cluster_state.rfind("shut down", 0) == 0) return;
     const ToolRun run = single_user_recovery_run(config_, tick);
-    auto r = run_child(run.argv, run.options);
+    auto r = support::run_child(run.argv, run.options);
     auto after = control_data();
     if (!r.ok() || !after || after->cluster_state.rfind("shut down", 0) != 0)
         throw KeeperError(KeeperError::Kind::LocalPostgres,
                           "crash recovery in single-user mode failed (state " + cd->cluster_state + "): " +
-                              tail_of(r.output));
+                              support::tail_of(r.output));
 }
 
 void LocalPostgres::promote(const std::function<void()>& tick) {
     conn_.reset();
     const ToolRun run = pg_ctl_promote_run(config_, tick);
-    auto r = run_child(run.argv, run.options);
-    if (!r.ok()) throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl promote failed: " + tail_of(r.output));
+    auto r = support::run_child(run.argv, run.options);
+    if (!r.ok()) throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl promote failed: " + support::tail_of(r.output));
 }
 
 void LocalPostgres::reload() { sql("SELECT pg_reload_conf()"); }

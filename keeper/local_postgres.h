@@ -2,7 +2,7 @@
 // keeper does to it (pg_ctl, SQL over the unix socket as the OS superuser).
 #pragma once
 
-#include "keeper/child_process.h"
+#include "support/child_process.h"
 #include "keeper/keeper_config.h"
 #include "libautofailover/lsn.h"
 

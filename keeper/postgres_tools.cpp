@@ -14,9 +14,9 @@ std::string whole_seconds(std::chrono::milliseconds timeout) {
 
 }  // namespace
 
-ChildOptions tool_options(const KeeperConfig& config, std::chrono::milliseconds timeout,
+support::ChildOptions tool_options(const KeeperConfig& config, std::chrono::milliseconds timeout,
                           const std::function<void()>& tick, const std::function<bool()>& cancel) {
-    ChildOptions options;
+    support::ChildOptions options;
     options.timeout = timeout;
     options.tick = tick;
     options.tick_every = config.timeouts.poll_period;
@@ -24,7 +24,9 @@ ChildOptions tool_options(const KeeperConfig& config, std::chrono::milliseconds 
     return options;
 }
 
-std::string pg_tool(const KeeperConfig& config, const std::string& name) { return config.pg_bindir + "/" + name; }
+std::string pg_tool(const KeeperConfig& config, const std::string& name) {
+    return support::pg_program(config.pg_bindir, name);
+}
 
 ToolRun initdb_run(const KeeperConfig& config, const std::function<void()>& tick) {
     ToolRun run{{pg_tool(config, "initdb"), "-D", config.pgdata, "--auth-local=peer",

@@ -5,7 +5,7 @@
 // a password in argv. Callers run the result with run_child().
 #pragma once
 
-#include "keeper/child_process.h"
+#include "support/child_process.h"
 #include "keeper/keeper_config.h"
 
 #include <chrono>
@@ -17,12 +17,12 @@ namespace autofailover::keeper {
 
 struct ToolRun {
     std::vector<std::string> argv;
-    ChildOptions options;
+    support::ChildOptions options;
 };
 
 // What every tool run shares: its deadline, the keeper's report tick (every poll_period)
 // and cancellation. Tool-specific environment is added by the builders below.
-ChildOptions tool_options(const KeeperConfig& config, std::chrono::milliseconds timeout,
+support::ChildOptions tool_options(const KeeperConfig& config, std::chrono::milliseconds timeout,
                           const std::function<void()>& tick = {}, const std::function<bool()>& cancel = {});
 
 // <pg_bindir>/<name>.

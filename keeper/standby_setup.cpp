@@ -1,6 +1,6 @@
 #include "keeper/standby_setup.h"
 
-#include "keeper/conninfo.h"
+#include "support/conninfo.h"
 #include "keeper/keeper.h"
 #include "keeper/keeper_log.h"
 #include "keeper/postgres_files.h"
@@ -18,7 +18,7 @@ void ensure_replication_access(ActionContext& ctx, bool reload_if_changed) {
     if (ctx.config.skip_pg_hba) return;  // --skip-pg-hba: the DBA writes every line (docs/clients.md)
     std::vector<std::string> hosts = {ctx.config.hostname};
     for (const auto& o : ctx.others) hosts.push_back(o.host);
-    const std::vector<std::string> monitors = conninfo_hosts(ctx.config.monitor_uri);
+    const std::vector<std::string> monitors = support::conninfo_hosts(ctx.config.monitor_uri);
     auto lines = hba_lines(hosts, monitors.empty() ? std::string() : monitors.front(), ctx.config.auth_method,
                            ssl_enabled(ctx.config));
     // Replicated monitors (docs/monitor-ha.md): whichever leads probes the nodes.

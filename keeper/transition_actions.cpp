@@ -1,9 +1,9 @@
 #include "keeper/transition_actions.h"
 
-#include "keeper/atomic_file.h"
+#include "support/atomic_file.h"
 #include "keeper/backup.h"
 #include "keeper/base_backup.h"
-#include "keeper/child_process.h"
+#include "support/child_process.h"
 #include "keeper/keeper.h"
 #include "keeper/keeper_log.h"
 #include "keeper/postgres_files.h"
@@ -39,8 +39,8 @@ void init_primary(ActionContext& ctx) {
         if (fs::exists(pgdata) && !fs::is_empty(pgdata))
             fail(pgdata + " is not empty and holds no Postgres cluster; empty it or choose another --pgdata");
         const ToolRun run = initdb_run(ctx.config, ctx.tick);
-        auto r = run_child(run.argv, run.options);
-        if (!r.ok()) fail("initdb failed: " + tail_of(r.output));
+        auto r = support::run_child(run.argv, run.options);
+        if (!r.ok()) fail("initdb failed: " + support::tail_of(r.output));
         log_info("node={} initdb done in {}", ctx.config.name, pgdata);
     }
     write_autofailover_conf(ctx.config);
@@ -138,22 +138,22 @@ void rewind_or_reinit(ActionContext& ctx) {
     // restore_command of autofailover.conf, written now so it is this keeper.json's.
     if (ctx.config.backup.enabled()) write_autofailover_conf(ctx.config);
     const ToolRun run = pg_rewind_run(ctx.config, host, port, ctx.config.backup.enabled(), ctx.tick, ctx.cancelled);
-    auto r = run_child(run.argv, run.options);
+    auto r = support::run_child(run.argv, run.options);
     if (r.cancelled) fail("pg_rewind interrupted: the keeper is stopping");
     if (!r.ok() && !primary_flush_lsn(ctx, host, port))
         fail("pg_rewind from " + host + ":" + std::to_string(port) + " failed and the primary does not answer; "
-             "trying again: " + tail_of(r.output));
+             "trying again: " + support::tail_of(r.output));
     if (!r.ok()) {
         const std::string keep = diverged_copy_path(ctx.config.pgdata);
         log_warn("node={} state={} pg_rewind from {}:{} failed ({}); keeping the data directory as {} and "
-                 "re-initializing from a fresh base backup", name, state, host, port, tail_of(r.output), keep);
+                 "re-initializing from a fresh base backup", name, state, host, port, support::tail_of(r.output), keep);
         return reinit_from_primary(ctx, host, port, keep);
     }
     if (restore_local_hba(ctx.config.pgdata)) log_info("node={} state={} kept this node's own pg_hba.conf lines", name, state);
-    sync_data_directory(ctx.config.pgdata);
+    support::sync_data_directory(ctx.config.pgdata);
     log_info("node={} state={} pg_rewind{} from {}:{} done in {}: {}", name, state,
              ctx.config.backup.enabled() ? " (--restore-target-wal)" : "", host, port, ms_since(rewind_started),
-             tail_of(r.output, 120));
+             support::tail_of(r.output, 120));
     const auto reason = start_rewound_standby(ctx, host, port);
     if (!reason) return drop_local_slots_once_up(ctx);
     ctx.state.rejoin_needs_base_backup = true;  // a keeper restarted from here does not rewind again
