@@ -131,7 +131,8 @@ void add_backup_commands(CLI::App& app) {
         while (pgdata.size() > 1 && pgdata.back() == '/') pgdata.pop_back();
         keeper::KeeperConfig config;
         try {
-            config = keeper::load_config(s->state_dir.empty() ? keeper::default_state_dir(pgdata) : s->state_dir);
+            config = keeper::load_config(s->state_dir.empty() ? autofailover::support::default_state_dir(pgdata)
+                                                               : s->state_dir);
         } catch (const std::exception& e) {
             throw CliError(ExitCode::BadArguments, e.what());
         }

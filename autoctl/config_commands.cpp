@@ -52,7 +52,7 @@ std::string state_dir_of(const ConfigOptions& o) {
         while (s.size() > 1 && s.back() == '/') s.pop_back();
         return s;
     };
-    return o.state_dir.empty() ? k::default_state_dir(absolute(o.pgdata)) : absolute(o.state_dir);
+    return o.state_dir.empty() ? autofailover::support::default_state_dir(absolute(o.pgdata)) : absolute(o.state_dir);
 }
 
 // keeper.json as the keeper would load it: every check of config_from_json.

@@ -1,6 +1,7 @@
 // autoctl create monitor | postgres
 #include "autoctl/command_tree.h"
 #include "autoctl/exit_codes.h"
+#include "support/postgres_paths.h"
 #include "autoctl/etcd_client.h"
 #include "autoctl/monitor_agent.h"
 #include "autoctl/monitor_setup.h"
@@ -59,7 +60,7 @@ struct CreatePostgresOptions {
 
 void add_create_monitor(CLI::App* create) {
     auto o = std::make_shared<CreateMonitorOptions>();
-    o->setup.pg_bindir = AUTOFAILOVER_PG_BINDIR;
+    o->setup.pg_bindir = autofailover::support::default_pg_bindir();
     CLI::App* cmd = create->add_subcommand(
         "monitor", "Create (or complete and start) a monitor: initdb, config, pg_hba, CREATE EXTENSION autofailover");
     cmd->add_option("--pgdata", o->setup.pgdata, "Data directory of the monitor")->required()->envname("PGDATA");
@@ -242,7 +243,7 @@ void add_create_postgres(CLI::App* create) {
     cmd->add_flag("--run", o->run, "Then run the keeper in the foreground (like autoctl run)");
     add_backup_options(cmd, o->node);
     cmd->callback([o] {
-        o->node.pg_bindir = AUTOFAILOVER_PG_BINDIR;
+        o->node.pg_bindir = autofailover::support::default_pg_bindir();
         o->node.ssl = !o->no_ssl;
         if (o->node.auth_method == "trust")
             std::cerr << fmt::format(

@@ -1,29 +1,16 @@
-// Exit codes of every autoctl command (documented in docs/cli.md) and the
-// exception that carries one up to main().
+// Exit codes of every autoctl command (documented in docs/cli.md): the one error type
+// of keeper and autoctl, support/error.h, under autoctl's names.
 #pragma once
 
-#include <stdexcept>
-#include <string>
+#include "support/error.h"
+
+#include <exception>
 
 namespace autoctl {
 
-enum class ExitCode : int {
-    Ok = 0,
-    BadArguments = 1,       // wrong or missing options, refused operation (what to do is in the message)
-    MonitorError = 2,       // monitor unreachable, or it refused the request
-    Timeout = 3,            // --wait expired before the formation was healthy again
-    LocalPostgresError = 4, // initdb, pg_ctl, local server or keeper failed
-};
-
+using ExitCode = autofailover::support::ExitCode;
 // Thrown by commands; main() prints "autoctl: <message>" and exits with code().
-class CliError : public std::runtime_error {
-public:
-    CliError(ExitCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
-    ExitCode code() const { return code_; }
-
-private:
-    ExitCode code_;
-};
+using CliError = autofailover::support::Error;
 
 // Ends the command with an exit status chosen elsewhere (the keeper loop's own
 // codes), without a message.

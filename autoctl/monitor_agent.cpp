@@ -1,11 +1,12 @@
 #include "autoctl/monitor_agent.h"
 
-#include "autoctl/child_process.h"
+#include "support/child_process.h"
 #include "autoctl/etcd_client.h"
 #include "autoctl/etcd_leader_placement.h"
 #include "autoctl/exit_codes.h"
 
-#include "keeper/atomic_file.h"
+#include "support/atomic_file.h"
+#include "support/conninfo.h"
 #include "keeper/keeper_log.h"
 #include "libautofailover/lsn.h"
 
@@ -25,6 +26,9 @@
 #include <set>
 
 namespace fs = std::filesystem;
+using autofailover::support::ChildResult;
+using autofailover::support::run_operator_child;
+using autofailover::support::run_operator_child_or_throw;
 
 namespace autoctl {
 
@@ -34,8 +38,9 @@ using Json = nlohmann::json;
 using autofailover::keeper::log_error;
 using autofailover::keeper::log_info;
 using autofailover::keeper::log_warn;
-using autofailover::keeper::read_file_if_exists;
-using autofailover::keeper::write_file_atomically;
+using autofailover::support::conninfo_quote;
+using autofailover::support::read_file_if_exists;
+using autofailover::support::write_file_atomically;
 
 const char* const kHaConf = "autofailover_ha.conf";
 
@@ -56,15 +61,6 @@ void check_name(const std::string& what, const std::string& value) {
 std::string quote_conf(const std::string& value) {
     std::string out = "'";
     for (char c : value) out += c == '\'' ? std::string("''") : std::string(1, c);
-    return out + "'";
-}
-
-std::string conninfo_value(const std::string& value) {
-    std::string out = "'";
-    for (char c : value) {
-        if (c == '\'' || c == '\\') out += '\\';
-        out += c;
-    }
     return out + "'";
 }
 
@@ -171,13 +167,13 @@ std::string local_conninfo(const MonitorSetup& s, const char* dbname) {
 }
 
 std::string source_conninfo(const Member& leader, const std::string& user) {
-    return fmt::format("host={} port={} user={} dbname=postgres connect_timeout=5", conninfo_value(leader.host),
-                       leader.port, conninfo_value(user));
+    return fmt::format("host={} port={} user={} dbname=postgres connect_timeout=5", conninfo_quote(leader.host),
+                       leader.port, conninfo_quote(user));
 }
 
 std::string primary_conninfo(const Member& leader, const std::string& user, const std::string& my_name) {
-    return fmt::format("host={} port={} user={} application_name={} connect_timeout=2", conninfo_value(leader.host),
-                       leader.port, conninfo_value(user), my_name);
+    return fmt::format("host={} port={} user={} application_name={} connect_timeout=2", conninfo_quote(leader.host),
+                       leader.port, conninfo_quote(user), my_name);
 }
 
 void write_ha_conf(const MonitorSetup& s, const std::string& content) {
@@ -202,10 +198,10 @@ void base_backup(const MonitorHaConfig& c, const Member& leader) {
         for (const auto& entry : fs::directory_iterator(pgdata)) fs::remove_all(entry.path());
     fs::create_directories(pgdata);
     fs::permissions(pgdata, fs::perms::owner_all);
-    run_child_or_throw({monitor_program(c.setup, "pg_basebackup"), "-D", c.setup.pgdata, "-d",
-                        source_conninfo(leader, monitor_os_user()), "-X", "stream", "-c", "fast"},
-                       "The standby monitor needs a replication connection to the leader as the OS user "
-                       "(pg_hba.conf of a monitor created with --etcd allows it from its --allow networks).");
+    run_operator_child_or_throw({monitor_program(c.setup, "pg_basebackup"), "-D", c.setup.pgdata, "-d",
+                                 source_conninfo(leader, monitor_os_user()), "-X", "stream", "-c", "fast"},
+                                "The standby monitor needs a replication connection to the leader as the OS user "
+                                "(pg_hba.conf of a monitor created with --etcd allows it from its --allow networks).");
 }
 
 // ---------------------------------------------------------------------------
@@ -435,16 +431,17 @@ void Agent::rejoin(const Member& leader) {
         } catch (const std::exception&) {
         }
         drop_local();
-        run_child_or_throw({monitor_program(c_.setup, "pg_ctl"), "-D", c_.setup.pgdata, "-m", "fast", "-w", "stop"}, "");
+        run_operator_child_or_throw(
+            {monitor_program(c_.setup, "pg_ctl"), "-D", c_.setup.pgdata, "-m", "fast", "-w", "stop"}, "");
     }
     drop_local();
     const bool was_standby = fs::exists(fs::path(c_.setup.pgdata) / "standby.signal");
     bool rewound = false;
     if (!was_standby) {
         // pg_rewind runs crash recovery first when the server was not shut down cleanly.
-        ChildResult rewind = run_child({monitor_program(c_.setup, "pg_rewind"), "-D", c_.setup.pgdata,
-                                        "--source-server=" + source_conninfo(leader, os_user_)});
-        if (rewind.exit_status != 0) {
+        ChildResult rewind = run_operator_child({monitor_program(c_.setup, "pg_rewind"), "-D", c_.setup.pgdata,
+                                                 "--source-server=" + source_conninfo(leader, os_user_)});
+        if (rewind.exit_status() != 0) {
             std::string last = rewind.output.substr(rewind.output.size() > 300 ? rewind.output.size() - 300 : 0);
             std::replace(last.begin(), last.end(), '\n', ' ');
             log_warn("monitor={} pg_rewind failed ({}); taking a fresh base backup", c_.name, last);
@@ -547,7 +544,7 @@ void Agent::release() {
     }
     drop_local();
     if (running())
-        run_child({monitor_program(c_.setup, "pg_ctl"), "-D", c_.setup.pgdata, "-m", "fast", "-w", "stop"});
+        run_operator_child({monitor_program(c_.setup, "pg_ctl"), "-D", c_.setup.pgdata, "-m", "fast", "-w", "stop"});
 }
 
 }  // namespace
@@ -704,7 +701,7 @@ void show_monitors(const std::vector<std::string>& endpoints, const std::string&
         row.m = *m;
         try {
             pqxx::connection conn(fmt::format("host={} port={} user={} dbname=autofailover connect_timeout=2",
-                                              conninfo_value(m->host), m->port, conninfo_value(user)));
+                                              conninfo_quote(m->host), m->port, conninfo_quote(user)));
             pqxx::nontransaction tx(conn);
             auto r = tx.exec1(
                 "SELECT pg_catalog.pg_is_in_recovery(), CASE WHEN pg_catalog.pg_is_in_recovery() "

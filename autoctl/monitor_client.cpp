@@ -3,6 +3,7 @@
 #include "autoctl/exit_codes.h"
 #include "keeper/keeper.h"
 #include "keeper/monitor_link.h"
+#include "support/conninfo.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -14,7 +15,7 @@ namespace autoctl {
 
 std::string redact_uri(const std::string& uri) {
     // One redactor for keeper and autoctl: it knows libpq's quoting, so no part of a password is left.
-    return autofailover::keeper::redact_conninfo(uri);
+    return autofailover::support::redact_conninfo(uri);
 }
 
 class MonitorClient::StateReceiver : public pqxx::notification_receiver {

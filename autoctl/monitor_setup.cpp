@@ -1,9 +1,9 @@
 #include "autoctl/monitor_setup.h"
 
-#include "autoctl/child_process.h"
+#include "support/child_process.h"
 #include "autoctl/exit_codes.h"
 
-#include "keeper/atomic_file.h"
+#include "support/atomic_file.h"
 #include "keeper/keeper.h"
 #include "keeper/keeper_config.h"
 #include "keeper/replication_auth.h"
@@ -29,6 +29,9 @@
 #include <sstream>
 
 namespace fs = std::filesystem;
+using autofailover::support::ChildResult;
+using autofailover::support::run_operator_child;
+using autofailover::support::run_operator_child_or_throw;
 
 namespace autoctl {
 
@@ -38,10 +41,6 @@ namespace keeper = autofailover::keeper;
 
 const char* const kMonitorDatabase = "autofailover";
 
-std::string bin(const MonitorSetup& s, const char* program) {
-    return s.pg_bindir.empty() ? program : (fs::path(s.pg_bindir) / program).string();
-}
-
 std::string read_file(const fs::path& path) {
     std::ifstream in(path);
     std::stringstream ss;
@@ -49,10 +48,10 @@ std::string read_file(const fs::path& path) {
     return ss.str();
 }
 
-// Unique temp name + fsync + rename (keeper/atomic_file.h); every file here is private to the OS user.
+// Unique temp name + fsync + rename (support/atomic_file.h); every file here is private to the OS user.
 void write_file(const fs::path& path, const std::string& content) {
     try {
-        keeper::write_file_atomically(path.string(), content, 0600);
+        autofailover::support::write_file_atomically(path.string(), content, 0600);
     } catch (const std::exception& e) {
         throw CliError(ExitCode::LocalPostgresError, e.what());
     }
@@ -173,14 +172,14 @@ std::string pg_hba_conf(const MonitorSetup& s, const std::string& os_user) {
 }
 
 bool server_is_running(const MonitorSetup& s) {
-    return run_child({bin(s, "pg_ctl"), "-D", s.pgdata, "status"}).exit_status == 0;
+    return run_operator_child({monitor_program(s, "pg_ctl"), "-D", s.pgdata, "status"}).exit_status() == 0;
 }
 
 void start_server(const MonitorSetup& s) {
-    run_child_or_throw({bin(s, "pg_ctl"), "-D", s.pgdata, "-l", monitor_log_path(s.pgdata), "-w", "-t",
-                        std::to_string(s.start_timeout.count()), "start"},
-                       fmt::format("See the server log {} for why the monitor did not start.",
-                                   monitor_log_path(s.pgdata)));
+    run_operator_child_or_throw({monitor_program(s, "pg_ctl"), "-D", s.pgdata, "-l", monitor_log_path(s.pgdata), "-w",
+                                 "-t", std::to_string(s.start_timeout.count()), "start"},
+                                fmt::format("See the server log {} for why the monitor did not start.",
+                                            monitor_log_path(s.pgdata)));
 }
 
 std::string random_password() {
@@ -314,9 +313,7 @@ std::string parse_allowed_network(const std::string& text) {
 }
 
 std::string monitor_log_path(const std::string& pgdata) {
-    fs::path p = fs::path(pgdata).lexically_normal();
-    if (p.filename().empty()) p = p.parent_path();
-    return p.string() + ".postgres.log";
+    return autofailover::support::server_log_path(fs::path(pgdata).lexically_normal().string());
 }
 
 MonitorUris create_monitor(const MonitorSetup& input) {
@@ -342,14 +339,14 @@ MonitorUris create_monitor(const MonitorSetup& input) {
                                        "empty or missing directory to --pgdata.",
                                        s.pgdata));
         std::cerr << fmt::format("autoctl: initdb {}\n", s.pgdata);
-        run_child_or_throw({bin(s, "initdb"), "-D", s.pgdata, "--encoding=UTF8", "--locale=C",
-                            "--auth-local=peer", "--auth-host=reject", "--no-instructions"},
-                           "Check that the parent directory exists and belongs to the current OS user.");
+        run_operator_child_or_throw({monitor_program(s, "initdb"), "-D", s.pgdata, "--encoding=UTF8", "--locale=C",
+                                     "--auth-local=peer", "--auth-host=reject", "--no-instructions"},
+                                    "Check that the parent directory exists and belongs to the current OS user.");
     }
     write_monitor_files(s);
 
     if (server_is_running(s)) {
-        run_child_or_throw({bin(s, "pg_ctl"), "-D", s.pgdata, "reload"}, "");
+        run_operator_child_or_throw({monitor_program(s, "pg_ctl"), "-D", s.pgdata, "reload"}, "");
     } else {
         std::cerr << fmt::format("autoctl: starting the monitor on {}:{} (log: {})\n", s.hostname, s.pgport,
                                  monitor_log_path(s.pgdata));
@@ -386,7 +383,9 @@ void write_monitor_files(const MonitorSetup& s) {
 
 bool monitor_server_running(const MonitorSetup& s) { return server_is_running(s); }
 void start_monitor_server(const MonitorSetup& s) { start_server(s); }
-std::string monitor_program(const MonitorSetup& s, const char* program) { return bin(s, program); }
+std::string monitor_program(const MonitorSetup& s, const char* program) {
+    return autofailover::support::pg_program(s.pg_bindir, program);
+}
 std::string monitor_os_user() { return os_user_name(); }
 
 MonitorUris monitor_uris(const MonitorSetup& s) {
@@ -418,7 +417,7 @@ int run_monitor_in_foreground(const MonitorSetup& s) {
         int sig = sigtimedwait(&stop_signals, nullptr, &poll_interval);
         if (sig == SIGINT || sig == SIGTERM) {
             std::cerr << "autoctl: stopping the monitor\n";
-            run_child_or_throw({bin(s, "pg_ctl"), "-D", s.pgdata, "-m", "fast", "-w", "stop"}, "");
+            run_operator_child_or_throw({monitor_program(s, "pg_ctl"), "-D", s.pgdata, "-m", "fast", "-w", "stop"}, "");
             return 0;
         }
         if (!server_is_running(s)) {

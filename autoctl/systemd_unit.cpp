@@ -1,6 +1,7 @@
 #include "autoctl/systemd_unit.h"
 
 #include "autoctl/exit_codes.h"
+#include "support/postgres_paths.h"
 
 #include "keeper/keeper.h"
 
@@ -79,7 +80,7 @@ std::string systemd_unit_for(const std::string& pgdata_arg) {
             "TimeoutStopSec={4}\n\n"
             "[Install]\n"
             "WantedBy=multi-user.target\n",
-            pgdata, user, AUTOFAILOVER_PG_BINDIR, kRestartSec, kTimeoutStopSec);
+            pgdata, user, autofailover::support::default_pg_bindir(), kRestartSec, kTimeoutStopSec);
     }
     throw CliError(ExitCode::BadArguments,
                    fmt::format("{} is neither a node created by `autoctl create postgres` nor a monitor created by "

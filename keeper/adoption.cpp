@@ -1,6 +1,6 @@
 #include "keeper/adoption.h"
 
-#include "keeper/conninfo.h"
+#include "support/conninfo.h"
 #include "keeper/keeper.h"
 #include "keeper/keeper_log.h"
 #include "keeper/keeper_loop.h"
@@ -46,7 +46,7 @@ AdoptedNode adopt_by_new_monitor(const AdoptOptions& options) {
     if (options.pgdata.empty()) throw KeeperError(KeeperError::Kind::BadArguments, "--pgdata is required");
     if (options.monitor_uri.empty()) throw KeeperError(KeeperError::Kind::BadArguments, "--monitor is required");
     const std::string pgdata = fs::absolute(options.pgdata).lexically_normal().string();
-    const std::string dir = options.state_dir.empty() ? default_state_dir(pgdata)
+    const std::string dir = options.state_dir.empty() ? support::default_state_dir(pgdata)
                                                       : fs::absolute(options.state_dir).lexically_normal().string();
     KeeperConfig config = load_config(dir);
     const KeeperState state = load_state(dir);
@@ -82,7 +82,7 @@ AdoptedNode adopt_by_new_monitor(const AdoptOptions& options) {
     // old monitor in keeper.json (dead anyway), never a role without its password.
     config.monitor_passfile = dir + "/monitor.pgpass";
     write_monitor_pgpass(config.monitor_passfile, reg.keeper_role, reg.keeper_password);
-    config.monitor_uri = conninfo_without_password(options.monitor_uri);
+    config.monitor_uri = support::conninfo_without_password(options.monitor_uri);
     config.monitor_user = reg.keeper_role;
     save_config(dir, config);
 
@@ -95,7 +95,7 @@ AdoptedNode adopt_by_new_monitor(const AdoptOptions& options) {
     if (auto pid = live_pid_in(pid_path(dir)); pid && ::kill(static_cast<pid_t>(*pid), SIGHUP) == 0)
         adopted.keeper_signalled = true;
     log_info("node={} state={} adopted by the new monitor {} (goal {}){}", adopted.name, adopted.reported_state,
-             redact_conninfo(config.monitor_uri), adopted.goal_state,
+             support::redact_conninfo(config.monitor_uri), adopted.goal_state,
              adopted.keeper_signalled ? "; the running keeper reloads keeper.json" : "");
     return adopted;
 }

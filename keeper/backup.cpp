@@ -1,7 +1,7 @@
 #include "keeper/backup.h"
 
-#include "keeper/child_process.h"
-#include "keeper/conninfo.h"
+#include "support/child_process.h"
+#include "support/conninfo.h"
 #include "keeper/keeper.h"
 #include "keeper/keeper_loop.h"
 
@@ -185,11 +185,11 @@ std::optional<BackupSet> latest_backup_of(const BackupInfo& info, const std::str
 }
 
 BackupInfo read_backup_info(const KeeperConfig& config, std::chrono::milliseconds timeout) {
-    ChildOptions options;
+    support::ChildOptions options;
     options.timeout = timeout;
     options.extra_env = {"LC_ALL=C"};
-    const auto r = run_child(pgbackrest_argv(config.backup, "info", {"--output=json"}), options);
-    if (!r.ok()) throw std::runtime_error("pgbackrest info failed: " + tail_of(r.output));
+    const auto r = support::run_child(pgbackrest_argv(config.backup, "info", {"--output=json"}), options);
+    if (!r.ok()) throw std::runtime_error("pgbackrest info failed: " + support::tail_of(r.output));
     // stderr is merged into the output: the JSON is the last line that starts with '['.
     const auto start = r.output.rfind("\n[");
     return parse_backup_info(start == std::string::npos ? r.output : r.output.substr(start + 1), config.backup.stanza);
@@ -213,7 +213,7 @@ LocalNode inspect_local_node(const std::string& pgdata_arg) {
     while (pgdata.size() > 1 && pgdata.back() == '/') pgdata.pop_back();
     LocalNode node;
     try {
-        node.config = load_config(default_state_dir(pgdata));
+        node.config = load_config(support::default_state_dir(pgdata));
     } catch (const std::exception& e) {
         throw KeeperError(KeeperError::Kind::BadArguments, "--pgdata " + pgdata + ": " + e.what());
     }
@@ -222,7 +222,7 @@ LocalNode inspect_local_node(const std::string& pgdata_arg) {
                           "node " + node.config.name + " has no backup integration (keeper.json \"backup\"; "
                           "autoctl create postgres --backup pgbackrest ...)");
     try {
-        pqxx::connection conn("host=" + conninfo_quote(node.config.socket_dir) + " port=" +
+        pqxx::connection conn("host=" + support::conninfo_quote(node.config.socket_dir) + " port=" +
                               std::to_string(node.config.port) + " dbname=postgres connect_timeout=5");
         pqxx::nontransaction tx(conn);
         auto r = tx.exec("SELECT pg_is_in_recovery(), "
@@ -235,12 +235,12 @@ LocalNode inspect_local_node(const std::string& pgdata_arg) {
     return node;
 }
 
-ChildResult run_pgbackrest(const KeeperConfig& c, const std::string& name, const std::vector<std::string>& options,
+support::ChildResult run_pgbackrest(const KeeperConfig& c, const std::string& name, const std::vector<std::string>& options,
                            std::chrono::milliseconds timeout) {
-    ChildOptions child;
+    support::ChildOptions child;
     child.timeout = timeout;
     child.extra_env = {"LC_ALL=C"};
-    return run_child(pgbackrest_argv(c.backup, name, options), child);
+    return support::run_child(pgbackrest_argv(c.backup, name, options), child);
 }
 
 }  // namespace
@@ -273,7 +273,7 @@ BackupOutcome perform_backup(const BackupRequest& request) {
     // Idempotent: creates the stanza on first use, checks it matches this system afterwards.
     auto created = run_pgbackrest(c, "stanza-create", pgbackrest_node_options(c, 1), request.timeout);
     if (!created.ok())
-        throw KeeperError(KeeperError::Kind::LocalPostgres, "pgbackrest stanza-create failed: " + tail_of(created.output));
+        throw KeeperError(KeeperError::Kind::LocalPostgres, "pgbackrest stanza-create failed: " + support::tail_of(created.output));
     std::vector<std::string> options = pgbackrest_node_options(c, 1);
     options.push_back("--type=" + request.type);
     options.push_back("--start-fast");  // an on-demand backup starts now, not at the next checkpoint
@@ -289,7 +289,7 @@ BackupOutcome perform_backup(const BackupRequest& request) {
     }
     const auto started = std::chrono::steady_clock::now();
     auto r = run_pgbackrest(c, "backup", options, request.timeout);
-    if (!r.ok()) throw KeeperError(KeeperError::Kind::LocalPostgres, "pgbackrest backup failed: " + tail_of(r.output));
+    if (!r.ok()) throw KeeperError(KeeperError::Kind::LocalPostgres, "pgbackrest backup failed: " + support::tail_of(r.output));
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     try {
         const BackupInfo info = read_backup_info(c, request.timeout);

@@ -1,6 +1,6 @@
 #include "keeper/hooks.h"
 
-#include "keeper/child_process.h"
+#include "support/child_process.h"
 #include "keeper/keeper_log.h"
 
 #include <algorithm>
@@ -115,15 +115,15 @@ void HookRunner::run() {
             event = std::move(queue_.front());
             queue_.pop_front();
         }
-        ChildOptions options;
+        support::ChildOptions options;
         options.timeout = timeout_;
         options.extra_env = event.env;
         try {
             const auto started = std::chrono::steady_clock::now();
-            const ChildResult r = run_child({event.program}, options);
+            const support::ChildResult r = support::run_child({event.program}, options);
             const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::steady_clock::now() - started).count();
-            std::string out = tail_of(r.output);
+            std::string out = support::tail_of(r.output);
             std::replace(out.begin(), out.end(), '\n', ' ');
             if (r.timed_out)
                 log_warn("node={} hook {} killed at its timeout ({} ms): {} output: {}", node_, event.hook,

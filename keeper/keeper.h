@@ -6,6 +6,10 @@
 // (docs/architecture.md): MonitorError → 2, LocalPostgres → 4, BadArguments → 1.
 #pragma once
 
+#include "support/postgres_paths.h"
+
+#include "support/error.h"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -15,19 +19,22 @@
 
 namespace autofailover::keeper {
 
-class KeeperError : public std::runtime_error {
+// A support::Error (the one error type of keeper and autoctl, with its exit code) that also says which
+// side failed in the keeper's words.
+class KeeperError : public support::Error {
 public:
     enum class Kind { BadArguments, MonitorError, LocalPostgres };
-    KeeperError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+    KeeperError(Kind kind, const std::string& message) : support::Error(exit_code_of(kind), message), kind_(kind) {}
     Kind kind() const { return kind_; }
-    int exit_code() const { return kind_ == Kind::BadArguments ? 1 : kind_ == Kind::MonitorError ? 2 : 4; }
 
 private:
+    static support::ExitCode exit_code_of(Kind kind) {
+        return kind == Kind::BadArguments   ? support::ExitCode::BadArguments
+               : kind == Kind::MonitorError ? support::ExitCode::MonitorError
+                                            : support::ExitCode::LocalPostgresError;
+    }
     Kind kind_;
 };
-
-// <pgdata>.keeper (no trailing slash on pgdata), the default --state-dir.
-std::string default_state_dir(const std::string& pgdata);
 
 struct CreateNodeOptions {
     std::string pgdata;                 // required, absolute or relative (made absolute)
@@ -58,7 +65,7 @@ struct CreateNodeOptions {
     std::string ssl_ca_file;  // --ssl-ca-file: the CA that signed every node's certificate
     std::string server_cert;  // --server-cert: this node's certificate (CN or SAN = --hostname)
     std::string server_key;   // --server-key: its key
-    std::string pg_bindir = "/usr/lib/postgresql/15/bin";
+    std::string pg_bindir = support::default_pg_bindir();
     // --allow-clients / --client-database / --client-role / --skip-pg-hba: application
     // access written by the keeper (keeper.json, docs/clients.md).
     std::vector<std::string> allow_clients;
@@ -158,9 +165,6 @@ std::optional<long> set_client_access(const std::string& pgdata, const std::stri
                                       const std::vector<std::string>& allow_clients,
                                       const std::optional<std::string>& client_database,
                                       const std::optional<std::string>& client_role);
-
-// The connection string with any password replaced by "****" (URI and key=value forms).
-std::string redact_conninfo(const std::string& conninfo);
 
 // pgBackRest (docs/backups.md), for `autoctl perform backup` and `autoctl show backups`.
 // The nodes are this host's, named by their data directories (their keeper.json say

@@ -3,7 +3,7 @@
 
 #include "libautofailover/input_validation.h"
 
-#include "keeper/conninfo.h"
+#include "support/conninfo.h"
 #include "keeper/keeper_log.h"
 #include "keeper/keeper_loop.h"
 #include "keeper/http_endpoint.h"
@@ -11,7 +11,7 @@
 #include "keeper/local_postgres.h"
 #include "keeper/monitor_link.h"
 #include "keeper/pid_file.h"
-#include "keeper/atomic_file.h"
+#include "support/atomic_file.h"
 #include "keeper/postgres_files.h"
 #include "keeper/replication_auth.h"
 
@@ -62,7 +62,7 @@ std::string absolute(const std::string& path) {
 }
 
 std::string resolve_state_dir(const std::string& pgdata, const std::string& state_dir) {
-    return state_dir.empty() ? default_state_dir(absolute(pgdata)) : absolute(state_dir);
+    return state_dir.empty() ? support::default_state_dir(absolute(pgdata)) : absolute(state_dir);
 }
 
 bool is_initialized(NodeState s) {
@@ -186,7 +186,7 @@ ClientAccess client_access(const std::string& pgdata, const std::string& state_d
     a.ssl_ca_file = config.ssl_ca_file;
     a.hba_lines = client_hba_lines(config, formation);
     // Applied: every expected line is in pg_hba.conf, and no other client line is.
-    const std::string text = read_file_if_exists(config.pgdata + "/pg_hba.conf").value_or("");
+    const std::string text = support::read_file_if_exists(config.pgdata + "/pg_hba.conf").value_or("");
     std::vector<std::string> present;
     std::size_t start = 0;
     while (start < text.size()) {
@@ -203,12 +203,6 @@ ClientAccess client_access(const std::string& pgdata, const std::string& state_d
             std::find(a.hba_lines.begin(), a.hba_lines.end(), line) == a.hba_lines.end())
             a.hba_applied = false;
     return a;
-}
-
-std::string default_state_dir(const std::string& pgdata) {
-    std::string p = pgdata;
-    while (p.size() > 1 && p.back() == '/') p.pop_back();
-    return p + ".keeper";
 }
 
 // --backup*: before anything is written; the values reach command lines and archive_command.
@@ -259,10 +253,10 @@ CreatedNode create_postgres_node(const CreateNodeOptions& options) {
         state = KeeperState{};
     }
     // keeper.json keeps the monitor's address; the bootstrap password stays with the operator.
-    const std::string monitor_address = conninfo_without_password(options.monitor_uri);
+    const std::string monitor_address = support::conninfo_without_password(options.monitor_uri);
     if (state.node_id != 0) {
         config = load_config(dir);
-        if (conninfo_without_password(config.monitor_uri) != monitor_address || config.formation != options.formation ||
+        if (support::conninfo_without_password(config.monitor_uri) != monitor_address || config.formation != options.formation ||
             config.pgdata != pgdata)
             throw KeeperError(KeeperError::Kind::BadArguments,
                               dir + " already holds node " + config.name + " of formation " + config.formation +
@@ -432,7 +426,7 @@ KeeperStatus keeper_status(const std::string& pgdata, const std::string& state_d
     }
     status.name = config.name;
     status.formation = config.formation;
-    status.monitor_uri_redacted = redact_conninfo(config.monitor_uri);
+    status.monitor_uri_redacted = support::redact_conninfo(config.monitor_uri);
     status.postgres_running = LocalPostgres(config).postmaster_alive();
     KeeperState state = load_state(dir);
     if (state.node_id != 0) status.node_id = state.node_id;

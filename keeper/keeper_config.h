@@ -3,6 +3,8 @@
 // (docs/keeper.md). Tests shorten them by editing keeper.json.
 #pragma once
 
+#include "support/postgres_paths.h"
+
 #include <chrono>
 #include <optional>
 #include <string>
@@ -68,7 +70,7 @@ struct KeeperConfig {
     std::string hostname;
     int port = 5432;
     std::string pgdata;
-    std::string pg_bindir = "/usr/lib/postgresql/15/bin";
+    std::string pg_bindir = support::default_pg_bindir();
     // pg_hba method of the keeper's lines (replication, probe): scram-sha-256 or trust.
     std::string auth_method = "scram-sha-256";
     // pgpass file (0600) holding autofailover_replicator's password, used through

@@ -1,10 +1,12 @@
 #include "keeper/keeper_loop.h"
 
-#include "keeper/atomic_file.h"
-#include "keeper/child_process.h"
+#include "support/atomic_file.h"
+#include "support/child_process.h"
 #include "keeper/hooks.h"
 #include "keeper/keeper.h"
 #include "keeper/keeper_log.h"
+#include "keeper/replication_slots.h"
+#include "keeper/standby_setup.h"
 #include "keeper/transition_actions.h"
 #include "libautofailover/keeper_transitions.h"
 #include "libautofailover/partition.h"
@@ -42,7 +44,7 @@ std::string state_path(const std::string& dir) { return dir + "/state.json"; }
 std::string pid_path(const std::string& dir) { return dir + "/keeper.pid"; }
 
 KeeperConfig load_config(const std::string& dir) {
-    auto text = read_file_if_exists(config_path(dir));
+    auto text = support::read_file_if_exists(config_path(dir));
     if (!text)
         throw KeeperError(KeeperError::Kind::BadArguments,
                           "no keeper.json in " + dir + ": run `autoctl create postgres` first");
@@ -54,17 +56,17 @@ KeeperConfig load_config(const std::string& dir) {
 }
 
 KeeperState load_state(const std::string& dir) {
-    auto text = read_file_if_exists(state_path(dir));
+    auto text = support::read_file_if_exists(state_path(dir));
     if (!text) return KeeperState{};
     return state_from_json(*text);
 }
 
 void save_config(const std::string& dir, const KeeperConfig& config) {
-    write_file_atomically(config_path(dir), config_to_json(config));
+    support::write_file_atomically(config_path(dir), config_to_json(config));
 }
 
 void save_state(const std::string& dir, const KeeperState& state) {
-    write_file_atomically(state_path(dir), state_to_json(state));
+    support::write_file_atomically(state_path(dir), state_to_json(state));
 }
 
 KeeperLoop::KeeperLoop(std::string state_dir, std::function<bool()> stop_requested)
@@ -148,7 +150,7 @@ void KeeperLoop::reload_config() {
         log_info("node={} state={} reloaded keeper.json (poll_period={})", name(), to_string(state_.current_state),
                  ms(config_.timeouts.poll_period));
         // Settings of autofailover.conf that a reload applies (wal_keep_size) take effect now.
-        if (pg_.data_dir_exists() && read_file_if_exists(config_.pgdata + "/autofailover.conf") !=
+        if (pg_.data_dir_exists() && support::read_file_if_exists(config_.pgdata + "/autofailover.conf") !=
                                          autofailover_conf_text(config_)) {
             write_autofailover_conf(config_);
             if (pg_.postmaster_alive()) pg_.reload();
@@ -537,16 +539,16 @@ bool KeeperLoop::advance_towards_goal() {
 bool KeeperLoop::pre_promote_allows() {
     const std::string state = std::string(to_string(state_.current_state));
     HookEvent event = pre_promote_event(config_.hooks, node_observation());
-    ChildOptions options;
+    support::ChildOptions options;
     options.timeout = config_.hooks.timeout;
     options.extra_env = event.env;
     options.tick = [this] { heartbeat(); };
     const NodeState goal = state_.goal_state;
     options.cancel = [this, goal] { return stop_requested_() || state_.goal_state != goal; };
     const auto started = SteadyClock::now();
-    const ChildResult r = run_child({event.program}, options);
+    const support::ChildResult r = support::run_child({event.program}, options);
     const auto took = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - started);
-    std::string out = tail_of(r.output, 200);
+    std::string out = support::tail_of(r.output, 200);
     std::replace_if(out.begin(), out.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; }, ' ');
     if (r.cancelled) {
         log_info("node={} state={} hook pre_promote stopped after {}: the goal is {} now", name(), state, ms(took),

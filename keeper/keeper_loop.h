@@ -21,7 +21,7 @@
 
 namespace autofailover::keeper {
 
-struct ActionContext;  // keeper/transition_actions.h
+struct ActionContext;  // keeper/action_context.h
 
 // How this node's keeper logs in to the monitor (its own role, docs/security.md).
 MonitorLogin monitor_login(const KeeperConfig& config);

@@ -1,9 +1,10 @@
 #include "keeper/local_postgres.h"
 
-#include "keeper/atomic_file.h"
-#include "keeper/conninfo.h"
+#include "support/atomic_file.h"
+#include "support/conninfo.h"
 #include "keeper/keeper.h"
 #include "keeper/pid_file.h"
+#include "keeper/postgres_tools.h"
 
 #include <cerrno>
 #include <csignal>
@@ -47,7 +48,7 @@ LocalPostgres::LocalPostgres(const KeeperConfig& config) : config_(config) {}
 bool LocalPostgres::data_dir_exists() const { return file_exists(config_.pgdata + "/PG_VERSION"); }
 
 std::optional<long> LocalPostgres::postmaster_pid() const {
-    auto pidfile = read_file_if_exists(config_.pgdata + "/postmaster.pid");
+    auto pidfile = support::read_file_if_exists(config_.pgdata + "/postmaster.pid");
     if (!pidfile) return std::nullopt;
     try {
         return std::stol(*pidfile);
@@ -66,19 +67,12 @@ bool LocalPostgres::postmaster_unreaped() const {
     return pid && *pid > 0 && ::kill(static_cast<pid_t>(*pid), 0) == 0 && !process_alive(*pid);
 }
 
-std::string LocalPostgres::postgres_log_path() const {
-    // <pgdata>/../<name>.postgres.log (docs/architecture.md)
-    std::string pgdata = config_.pgdata;
-    auto slash = pgdata.rfind('/');
-    std::string parent = slash == std::string::npos ? "." : pgdata.substr(0, slash);
-    std::string base = slash == std::string::npos ? pgdata : pgdata.substr(slash + 1);
-    return parent + "/" + base + ".postgres.log";
-}
+std::string LocalPostgres::postgres_log_path() const { return support::server_log_path(config_.pgdata); }
 
 pqxx::result LocalPostgres::with_connection(const std::function<pqxx::result(pqxx::connection&)>& fn) {
     try {
         if (!conn_) {
-            std::string conninfo = "host=" + conninfo_quote(config_.socket_dir) +
+            std::string conninfo = "host=" + support::conninfo_quote(config_.socket_dir) +
                                    " port=" + std::to_string(config_.port) +
                                    " dbname=postgres connect_timeout=2 application_name=autofailover_keeper"
                                    " options='-c statement_timeout=10000 -c synchronous_commit=local'";
@@ -164,10 +158,8 @@ Observation LocalPostgres::observe() {
 }
 
 std::optional<ControlData> LocalPostgres::control_data() {
-    ChildOptions options;
-    options.timeout = std::chrono::seconds(10);
-    options.extra_env = {"LC_ALL=C"};
-    auto r = run_child({tool("pg_controldata"), "-D", config_.pgdata}, options);
+    const ToolRun run = pg_controldata_run(config_);
+    auto r = support::run_child(run.argv, run.options);
     if (!r.ok()) return std::nullopt;
     ControlData cd;
     std::istringstream in(r.output);
@@ -189,34 +181,24 @@ std::optional<ControlData> LocalPostgres::control_data() {
 
 void LocalPostgres::start(const std::function<void()>& tick, const std::function<bool()>& cancel) {
     conn_.reset();
-    ChildOptions options;
-    options.timeout = config_.timeouts.postgres_start_timeout + std::chrono::seconds(5);
-    options.tick = tick;
-    options.tick_every = config_.timeouts.poll_period;
-    options.cancel = cancel;
-    auto seconds = std::to_string(std::max<long long>(1, config_.timeouts.postgres_start_timeout.count() / 1000));
-    auto r = run_child({tool("pg_ctl"), "-D", config_.pgdata, "-l", postgres_log_path(), "-w", "-t", seconds, "start"},
-                       options);
+    const ToolRun run = pg_ctl_start_run(config_, postgres_log_path(), tick, cancel);
+    auto r = support::run_child(run.argv, run.options);
     if (r.cancelled) {
         stop("immediate");
         throw KeeperError(KeeperError::Kind::LocalPostgres, "start of Postgres cancelled and undone");
     }
     if (!r.ok())
         throw KeeperError(KeeperError::Kind::LocalPostgres,
-                          "pg_ctl start failed (see " + postgres_log_path() + "): " + tail_of(r.output));
+                          "pg_ctl start failed (see " + postgres_log_path() + "): " + support::tail_of(r.output));
 }
 
 void LocalPostgres::stop(const std::string& mode, const std::function<void()>& tick) {
     conn_.reset();
     if (!postmaster_alive()) return;
-    ChildOptions options;
-    options.timeout = config_.timeouts.postgres_stop_timeout + std::chrono::seconds(5);
-    options.tick = tick;
-    options.tick_every = config_.timeouts.poll_period;
-    auto seconds = std::to_string(std::max<long long>(1, config_.timeouts.postgres_stop_timeout.count() / 1000));
-    auto r = run_child({tool("pg_ctl"), "-D", config_.pgdata, "-m", mode, "-w", "-t", seconds, "stop"}, options);
+    const ToolRun run = pg_ctl_stop_run(config_, mode, tick);
+    auto r = support::run_child(run.argv, run.options);
     if (!r.ok() && postmaster_alive())
-        throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl stop -m " + mode + " failed: " + tail_of(r.output));
+        throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl stop -m " + mode + " failed: " + support::tail_of(r.output));
 }
 
 void LocalPostgres::finish_crash_recovery(const std::function<void()>& tick) {
@@ -224,29 +206,20 @@ void LocalPostgres::finish_crash_recovery(const std::function<void()>& tick) {
     auto cd = control_data();
     if (!cd) throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_controldata failed on " + config_.pgdata);
     if (cd->cluster_state.rfind("shut down", 0) == 0) return;
-    ChildOptions options;
-    options.timeout = config_.timeouts.postgres_start_timeout;
-    options.tick = tick;
-    options.tick_every = config_.timeouts.poll_period;
-    options.extra_env = {"LC_ALL=C"};
-    // stdin is /dev/null: the single-user backend redoes the WAL, writes a shutdown checkpoint and exits.
-    auto r = run_child({tool("postgres"), "--single", "-F", "-D", config_.pgdata, "template1"}, options);
+    const ToolRun run = single_user_recovery_run(config_, tick);
+    auto r = support::run_child(run.argv, run.options);
     auto after = control_data();
     if (!r.ok() || !after || after->cluster_state.rfind("shut down", 0) != 0)
         throw KeeperError(KeeperError::Kind::LocalPostgres,
                           "crash recovery in single-user mode failed (state " + cd->cluster_state + "): " +
-                              tail_of(r.output));
+                              support::tail_of(r.output));
 }
 
 void LocalPostgres::promote(const std::function<void()>& tick) {
     conn_.reset();
-    ChildOptions options;
-    options.timeout = config_.timeouts.promote_timeout + std::chrono::seconds(5);
-    options.tick = tick;
-    options.tick_every = config_.timeouts.poll_period;
-    auto seconds = std::to_string(std::max<long long>(1, config_.timeouts.promote_timeout.count() / 1000));
-    auto r = run_child({tool("pg_ctl"), "-D", config_.pgdata, "-w", "-t", seconds, "promote"}, options);
-    if (!r.ok()) throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl promote failed: " + tail_of(r.output));
+    const ToolRun run = pg_ctl_promote_run(config_, tick);
+    auto r = support::run_child(run.argv, run.options);
+    if (!r.ok()) throw KeeperError(KeeperError::Kind::LocalPostgres, "pg_ctl promote failed: " + support::tail_of(r.output));
 }
 
 void LocalPostgres::reload() { sql("SELECT pg_reload_conf()"); }

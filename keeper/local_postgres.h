@@ -2,7 +2,7 @@
 // keeper does to it (pg_ctl, SQL over the unix socket as the OS superuser).
 #pragma once
 
-#include "keeper/child_process.h"
+#include "support/child_process.h"
 #include "keeper/keeper_config.h"
 #include "libautofailover/lsn.h"
 
@@ -58,7 +58,6 @@ public:
     explicit LocalPostgres(const KeeperConfig& config);
 
     const std::string& pgdata() const { return config_.pgdata; }
-    std::string tool(const std::string& name) const { return config_.pg_bindir + "/" + name; }
 
     Observation observe();
     bool data_dir_exists() const;

@@ -2,6 +2,7 @@
 
 #include "keeper/keeper.h"
 #include "keeper/keeper_log.h"
+#include "support/conninfo.h"
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
@@ -125,7 +126,7 @@ std::vector<std::pair<std::string, std::string>> connection_options(const Monito
     if (!parsed) {
         std::string message = error ? one_line(error) : "out of memory";
         PQfreemem(error);
-        throw MonitorUnreachable("invalid monitor URI " + redact_conninfo(login.uri) + ": " + message);
+        throw MonitorUnreachable("invalid monitor URI " + support::redact_conninfo(login.uri) + ": " + message);
     }
     static const std::set<std::string> ours = {"application_name", "keepalives", "keepalives_idle",
                                                "keepalives_interval", "keepalives_count"};
@@ -165,7 +166,7 @@ void MonitorLink::connect(SteadyClock::time_point deadline) {
         std::string message = one_line(PQerrorMessage(conn_.get()));
         conn_.reset();
         ++host_rotation_;
-        throw MonitorUnreachable("cannot connect to the monitor " + redact_conninfo(login_.uri) + ": " + message);
+        throw MonitorUnreachable("cannot connect to the monitor " + support::redact_conninfo(login_.uri) + ": " + message);
     }
     try {
         // PQconnectStartParams left the TCP connect in progress: libpq's protocol is to wait for the socket
@@ -178,7 +179,7 @@ void MonitorLink::connect(SteadyClock::time_point deadline) {
             status = PQconnectPoll(conn_.get());
             if (status == PGRES_POLLING_OK) break;
             if (status == PGRES_POLLING_FAILED)
-                throw MonitorUnreachable("cannot connect to the monitor " + redact_conninfo(login_.uri) + ": " +
+                throw MonitorUnreachable("cannot connect to the monitor " + support::redact_conninfo(login_.uri) + ": " +
                                          one_line(PQerrorMessage(conn_.get())));
         }
         PQsetnonblocking(conn_.get(), 1);

@@ -1,6 +1,6 @@
 #include "keeper/pid_file.h"
 
-#include "keeper/atomic_file.h"
+#include "support/atomic_file.h"
 
 #include <cerrno>
 #include <chrono>
@@ -45,7 +45,7 @@ bool process_alive(long pid) {
     if (pid <= 0) return false;
     if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return false;
     try {
-        if (auto stat = read_file_if_exists("/proc/" + std::to_string(pid) + "/stat")) {
+        if (auto stat = support::read_file_if_exists("/proc/" + std::to_string(pid) + "/stat")) {
             auto paren = stat->rfind(')');
             if (paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] == 'Z') return false;
         }

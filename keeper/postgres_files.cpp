@@ -1,8 +1,8 @@
 #include "keeper/postgres_files.h"
 
-#include "keeper/atomic_file.h"
+#include "support/atomic_file.h"
 #include "keeper/backup.h"
-#include "keeper/conninfo.h"
+#include "support/conninfo.h"
 #include "libautofailover/input_validation.h"
 
 #include <arpa/inet.h>
@@ -50,9 +50,9 @@ std::string ssl_settings(const KeeperConfig& c) {
 // libpq options shared by every connection as the replication role.
 std::string replication_credentials(const KeeperConfig& c) {
     std::string out;
-    if (!c.replication_passfile.empty()) out += " passfile=" + conninfo_quote(c.replication_passfile);
+    if (!c.replication_passfile.empty()) out += " passfile=" + support::conninfo_quote(c.replication_passfile);
     // With the operator's CA the peer proves it is the node the monitor named.
-    if (!c.ssl_ca_file.empty()) out += " sslmode=verify-full sslrootcert=" + conninfo_quote(c.ssl_ca_file);
+    if (!c.ssl_ca_file.empty()) out += " sslmode=verify-full sslrootcert=" + support::conninfo_quote(c.ssl_ca_file);
     else if (ssl_enabled(c)) out += " sslmode=require";
     return out;
 }
@@ -94,15 +94,15 @@ std::string autofailover_conf_text(const KeeperConfig& c) {
 }
 
 void write_autofailover_conf(const KeeperConfig& config) {
-    write_file_atomically(config.pgdata + "/autofailover.conf", autofailover_conf_text(config));
+    support::write_file_atomically(config.pgdata + "/autofailover.conf", autofailover_conf_text(config));
     const std::string main_conf = config.pgdata + "/postgresql.conf";
-    auto text = read_file_if_exists(main_conf);
+    auto text = support::read_file_if_exists(main_conf);
     if (!text) throw std::runtime_error("no postgresql.conf in " + config.pgdata);
     const std::string include = "include 'autofailover.conf'";
     if (text->find(include) == std::string::npos) {
         if (!text->empty() && text->back() != '\n') *text += '\n';
         *text += include + "  # autofailover keeper settings\n";
-        write_file_atomically(main_conf, *text);
+        support::write_file_atomically(main_conf, *text);
     }
 }
 
@@ -260,31 +260,31 @@ std::string saved_hba_path(const std::string& pgdata) {
 
 void save_local_hba(const std::string& pgdata) {
     const std::string saved = saved_hba_path(pgdata);
-    if (read_file_if_exists(saved)) return;  // from before an interrupted rewind: that one is the node's own
-    auto text = read_file_if_exists(pgdata + "/pg_hba.conf");
+    if (support::read_file_if_exists(saved)) return;  // from before an interrupted rewind: that one is the node's own
+    auto text = support::read_file_if_exists(pgdata + "/pg_hba.conf");
     if (!text) return;
-    write_file_atomically(saved, hba_local_part(*text));
+    support::write_file_atomically(saved, hba_local_part(*text));
 }
 
 bool restore_local_hba(const std::string& pgdata) {
     const std::string saved = saved_hba_path(pgdata);
-    auto local = read_file_if_exists(saved);
+    auto local = support::read_file_if_exists(saved);
     if (!local) return false;
     const std::string path = pgdata + "/pg_hba.conf";
-    auto current = read_file_if_exists(path);
+    auto current = support::read_file_if_exists(path);
     if (!current) return false;  // no data directory (yet): keep the saved part for later
     const std::string updated = with_hba_local_part(*current, *local);
-    if (updated != *current) write_file_atomically(path, updated);
+    if (updated != *current) support::write_file_atomically(path, updated);
     ::unlink(saved.c_str());
     return true;
 }
 
 bool write_hba_block(const std::string& pgdata, const std::vector<std::string>& lines) {
     const std::string path = pgdata + "/pg_hba.conf";
-    auto text = read_file_if_exists(path).value_or("");
+    auto text = support::read_file_if_exists(path).value_or("");
     auto updated = with_hba_block(text, lines);
     if (updated == text) return false;
-    write_file_atomically(path, updated);
+    support::write_file_atomically(path, updated);
     return true;
 }
 
@@ -311,17 +311,17 @@ std::string with_auto_conf_settings(const std::string& text,
 
 void edit_auto_conf(const std::string& pgdata, const std::map<std::string, std::optional<std::string>>& settings) {
     const std::string path = pgdata + "/postgresql.auto.conf";
-    auto text = read_file_if_exists(path).value_or("");
-    write_file_atomically(path, with_auto_conf_settings(text, settings));
+    auto text = support::read_file_if_exists(path).value_or("");
+    support::write_file_atomically(path, with_auto_conf_settings(text, settings));
 }
 
-void write_standby_signal(const std::string& pgdata) { write_file_atomically(pgdata + "/standby.signal", ""); }
+void write_standby_signal(const std::string& pgdata) { support::write_file_atomically(pgdata + "/standby.signal", ""); }
 
 void remove_standby_signal(const std::string& pgdata) { ::unlink((pgdata + "/standby.signal").c_str()); }
 
 std::string replication_conninfo(const std::string& host, int port, const std::string& application_name) {
-    return "host=" + conninfo_quote(host) + " port=" + std::to_string(port) +
-           " user=autofailover_replicator application_name=" + conninfo_quote(application_name) +
+    return "host=" + support::conninfo_quote(host) + " port=" + std::to_string(port) +
+           " user=autofailover_replicator application_name=" + support::conninfo_quote(application_name) +
            " connect_timeout=2 keepalives_idle=2 keepalives_interval=1 keepalives_count=3";
 }
 
@@ -331,7 +331,7 @@ std::string replication_conninfo(const KeeperConfig& config, const std::string& 
 }
 
 std::string source_conninfo(const KeeperConfig& config, const std::string& host, int port) {
-    return "host=" + conninfo_quote(host) + " port=" + std::to_string(port) +
+    return "host=" + support::conninfo_quote(host) + " port=" + std::to_string(port) +
            " user=autofailover_replicator dbname=postgres connect_timeout=2" + replication_credentials(config);
 }
 

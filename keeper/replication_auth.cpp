@@ -1,8 +1,8 @@
 #include "keeper/replication_auth.h"
 
-#include "keeper/atomic_file.h"
-#include "keeper/child_process.h"
-#include "keeper/conninfo.h"
+#include "support/atomic_file.h"
+#include "support/child_process.h"
+#include "support/conninfo.h"
 #include "keeper/keeper.h"
 
 #include <libpq-fe.h>
@@ -75,7 +75,7 @@ std::string read_password_file(const std::string& path, const std::string& what)
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) bad(what + " " + path + " does not exist or is not readable");
     if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) bad(what + " " + path + " is readable by group or others: chmod 600 it");
-    auto text = read_file_if_exists(path);
+    auto text = support::read_file_if_exists(path);
     if (!text) bad(what + " " + path + " does not exist");
     std::string password = text->substr(0, text->find('\n'));
     if (!password.empty() && password.back() == '\r') password.pop_back();
@@ -91,7 +91,7 @@ std::string pgpass_text(const std::string& role, const std::string& password) {
 std::string replication_pgpass_text(const std::string& password) { return pgpass_text(kReplicationRole, password); }
 
 void write_pgpass(const std::string& path, const std::string& role, const std::string& password) {
-    write_file_atomically(path, pgpass_text(role, password), 0600);
+    support::write_file_atomically(path, pgpass_text(role, password), 0600);
 }
 
 std::string write_bootstrap_pgpass(const std::string& state_dir, const std::string& password_file) {
@@ -106,7 +106,7 @@ void write_replication_pgpass(const std::string& path, const std::string& passwo
 }
 
 std::string read_pgpass(const std::string& path, const std::string& role, const std::string& key) {
-    auto text = read_file_if_exists(path);
+    auto text = support::read_file_if_exists(path);
     if (!text)
         bad("pgpass file " + path + " (keeper.json " + key + ") is missing; re-create it with the password: one line "
             "*:*:*:" + role + ":<password>, mode 0600");
@@ -123,7 +123,7 @@ std::string read_replication_pgpass(const std::string& path) {
 }
 
 void write_monitor_pgpass(const std::string& path, const std::string& role, const std::string& password) {
-    write_file_atomically(path,
+    support::write_file_atomically(path,
                           "# autofailover: this node's own monitor role (written by autoctl create postgres)\n*:*:*:" +
                               pgpass_escape(role) + ":" + pgpass_escape(password) + "\n",
                           0600);
@@ -165,7 +165,7 @@ void set_role_password(const std::string& conninfo, const std::string& role, con
 void set_replication_password(const KeeperConfig& config) {
     if (config.replication_passfile.empty()) return;
     const long connect_seconds = std::max<long>(1, config.timeouts.postgres_start_timeout.count() / 1000);
-    set_role_password("host=" + conninfo_quote(config.socket_dir) + " port=" + std::to_string(config.port) +
+    set_role_password("host=" + support::conninfo_quote(config.socket_dir) + " port=" + std::to_string(config.port) +
                           " dbname=postgres application_name=autofailover_keeper connect_timeout=" +
                           std::to_string(connect_seconds),
                       kReplicationRole, read_replication_pgpass(config.replication_passfile));
@@ -179,9 +179,9 @@ void create_self_signed_certificate(const std::string& cert_file, const std::str
     for (auto& c : cn)
         if (c == '/') c = '_';
     create_private_file(key_file);
-    auto r = run_child({find_openssl(), "req", "-new", "-x509", "-days", "365", "-nodes", "-subj", "/CN=" + cn,
+    auto r = support::run_child({find_openssl(), "req", "-new", "-x509", "-days", "365", "-nodes", "-subj", "/CN=" + cn,
                         "-keyout", key_file, "-out", cert_file});
-    if (!r.ok()) throw KeeperError(KeeperError::Kind::LocalPostgres, "openssl req failed: " + tail_of(r.output));
+    if (!r.ok()) throw KeeperError(KeeperError::Kind::LocalPostgres, "openssl req failed: " + support::tail_of(r.output));
     if (::chmod(key_file.c_str(), 0600) != 0)
         throw KeeperError(KeeperError::Kind::LocalPostgres, "cannot chmod 600 " + key_file);
 }
@@ -192,7 +192,7 @@ void install_ca_signed_certificate(const std::string& ca_source, const std::stri
     auto pem = [](const std::string& path, const char* option, const char* marker) {
         std::optional<std::string> text;
         try {
-            text = read_file_if_exists(path);
+            text = support::read_file_if_exists(path);
         } catch (const std::exception&) {
         }
         if (!text) bad(std::string(option) + " " + path + " does not exist or is not readable");
@@ -206,9 +206,9 @@ void install_ca_signed_certificate(const std::string& ca_source, const std::stri
     const std::string ca = pem(ca_source, "--ssl-ca-file", "-----BEGIN CERTIFICATE-----");
     const std::string cert = pem(cert_source, "--server-cert", "-----BEGIN CERTIFICATE-----");
     const std::string key = pem(key_source, "--server-key", "PRIVATE KEY-----");
-    write_file_atomically(ca_file, ca, 0644);
-    write_file_atomically(cert_file, cert, 0644);
-    write_file_atomically(key_file, key, 0600);
+    support::write_file_atomically(ca_file, ca, 0644);
+    support::write_file_atomically(cert_file, cert, 0644);
+    support::write_file_atomically(key_file, key, 0600);
 }
 
 }  // namespace autofailover::keeper

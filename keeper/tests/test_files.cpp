@@ -1,6 +1,6 @@
 // Atomic writes, pg_hba block, postgresql.auto.conf edits, conninfo helpers.
-#include "keeper/atomic_file.h"
-#include "keeper/conninfo.h"
+#include "support/atomic_file.h"
+#include "support/conninfo.h"
 #include "keeper/keeper.h"
 #include "keeper/postgres_files.h"
 #include "keeper/replication_auth.h"
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 using namespace autofailover::keeper;
+namespace support = autofailover::support;
 namespace fs = std::filesystem;
 
 namespace {
@@ -33,11 +34,11 @@ struct TempDir {
 TEST_CASE("atomic write replaces content and leaves no temp file", "[atomic]") {
     TempDir dir;
     const std::string file = dir.path + "/state.json";
-    CHECK_FALSE(read_file_if_exists(file));
-    write_file_atomically(file, "first");
-    CHECK(read_file_if_exists(file) == std::optional<std::string>("first"));
-    write_file_atomically(file, "second, longer content");
-    CHECK(read_file_if_exists(file) == std::optional<std::string>("second, longer content"));
+    CHECK_FALSE(support::read_file_if_exists(file));
+    support::write_file_atomically(file, "first");
+    CHECK(support::read_file_if_exists(file) == std::optional<std::string>("first"));
+    support::write_file_atomically(file, "second, longer content");
+    CHECK(support::read_file_if_exists(file) == std::optional<std::string>("second, longer content"));
     CHECK_FALSE(fs::exists(file + ".tmp"));
     struct stat st {};
     REQUIRE(::stat(file.c_str(), &st) == 0);
@@ -47,20 +48,20 @@ TEST_CASE("atomic write replaces content and leaves no temp file", "[atomic]") {
 TEST_CASE("atomic write: a stale temp file from a crash does not leak into the result", "[atomic]") {
     TempDir dir;
     const std::string file = dir.path + "/state.json";
-    write_file_atomically(file, "committed");
+    support::write_file_atomically(file, "committed");
     {
         // A crash between writing the temp file and the rename leaves this behind.
         std::FILE* f = std::fopen((file + ".tmp").c_str(), "w");
         std::fputs("half-writ", f);
         std::fclose(f);
     }
-    CHECK(read_file_if_exists(file) == std::optional<std::string>("committed"));
-    write_file_atomically(file, "next");
-    CHECK(read_file_if_exists(file) == std::optional<std::string>("next"));
+    CHECK(support::read_file_if_exists(file) == std::optional<std::string>("committed"));
+    support::write_file_atomically(file, "next");
+    CHECK(support::read_file_if_exists(file) == std::optional<std::string>("next"));
 }
 
 TEST_CASE("atomic write fails loudly when the directory is missing", "[atomic]") {
-    CHECK_THROWS_WITH(write_file_atomically("/nonexistent-dir-xyz/state.json", "x"), Catch::Contains("cannot create"));
+    CHECK_THROWS_WITH(support::write_file_atomically("/nonexistent-dir-xyz/state.json", "x"), Catch::Contains("cannot create"));
 }
 
 TEST_CASE("a data directory is synced through its links, and a missing one is an error", "[atomic]") {
@@ -72,11 +73,11 @@ TEST_CASE("a data directory is synced through its links, and a missing one is an
     fs::create_symlink(d.path + "/wal", pgdata + "/pg_wal");
     fs::create_symlink(d.path + "/space", pgdata + "/pg_tblspc/16400");
     std::ofstream(pgdata + "/PG_VERSION") << "15\n";
-    CHECK_NOTHROW(sync_data_directory(pgdata));
-    CHECK_NOTHROW(fsync_directory(d.path));
+    CHECK_NOTHROW(support::sync_data_directory(pgdata));
+    CHECK_NOTHROW(support::fsync_directory(d.path));
     fs::remove(d.path + "/space");  // a dangling tablespace link: cannot be synced
-    CHECK_THROWS_WITH(sync_data_directory(pgdata), Catch::Contains("16400"));
-    CHECK_THROWS_WITH(sync_data_directory(d.path + "/missing"), Catch::Contains("cannot open"));
+    CHECK_THROWS_WITH(support::sync_data_directory(pgdata), Catch::Contains("16400"));
+    CHECK_THROWS_WITH(support::sync_data_directory(d.path + "/missing"), Catch::Contains("cannot open"));
 }
 
 TEST_CASE("pg_hba block opens only the replication and probe roles to group and monitor hosts", "[hba]") {
@@ -193,35 +194,35 @@ TEST_CASE("postgresql.auto.conf edits replace, add and remove keys", "[autoconf]
 }
 
 TEST_CASE("connection strings are redacted before logging", "[conninfo]") {
-    CHECK(redact_conninfo("postgres://keeper:s3cret@mon:5432/autofailover") ==
+    CHECK(support::redact_conninfo("postgres://keeper:s3cret@mon:5432/autofailover") ==
           "postgres://keeper:****@mon:5432/autofailover");
-    CHECK(redact_conninfo("host=a password=s3cret user=b") == "host=a password=**** user=b");
-    CHECK(redact_conninfo("host=a password='s3 cret' user=b") == "host=a password=**** user=b");
-    CHECK(redact_conninfo("postgres://m/db?password=s3cret&sslmode=require") ==
+    CHECK(support::redact_conninfo("host=a password=s3cret user=b") == "host=a password=**** user=b");
+    CHECK(support::redact_conninfo("host=a password='s3 cret' user=b") == "host=a password=**** user=b");
+    CHECK(support::redact_conninfo("postgres://m/db?password=s3cret&sslmode=require") ==
           "postgres://m/db?password=****&sslmode=require");
-    CHECK(redact_conninfo("postgres://keeper@mon/db") == "postgres://keeper@mon/db");
+    CHECK(support::redact_conninfo("postgres://keeper@mon/db") == "postgres://keeper@mon/db");
     // libpq's own quoting and escapes: no piece of the password is left behind (aesthetics review, autoctl's
     // former redactor printed `password=*** cret'`).
-    CHECK(redact_conninfo("password='s3 cret' host=a") == "password=**** host=a");
-    CHECK(redact_conninfo("host=a password = 'it\\'s x' user=b") == "host=a password = **** user=b");
-    CHECK(redact_conninfo("host=a password=s3\\ cret user=b") == "host=a password=**** user=b");
-    CHECK(redact_conninfo("host=a password=a&b user=b") == "host=a password=**** user=b");
-    CHECK(redact_conninfo("host=a password='unterminated x") == "host=a password=****");
-    CHECK(redact_conninfo("host=a passfile=/p user=b") == "host=a passfile=/p user=b");
-    CHECK(redact_conninfo("postgresql://k:p%40ss@h1:1,h2:2/db?password=x&password=y") ==
+    CHECK(support::redact_conninfo("password='s3 cret' host=a") == "password=**** host=a");
+    CHECK(support::redact_conninfo("host=a password = 'it\\'s x' user=b") == "host=a password = **** user=b");
+    CHECK(support::redact_conninfo("host=a password=s3\\ cret user=b") == "host=a password=**** user=b");
+    CHECK(support::redact_conninfo("host=a password=a&b user=b") == "host=a password=**** user=b");
+    CHECK(support::redact_conninfo("host=a password='unterminated x") == "host=a password=****");
+    CHECK(support::redact_conninfo("host=a passfile=/p user=b") == "host=a passfile=/p user=b");
+    CHECK(support::redact_conninfo("postgresql://k:p%40ss@h1:1,h2:2/db?password=x&password=y") ==
           "postgresql://k:****@h1:1,h2:2/db?password=****&password=****");
 }
 
 TEST_CASE("the bootstrap password is taken out of the monitor URI kept in keeper.json", "[conninfo][auth]") {
-    CHECK(conninfo_without_password("postgres://autofailover_keeper:s3cret@mon:5432/autofailover?sslmode=require") ==
+    CHECK(support::conninfo_without_password("postgres://autofailover_keeper:s3cret@mon:5432/autofailover?sslmode=require") ==
           "postgres://autofailover_keeper@mon:5432/autofailover?sslmode=require");
-    CHECK(conninfo_without_password("postgres://k@mon/db?password=s3cret&sslmode=require") ==
+    CHECK(support::conninfo_without_password("postgres://k@mon/db?password=s3cret&sslmode=require") ==
           "postgres://k@mon/db?sslmode=require");
-    CHECK(conninfo_without_password("postgres://k@mon/db?sslmode=require&password=s3cret") ==
+    CHECK(support::conninfo_without_password("postgres://k@mon/db?sslmode=require&password=s3cret") ==
           "postgres://k@mon/db?sslmode=require");
-    CHECK(conninfo_without_password("postgres://k@mon/db?password=s3cret") == "postgres://k@mon/db");
-    CHECK(conninfo_without_password("host=a password='s3 cret' user=b") == "host=a user=b");
-    CHECK(conninfo_without_password("postgres://autofailover_keeper@mon/autofailover") ==
+    CHECK(support::conninfo_without_password("postgres://k@mon/db?password=s3cret") == "postgres://k@mon/db");
+    CHECK(support::conninfo_without_password("host=a password='s3 cret' user=b") == "host=a user=b");
+    CHECK(support::conninfo_without_password("postgres://autofailover_keeper@mon/autofailover") ==
           "postgres://autofailover_keeper@mon/autofailover");
 }
 
@@ -232,31 +233,31 @@ TEST_CASE("the node's monitor password goes to a 0600 pgpass file for its own ro
     struct stat st {};
     REQUIRE(::stat(file.c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
-    const auto text = read_file_if_exists(file).value_or("");
+    const auto text = support::read_file_if_exists(file).value_or("");
     CHECK_THAT(text, Catch::Contains("*:*:*:autofailover_keeper_12:pass\\:word\\\\x\n"));
 }
 
 TEST_CASE("monitor host is taken from URIs and key=value strings", "[conninfo]") {
-    CHECK(conninfo_host("postgres://autofailover_keeper@127.0.0.1:6000/autofailover") == "127.0.0.1");
-    CHECK(conninfo_host("postgresql://mon.example:5432/autofailover") == "mon.example");
-    CHECK(conninfo_host("postgres://u:p@[::1]:5432/x") == "::1");
-    CHECK(conninfo_host("host=10.1.2.3 port=5 dbname=autofailover") == "10.1.2.3");
-    CHECK(conninfo_quote("a'b\\c") == "'a\\'b\\\\c'");
+    CHECK(support::conninfo_host("postgres://autofailover_keeper@127.0.0.1:6000/autofailover") == "127.0.0.1");
+    CHECK(support::conninfo_host("postgresql://mon.example:5432/autofailover") == "mon.example");
+    CHECK(support::conninfo_host("postgres://u:p@[::1]:5432/x") == "::1");
+    CHECK(support::conninfo_host("host=10.1.2.3 port=5 dbname=autofailover") == "10.1.2.3");
+    CHECK(support::conninfo_quote("a'b\\c") == "'a\\'b\\\\c'");
 }
 
 TEST_CASE("every monitor host of a multi-host URI gets probe access", "[conninfo]") {
     using V = std::vector<std::string>;
-    CHECK(conninfo_hosts("postgres://k@10.0.0.1:5000,10.0.0.2:5001/autofailover?target_session_attrs=read-write") ==
+    CHECK(support::conninfo_hosts("postgres://k@10.0.0.1:5000,10.0.0.2:5001/autofailover?target_session_attrs=read-write") ==
           V{"10.0.0.1", "10.0.0.2"});
-    CHECK(conninfo_hosts("postgres://k:p@[::1]:5,mon.example/x") == V{"::1", "mon.example"});
-    CHECK(conninfo_hosts("postgres://k@m1/autofailover") == V{"m1"});
-    CHECK(conninfo_hosts("host=a,b port=1,2 dbname=autofailover") == V{"a", "b"});
-    CHECK(conninfo_hosts("dbname=autofailover").empty());
+    CHECK(support::conninfo_hosts("postgres://k:p@[::1]:5,mon.example/x") == V{"::1", "mon.example"});
+    CHECK(support::conninfo_hosts("postgres://k@m1/autofailover") == V{"m1"});
+    CHECK(support::conninfo_hosts("host=a,b port=1,2 dbname=autofailover") == V{"a", "b"});
+    CHECK(support::conninfo_hosts("dbname=autofailover").empty());
 }
 
 TEST_CASE("default state dir sits next to PGDATA", "[config]") {
-    CHECK(default_state_dir("/var/lib/pg/node1") == "/var/lib/pg/node1.keeper");
-    CHECK(default_state_dir("/var/lib/pg/node1/") == "/var/lib/pg/node1.keeper");
+    CHECK(support::default_state_dir("/var/lib/pg/node1") == "/var/lib/pg/node1.keeper");
+    CHECK(support::default_state_dir("/var/lib/pg/node1/") == "/var/lib/pg/node1.keeper");
 }
 
 #include "keeper/pid_file.h"
@@ -274,7 +275,7 @@ TEST_CASE("pid file: held while alive, refused to a second holder, removed on ex
     }
     CHECK_FALSE(fs::exists(path));
     // A pid file left by a dead keeper does not block the next one.
-    write_file_atomically(path, "999999999\n");
+    support::write_file_atomically(path, "999999999\n");
     CHECK_FALSE(live_pid_in(path));
     PidFile next(path);
     CHECK(*live_pid_in(path) == ::getpid());
@@ -284,7 +285,7 @@ TEST_CASE("pid file: the lock decides, not a live pid left in the file", "[pidfi
     TempDir dir;
     const std::string path = dir.path + "/keeper.pid";
     // An unlocked file naming a live process (a pid reused after the keeper died): nobody runs.
-    write_file_atomically(path, std::to_string(::getppid()) + "\n");
+    support::write_file_atomically(path, std::to_string(::getppid()) + "\n");
     CHECK_FALSE(live_pid_in(path));
     PidFile taken(path);
     CHECK(*live_pid_in(path) == ::getpid());
@@ -326,12 +327,12 @@ TEST_CASE("pid file: a keeper in another process holds it until it dies", "[pidf
 TEST_CASE("atomic writes use a temp file of their own, private until renamed", "[atomic]") {
     TempDir dir;
     const std::string path = dir.path + "/state.json";
-    write_file_atomically(path + ".tmp", "someone else's temp file");
-    write_file_atomically(path, "new", 0640);
+    support::write_file_atomically(path + ".tmp", "someone else's temp file");
+    support::write_file_atomically(path, "new", 0640);
     struct stat st {};
     REQUIRE(::stat(path.c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0640);
-    CHECK(*read_file_if_exists(path + ".tmp") == "someone else's temp file");
+    CHECK(*support::read_file_if_exists(path + ".tmp") == "someone else's temp file");
     int files = 0;
     for (const auto& entry : fs::directory_iterator(dir.path)) {
         (void)entry;
@@ -418,7 +419,7 @@ TEST_CASE("save and restore keep the node's own lines across a copied pg_hba.con
     fs::create_directories(pgdata);
     const std::string hba = pgdata + "/pg_hba.conf";
     const std::string own = "local all all peer\nhostssl all dba_n1 10.9.0.1/32 scram-sha-256\n";
-    write_file_atomically(hba, with_hba_block(own, {"hostssl replication autofailover_replicator 10.0.0.1/32 scram-sha-256"}));
+    support::write_file_atomically(hba, with_hba_block(own, {"hostssl replication autofailover_replicator 10.0.0.1/32 scram-sha-256"}));
     CHECK_FALSE(restore_local_hba(pgdata));  // nothing saved: nothing to do
     save_local_hba(pgdata);
     REQUIRE(fs::exists(saved_hba_path(pgdata)));
@@ -426,19 +427,19 @@ TEST_CASE("save and restore keep the node's own lines across a copied pg_hba.con
     REQUIRE(::stat(saved_hba_path(pgdata).c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
     // pg_rewind copies the primary's file...
-    write_file_atomically(hba, with_hba_block("local all all peer\nhostssl all dba_n2 10.9.0.2/32 scram-sha-256\n",
+    support::write_file_atomically(hba, with_hba_block("local all all peer\nhostssl all dba_n2 10.9.0.2/32 scram-sha-256\n",
                                               {"hostssl replication autofailover_replicator 10.0.0.2/32 scram-sha-256"}));
     // ...a second save (the base backup after a failed rewind) keeps the first one.
     save_local_hba(pgdata);
     CHECK(restore_local_hba(pgdata));
     CHECK_FALSE(fs::exists(saved_hba_path(pgdata)));
-    const auto text = *read_file_if_exists(hba);
+    const auto text = *support::read_file_if_exists(hba);
     CHECK(text.find("dba_n1") != std::string::npos);
     CHECK(text.find("dba_n2") == std::string::npos);
     CHECK(hba_local_part(text) == own);
     // A data directory that is not there yet (pgdata being swapped): the saved part waits.
     const std::string missing = dir.path + "/other";
-    write_file_atomically(saved_hba_path(missing), own);
+    support::write_file_atomically(saved_hba_path(missing), own);
     CHECK_FALSE(restore_local_hba(missing));
     CHECK(fs::exists(saved_hba_path(missing)));
 }

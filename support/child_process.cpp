@@ -1,4 +1,6 @@
-#include "keeper/child_process.h"
+#include "support/child_process.h"
+
+#include "support/error.h"
 
 #include <cerrno>
 #include <cstring>
@@ -11,7 +13,7 @@
 
 extern char** environ;
 
-namespace autofailover::keeper {
+namespace autofailover::support {
 
 ChildResult run_child(const std::vector<std::string>& argv, const ChildOptions& options) {
     using Clock = std::chrono::steady_clock;
@@ -119,6 +121,30 @@ ChildResult run_child(const std::vector<std::string>& argv, const ChildOptions& 
     return result;
 }
 
+ChildResult run_operator_child(const std::vector<std::string>& argv) {
+    ChildOptions options;
+    options.search_path = true;
+    options.stdin_path = "";
+    options.time_limit = false;
+    options.max_output = std::string().max_size();
+    try {
+        return run_child(argv, options);
+    } catch (const std::runtime_error& e) {
+        throw Error(ExitCode::LocalPostgresError, e.what());
+    }
+}
+
+std::string run_operator_child_or_throw(const std::vector<std::string>& argv, const std::string& what_to_do) {
+    ChildResult r = run_operator_child(argv);
+    if (r.exit_status() != 0) {
+        std::string cmd;
+        for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+        throw Error(ExitCode::LocalPostgresError,
+                    "`" + cmd + "` failed (exit " + std::to_string(r.exit_status()) + "):\n" + r.output + what_to_do);
+    }
+    return r.output;
+}
+
 std::string tail_of(const std::string& output, std::size_t max_chars) {
     std::string s = output;
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -128,4 +154,4 @@ std::string tail_of(const std::string& output, std::size_t max_chars) {
     return s;
 }
 
-}  // namespace autofailover::keeper
+}  // namespace autofailover::support

@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-namespace autofailover::keeper {
+namespace autofailover::support {
 
 void write_file_atomically(const std::string& path, const std::string& content, unsigned mode = 0600);
 // Makes everything written under a Postgres data directory durable: one syncfs(2)
@@ -19,4 +19,4 @@ void fsync_directory(const std::string& dir);
 // nullopt when the file does not exist; throws on other errors.
 std::optional<std::string> read_file_if_exists(const std::string& path);
 
-}  // namespace autofailover::keeper
+}  // namespace autofailover::support

@@ -1,10 +1,8 @@
-#include "keeper/conninfo.h"
-
-#include "keeper/keeper.h"
+#include "support/conninfo.h"
 
 #include <regex>
 
-namespace autofailover::keeper {
+namespace autofailover::support {
 
 std::string conninfo_quote(const std::string& value) {
     std::string out = "'";
@@ -83,4 +81,4 @@ std::vector<std::string> conninfo_hosts(const std::string& conninfo) {
     return out;
 }
 
-}  // namespace autofailover::keeper
+}  // namespace autofailover::support

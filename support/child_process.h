@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace autofailover::keeper {
+namespace autofailover::support {
 
 struct ChildResult {
     int exit_code = -1;  // -1: killed by a signal or timed out
@@ -18,6 +18,8 @@ struct ChildResult {
     int term_signal = 0;  // the signal that ended the child (0: it exited, or we killed it)
     std::string output;  // stdout + stderr, truncated to the last 64 kB
     bool ok() const { return exit_code == 0; }
+    // The shell's convention: the exit code, or 128 + the signal that ended the child.
+    int exit_status() const { return term_signal != 0 ? 128 + term_signal : exit_code; }
 };
 
 struct ChildOptions {
@@ -39,7 +41,14 @@ struct ChildOptions {
 // when fork/pipe fail.
 ChildResult run_child(const std::vector<std::string>& argv, const ChildOptions& options = {});
 
+// autoctl's conventions: argv[0] looked up in PATH, the operator's stdin, no deadline,
+// the whole output kept. Throws Error(LocalPostgresError) only when fork/pipe fail.
+ChildResult run_operator_child(const std::vector<std::string>& argv);
+// The same; throws Error(LocalPostgresError) naming the command and quoting its output,
+// followed by what_to_do, when it does not exit with 0. Returns the output.
+std::string run_operator_child_or_throw(const std::vector<std::string>& argv, const std::string& what_to_do);
+
 // The last lines of a tool's output, for one-line error messages.
 std::string tail_of(const std::string& output, std::size_t max_chars = 300);
 
-}  // namespace autofailover::keeper
+}  // namespace autofailover::support

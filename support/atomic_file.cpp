@@ -1,4 +1,4 @@
-#include "keeper/atomic_file.h"
+#include "support/atomic_file.h"
 
 #include <cerrno>
 #include <cstring>
@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <vector>
 
-namespace autofailover::keeper {
+namespace autofailover::support {
 namespace {
 
 class Fd {
@@ -125,4 +125,4 @@ std::optional<std::string> read_file_if_exists(const std::string& path) {
     return out.str();
 }
 
-}  // namespace autofailover::keeper
+}  // namespace autofailover::support
