@@ -50,6 +50,7 @@ for n in "${sizes[@]}"; do
   # silent and their probes fail (closed ports): hold the unhealthy timeout off
   # so no group fails over before the measurement.
   psql_ -d autofailover -c "ALTER SYSTEM SET autofailover.node_considered_unhealthy_timeout = '1h'" \
+    -c "ALTER SYSTEM SET autofailover.primary_suspect_timeout = '1h'" \
     -c "SELECT pg_reload_conf()" >/dev/null
   # Register up to n nodes: groups of 3.
   psql_ -d autofailover -c "SELECT count(*) FROM generate_series($((registered + 1)), $n) i,
@@ -67,6 +68,7 @@ for n in "${sizes[@]}"; do
   bench -T 4 >/dev/null 2>&1 &
   sleep 2.5
   psql_ -d autofailover -c "ALTER SYSTEM RESET autofailover.node_considered_unhealthy_timeout" \
+    -c "ALTER SYSTEM RESET autofailover.primary_suspect_timeout" \
     -c "SELECT pg_reload_conf()" >/dev/null
   wait
   rm -f "$work"/pgbench_log.*

@@ -100,6 +100,7 @@ printf "%-14s %6s %8s %8s %8s %9s %11s  %s\n" monitor nodes calls/s p50_ms p99_m
 for n in "${sizes[@]}"; do
   # --- register and settle both monitors up to n nodes ---
   psql_ "$port_af" -d autofailover -c "ALTER SYSTEM SET autofailover.node_considered_unhealthy_timeout = '1h'" \
+    -c "ALTER SYSTEM SET autofailover.primary_suspect_timeout = '1h'" \
     -c "SELECT pg_reload_conf()" >/dev/null
   psql_ "$port_af" -d autofailover -c "SELECT count(*) FROM generate_series($((registered + 1)), $n) i,
       autofailover.register_node('bench', '127.0.0.1', 10000 + i, 'b' || i, group_id => (i - 1) / 3)" >/dev/null
@@ -122,6 +123,7 @@ for n in "${sizes[@]}"; do
       FROM (SELECT goalstate, count(*) c FROM pgautofailover.node GROUP BY 1) s"; }
   before_af=$(af_goals); before_pgaf=$(pgaf_goals)
   ( sleep 2.5; psql_ "$port_af" -d autofailover -c "ALTER SYSTEM RESET autofailover.node_considered_unhealthy_timeout" \
+    -c "ALTER SYSTEM RESET autofailover.primary_suspect_timeout" \
       -c "SELECT pg_reload_conf()" >/dev/null ) &
   read -r af_rate af_p50 af_p99 af_max af_svc < <(run_load "$port_af" autofailover node_active.sql "$n" af)
   wait
@@ -138,9 +140,11 @@ print(f"ratio            {int(a[6]):6d}  calls/s ours/pgaf {r(a[0], a[3])}  p50 
   # Unconstrained, a round over all nodes may take longer than the unhealthy timeout: hold it off, so
   # the cost is that of heartbeats, not of failovers the slow rounds would cause.
   psql_ "$port_af" -d autofailover -c "ALTER SYSTEM SET autofailover.node_considered_unhealthy_timeout = '1h'" \
+    -c "ALTER SYSTEM SET autofailover.primary_suspect_timeout = '1h'" \
     -c "SELECT pg_reload_conf()" >/dev/null
   cost_rows+=("$(cost "$port_af" af autofailover node_active.sql autofailover "$n")")
   psql_ "$port_af" -d autofailover -c "ALTER SYSTEM RESET autofailover.node_considered_unhealthy_timeout" \
+    -c "ALTER SYSTEM RESET autofailover.primary_suspect_timeout" \
     -c "SELECT pg_reload_conf()" >/dev/null
   cost_rows+=("$(cost "$port_pgaf" pgaf pg_auto_failover pgaf_node_active.sql pg_auto_failover "$n")")
 done
