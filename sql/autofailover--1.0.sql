@@ -2,6 +2,12 @@
 -- Decisions are taken by the pure core (libautofailover) through the C
 -- functions autofailover._*; this script validates input, takes the decision
 -- locks in the one documented order, and keeps the tables.
+-- One parameter style per layer. Public functions: the parameter names are part of
+-- the API (named notation, `node => ...`), so they carry no prefix, and the bodies
+-- refer to them as $1, $2... because a bare `formation` or `node_id` would be
+-- ambiguous with the columns of the same name. Internal PL/pgSQL functions that read
+-- tables (autofailover._*): p_-prefixed names, used by name. C functions take their
+-- arguments by position. The hot path (node_active) and the locks are C.
 \echo Use "CREATE EXTENSION autofailover" to load this file. \quit
 
 -- Labels exactly libautofailover's to_string(NodeState), in the same order

@@ -92,7 +92,7 @@ struct SimOptions {
     // Also serve requests their keeper gave up on, after its newer ones (up to 10 s late).
     bool stale_requests = true;
     // The monitor refuses a report from an older session of the keeper than the one that
-    // stored the last report (sql/autofailover--1.0.sql, _node_active). Off: the bug.
+    // stored the last report (monitor_ext/node_active.cpp). Off: the bug.
     bool refuse_stale_sessions = true;
     std::chrono::milliseconds max_wall_offset{200};  // data nodes' wall clocks within +-this of real time
     double max_rate_ppm = 1000;                    // every clock's rate within +-this of real time
