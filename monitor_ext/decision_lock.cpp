@@ -74,12 +74,6 @@ namespace {
 SPIPlanPtr lock_formation_plan = nullptr;
 SPIPlanPtr lock_group_plan = nullptr;
 
-// The value cut at 80 characters (not bytes), as the API's messages quote names.
-const char* quoted_prefix(const char* value) {
-    const int length = static_cast<int>(strlen(value));
-    return pnstrdup(value, pg_mbcharcliplen(value, length, 80));
-}
-
 // Locks the one row `plan` selects FOR NO KEY UPDATE, guarded; false when there is none.
 bool lock_row(SPIPlanPtr plan, Datum* args) {
     guard_decision_lock(false);

@@ -71,4 +71,16 @@ void decide_for_keeper(const char* formation, int group_id, std::int64_t node_id
     out->goal_changes = goal_changes;
 }
 
+void fill_peer_columns(const KeeperAnswer& answer, Datum* values, bool* nulls) {
+    nulls[3] = nulls[4] = nulls[5] = !answer.has_primary;
+    values[3] = Int64GetDatum(answer.primary_node_id);
+    values[4] = answer.has_primary ? CStringGetTextDatum(answer.primary_host) : (Datum)0;
+    values[5] = Int32GetDatum(answer.primary_port);
+    values[6] = CStringGetTextDatum(answer.synchronous_standby_names);
+    nulls[7] = nulls[8] = nulls[9] = !answer.has_upstream;
+    values[7] = answer.has_upstream ? CStringGetTextDatum(answer.upstream_host) : (Datum)0;
+    values[8] = Int32GetDatum(answer.upstream_port);
+    values[9] = LSNGetDatum(answer.upstream_lsn);
+}
+
 }  // namespace autofailover_ext

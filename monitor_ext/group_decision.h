@@ -38,4 +38,9 @@ struct KeeperAnswer {
 void decide_for_keeper(const char* formation, int group_id, std::int64_t node_id, MemoryContext answer_context,
                        KeeperAnswer* out);
 
+// The result columns 3-9 that _decide and node_active share: primary_node_id,
+// primary_host, primary_port, synchronous_standby_names, upstream_host,
+// upstream_port, upstream_lsn. Texts are palloc'd in the current context.
+void fill_peer_columns(const KeeperAnswer& answer, Datum* values, bool* nulls);
+
 }  // namespace autofailover_ext

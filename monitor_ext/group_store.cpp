@@ -100,6 +100,11 @@ SPIPlanPtr prepare_once(SPIPlanPtr* plan, const char* sql, int nargs, Oid* types
     return *plan;
 }
 
+const char* quoted_prefix(const char* value) {
+    const int length = static_cast<int>(strlen(value));
+    return pnstrdup(value, pg_mbcharcliplen(value, length, 80));
+}
+
 std::int64_t to_unix_us(std::int64_t timestamptz) { return timestamptz + kUnixToPostgresEpochUs; }
 
 void load_group(const char* formation, int group_id, std::int64_t exclude_node, GroupInput* out) {

@@ -18,6 +18,9 @@ namespace autofailover_ext {
 // The plan for `sql`, prepared on first use in this backend and kept (SPI_keepplan).
 SPIPlanPtr prepare_once(SPIPlanPtr* plan, const char* sql, int nargs, Oid* types);
 
+// A palloc'd copy of `value` cut at 80 characters (not bytes), as the SQL API's messages quote names.
+const char* quoted_prefix(const char* value);
+
 
 // Fills `out` with the nodes of (formation, group_id) except `exclude_node`
 // (0: none), the formation's settings and the monitor clock. ERROR when the

@@ -25,6 +25,7 @@ extern "C" {
 namespace {
 
 using autofailover_ext::prepare_once;
+using autofailover_ext::quoted_prefix;
 
 constexpr int kMaxStreamingStandbys = 1000;
 
@@ -34,13 +35,6 @@ SPIPlanPtr authorize_plan = nullptr;
 SPIPlanPtr store_report_plan = nullptr;
 SPIPlanPtr end_adoption_plan = nullptr;
 SPIPlanPtr node_dropped_plan = nullptr;
-
-// The text cut at 80 characters (not bytes), as the SQL API's messages quote values.
-const char* quoted_prefix(const char* value) {
-    const int length = static_cast<int>(strlen(value));
-    const int cut = pg_mbcharcliplen(value, length, 80);
-    return pnstrdup(value, cut);
-}
 
 void require_argument(FunctionCallInfo fcinfo, int n, const char* what) {
     if (PG_ARGISNULL(n))
@@ -282,19 +276,7 @@ PGDLLEXPORT Datum autofailover_node_active(PG_FUNCTION_ARGS) {
     nulls[1] = !answer.has_self || dropped;
     values[2] = BoolGetDatum(answer.replication_quorum);
     nulls[2] = !answer.has_self || dropped;
-    values[3] = Int64GetDatum(answer.primary_node_id);
-    nulls[3] = !answer.has_primary;
-    nulls[4] = !answer.has_primary;
-    values[4] = nulls[4] ? (Datum)0 : CStringGetTextDatum(answer.primary_host);
-    values[5] = Int32GetDatum(answer.primary_port);
-    nulls[5] = !answer.has_primary;
-    values[6] = CStringGetTextDatum(answer.synchronous_standby_names);
-    nulls[7] = !answer.has_upstream;
-    values[7] = nulls[7] ? (Datum)0 : CStringGetTextDatum(answer.upstream_host);
-    values[8] = Int32GetDatum(answer.upstream_port);
-    nulls[8] = !answer.has_upstream;
-    values[9] = LSNGetDatum(answer.upstream_lsn);
-    nulls[9] = !answer.has_upstream;
+    autofailover_ext::fill_peer_columns(answer, values, nulls);
     values[10] = Int32GetDatum(answer.network_partition_timeout_ms);
     values[11] = BoolGetDatum(monitor_leads);
     values[12] = Int64GetDatum(node.client_access_version);

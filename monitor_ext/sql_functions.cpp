@@ -150,17 +150,7 @@ PGDLLEXPORT Datum autofailover_decide(PG_FUNCTION_ARGS) {
     nulls[1] = !answer.has_self;
     values[2] = BoolGetDatum(answer.replication_quorum);
     nulls[2] = !answer.has_self;
-    values[3] = Int64GetDatum(answer.primary_node_id);
-    nulls[3] = !answer.has_primary;
-    values[4] = text_or_null(answer.has_primary ? answer.primary_host : nullptr, &nulls[4]);
-    values[5] = Int32GetDatum(answer.primary_port);
-    nulls[5] = !answer.has_primary;
-    values[6] = CStringGetTextDatum(answer.synchronous_standby_names);
-    values[7] = text_or_null(answer.has_upstream ? answer.upstream_host : nullptr, &nulls[7]);
-    values[8] = Int32GetDatum(answer.upstream_port);
-    nulls[8] = !answer.has_upstream;
-    values[9] = LSNGetDatum(answer.upstream_lsn);
-    nulls[9] = !answer.has_upstream;
+    autofailover_ext::fill_peer_columns(answer, values, nulls);
     values[10] = CStringGetTextDatum(answer.waiting_reason);
     values[11] = Int32GetDatum(answer.network_partition_timeout_ms);
     values[12] = Int32GetDatum(answer.goal_changes);
