@@ -167,9 +167,12 @@ def crash_run(f, writer, path, rest):
     time.sleep(rest)
     if path == "basebackup":
         set_needs_base_backup(old)
+    # PostgreSQL 15's pg_rewind copies every file of the source's pg_wal: its size explains the rewind's time.
+    source = next(n for n in f.nodes.values() if n is not old)
+    source_wal_mb = round(float(source.sql("SELECT sum(size) FROM pg_ls_waldir()")[0][0]) / 2**20, 1)
     load = load_average()
     t_node, t_settled, t_good = time_rejoin(f, old)
-    return {"path": path, "node": old.name, "promoted_s": round(promoted, 3),
+    return {"path": path, "node": old.name, "promoted_s": round(promoted, 3), "source_wal_mb": source_wal_mb,
             "first_ack_after_crash_s": round(first_ack - crashed_wall, 3), "downtime_s": round(gap.longest, 3),
             "secondary_s": round(t_node, 3), "settled_s": round(t_settled, 3), "healthy_s": round(t_good, 3), "load": load}
 
@@ -208,9 +211,12 @@ def run_path(path, args, port_base):
     try:
         f.create_monitor()
         for name in ("n1", "n2"):
-            node = f.create_node(name, start=not args.pg_bindir)
+            settings = dict(args.keeper_setting)
             if args.pg_bindir:  # diagnosis: wrapped Postgres tools (e.g. pg_rewind under strace)
-                set_keeper_config(node, {"pg_bindir": args.pg_bindir})
+                settings["pg_bindir"] = args.pg_bindir
+            node = f.create_node(name, start=not settings)
+            if settings:
+                set_keeper_config(node, settings)
                 node.start_keeper()
             wait_state(f, lambda s: all(st["reported_state"] == st["goal_state"] for st in s.values()),
                        f"{name} to settle")
@@ -254,6 +260,9 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
     ap.add_argument("--pg-bindir", help="diagnosis only: pg_bindir for the keepers (wrapped tools)")
     ap.add_argument("--json", help="write every row to this file")
+    ap.add_argument("--keeper-setting", action="append", default=[], metavar="KEY=VALUE",
+                    type=lambda kv: tuple(kv.split("=", 1)),
+                    help="a keeper.json string setting for both nodes, e.g. wal_keep_size=0 (not the defaults then)")
     args = ap.parse_args()
     print(f"autoctl {fm.AUTOCTL}; start {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load {load_average()}", flush=True)
     all_rows = []
@@ -269,6 +278,7 @@ def main():
               f"load1 {min(loads):.2f}-{max(loads):.2f}")
         if path != "standby":
             print(f"   crash: {summary(rows, 'downtime_s')}; {summary(rows, 'promoted_s')}")
+            print(f"   the source's pg_wal at each rejoin (MB): {' '.join(str(r['source_wal_mb']) for r in rows)}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(all_rows, fh, indent=1)

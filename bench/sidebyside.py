@@ -9,6 +9,8 @@
   crash        kill -9 of the primary's keeper tree, postmaster and every child: writer downtime
   rejoin       --rest s after the writes resumed, the old primary's keeper is started again: seconds until it
                reports secondary (its goal) and until the formation is healthy again
+  pgkill       kill -9 of the primary's postmaster only (its keeper runs): the writer's stall, and whether the
+               monitor failed over instead of the keeper restarting Postgres in place
 The systems alternate (A, B, A, B, ...). Prints one line per run and a table with the ratio of medians.
 ours (A) runs as the test user through tests/e2e/formation.py; pg_auto_failover (B, Debian packages
 postgresql-15-auto-failover + pg-auto-failover-cli, installed by --install-deps) runs as the OS user postgres
@@ -292,6 +294,15 @@ def one_run(system_cls, port_base, rest, keep):
         row["rejoin_secondary_s"] = wait_for(lambda: system.is_secondary(old), "the old primary secondary",
                                              180) - t0
         row["rejoin_healthy_s"] = wait_for(system.healthy, "healthy after the rejoin", 120) - t0
+        # The primary's postmaster alone killed, its keeper alive: restarted in place, or a failover.
+        old = system.primary()
+        writer.wait_for_acks(25, timeout=60)
+        t_wall = time.time()
+        os.kill(old.postmaster_pid(), signal.SIGKILL)
+        writer.wait_for_acks(25, timeout=120)
+        wait_for(system.healthy, "healthy after the postmaster kill", 180)
+        row["pgkill_stall_s"] = downtime_since(writer, t_wall)
+        row["pgkill_failover"] = int(system.primary().name != old.name)
     finally:
         if writer is not None:
             writer.stop()
@@ -311,6 +322,7 @@ FIGURES = [
     ("crash_downtime_s", "primary crash (keeper + postmaster kill -9), writer downtime"),
     ("rejoin_secondary_s", "old primary's keeper restarted → secondary again"),
     ("rejoin_healthy_s", "old primary's keeper restarted → formation healthy"),
+    ("pgkill_stall_s", "primary postmaster kill -9 (keeper alive), writer stall"),
 ]
 
 
@@ -355,6 +367,12 @@ def main():
         each = lambda v: " / ".join(f"{x:.2f}" for x in v)  # noqa: E731
         ratio = f"{mb / ma:.2f}" if ma > 0 else "-"
         print(f"| {text} | {each(a)} s | {each(b)} s | {ratio} |")
+    failovers = {label: sum(r.get("pgkill_failover", 0) for r in rows if r["system"] == label)
+                 for label in (Ours.label, Pgaf.label)}
+    runs = {label: sum(1 for r in rows if r["system"] == label and "pgkill_failover" in r)
+            for label in (Ours.label, Pgaf.label)}
+    print(f"| failovers after the postmaster kill | {failovers[Ours.label]} of {runs[Ours.label]} | "
+          f"{failovers[Pgaf.label]} of {runs[Pgaf.label]} | |")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)
