@@ -49,6 +49,8 @@ bench: install
 	  flock /tmp/autofailover-apt.lock apt-get install -y postgresql-15-auto-failover pg-auto-failover-cli
 	@bash bench/run_node_active_sidebyside.sh
 	@/usr/bin/python3 bench/sidebyside.py --rounds 2
+	@/usr/bin/python3 bench/rejoin.py --runs 10
+	@/usr/bin/python3 bench/fault_rows.py --rows P3,N1 --runs 10
 
 # docs/fsm.svg from libautofailover's keeper transition table (`autoctl show fsm --dot`), with
 # Graphviz's dot (Debian graphviz, installed here when missing: make check does not need it).
