@@ -204,6 +204,17 @@ def summary(rows, key):
     return f"{key} p50 {pct(values, 50):.2f} s, p99 {pct(values, 99):.2f} s, max {max(values):.2f} s (n={len(values)})"
 
 
+def fill_wal(primary, megabytes):
+    """A long-lived formation's pg_wal: about `megabytes` of WAL written (and replicated), then the table
+    dropped, as an application's writes would have left it."""
+    primary.sql("CREATE TABLE bench_fill (v text)")
+    for _ in range(max(1, megabytes // 64)):  # ~64 MB of WAL a statement (8 KB pages, full-page writes off)
+        primary.sql("INSERT INTO bench_fill SELECT repeat('x', 900) FROM generate_series(1, 60000)")
+    primary.sql("DROP TABLE bench_fill")
+    print(f"filled: {primary.sql('SELECT pg_current_wal_lsn()')[0][0]}, pg_wal "
+          f"{float(primary.sql('SELECT sum(size) FROM pg_ls_waldir()')[0][0]) / 2**20:.0f} MB", flush=True)
+
+
 def run_path(path, args, port_base):
     workdir = tempfile.mkdtemp(prefix=f"autofailover-bench-{path}-")
     f = fm.Formation(workdir, port_base)
@@ -221,6 +232,8 @@ def run_path(path, args, port_base):
             wait_state(f, lambda s: all(st["reported_state"] == st["goal_state"] for st in s.values()),
                        f"{name} to settle")
         wait_state(f, probes_good, "the formation to be healthy")
+        if args.fill_mb:
+            fill_wal(f.primary(), args.fill_mb)
         writer = Writer(f.client_uri(), rate=50, name=f"bench_{path}")
         writer.start()
         try:
@@ -260,6 +273,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
     ap.add_argument("--pg-bindir", help="diagnosis only: pg_bindir for the keepers (wrapped tools)")
     ap.add_argument("--json", help="write every row to this file")
+    ap.add_argument("--fill-mb", type=int, default=0,
+                    help="write about this much WAL before the first run, as on a long-lived formation")
     ap.add_argument("--keeper-setting", action="append", default=[], metavar="KEY=VALUE",
                     type=lambda kv: tuple(kv.split("=", 1)),
                     help="a keeper.json string setting for both nodes, e.g. wal_keep_size=0 (not the defaults then)")

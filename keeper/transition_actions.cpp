@@ -234,12 +234,6 @@ void promote(ActionContext& ctx) {
             fail("promotion did not finish within promote_timeout");
     }
     forget_failed_rejoin(ctx);
-    // A new segment for the new timeline's writes. Each timeline keeps its own copy of the
-    // segment it began in, and PostgreSQL removes a segment only once the WAL has left its
-    // number; PostgreSQL 15's pg_rewind copies every file of pg_wal, so without the switch
-    // back-to-back failovers with few writes pile up one 16 MB copy per timeline there
-    // (docs/keeper.md, "Rejoin and WAL retention").
-    ctx.pg.sql("SELECT pg_switch_wal()");
     // The checkpoint records the new timeline, so pg_rewind of the old primary sees it.
     ctx.pg.sql("CHECKPOINT");
     alter_system(ctx.pg, "primary_conninfo", std::nullopt);
