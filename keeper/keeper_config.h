@@ -90,11 +90,8 @@ struct KeeperConfig {
     // false only for throw-away test and demo clusters: a power loss could corrupt them.
     bool sync_new_data_directories = true;
     // wal_keep_size of the local Postgres (all nodes): WAL kept for a node that
-    // rejoins without a slot holding it (docs/keeper.md, "WAL retention"). 0, as
-    // in PostgreSQL: the slots keep what a returning node needs, and PostgreSQL
-    // 15's pg_rewind copies the source's whole pg_wal, so every kept segment
-    // slows every rejoin.
-    std::string wal_keep_size = "0";
+    // rejoins without a slot holding it (docs/keeper.md, "WAL retention").
+    std::string wal_keep_size = "512MB";
     // max_slot_wal_keep_size of the local Postgres: the most WAL a slot may hold for a
     // node that is away, so that a node which never returns cannot fill the primary's
     // disk. A node away longer finds its WAL gone and is rebuilt from a base backup.

@@ -113,16 +113,16 @@ TEST_CASE("keeper.json: wal_keep_size and rejoin_stream_timeout", "[rejoin][conf
     const std::string base =
         R"({"monitor_uri":"postgres://m/autofailover","pgdata":"/d","hostname":"h","auth_method":"trust")";
     auto defaults = config_from_json(base + "}");
-    CHECK(defaults.wal_keep_size == "0");
+    CHECK(defaults.wal_keep_size == "512MB");
     CHECK(defaults.timeouts.rejoin_stream_timeout == milliseconds(30000));
-    auto set = config_from_json(base + R"(,"wal_keep_size":"512MB","timeouts":{"rejoin_stream_timeout_ms":5000}})");
-    CHECK(set.wal_keep_size == "512MB");
+    auto set = config_from_json(base + R"(,"wal_keep_size":"0","timeouts":{"rejoin_stream_timeout_ms":5000}})");
+    CHECK(set.wal_keep_size == "0");
     CHECK(set.timeouts.rejoin_stream_timeout == milliseconds(5000));
-    CHECK(config_from_json(config_to_json(set)).wal_keep_size == "512MB");
+    CHECK(config_from_json(config_to_json(set)).wal_keep_size == "0");
     CHECK_THROWS_WITH(config_from_json(base + R"(,"wal_keep_size":"lots"})"), Catch::Contains("wal_keep_size"));
     CHECK_THROWS_WITH(config_from_json(base + R"(,"wal_keep_size":"1GB'; x"})"), Catch::Contains("wal_keep_size"));
-    CHECK(autofailover_conf_text(set).find("wal_keep_size = '512MB'\n") != std::string::npos);
-    CHECK(autofailover_conf_text(defaults).find("wal_keep_size = '0'\n") != std::string::npos);
+    CHECK(autofailover_conf_text(set).find("wal_keep_size = '0'\n") != std::string::npos);
+    CHECK(autofailover_conf_text(defaults).find("wal_keep_size = '512MB'\n") != std::string::npos);
 }
 
 TEST_CASE("keeper.json: max_slot_wal_keep_size caps what a slot holds", "[rejoin][config]") {
