@@ -3,7 +3,6 @@
 #include "support/conninfo.h"
 #include "keeper/keeper.h"
 #include "keeper/postgres_files.h"
-#include "keeper/postgres_tools.h"
 #include "keeper/replication_auth.h"
 #include "keeper/transition_actions.h"
 
@@ -141,11 +140,6 @@ TEST_CASE("replication connections carry a passfile and sslmode, never a passwor
           std::vector<std::string>{"PGPASSFILE=/var/lib/pg/node.keeper/replication.pgpass", "PGSSLMODE=require"});
     auto conf = autofailover_conf_text(config);
     CHECK(conf.find("ssl = on\nssl_cert_file = '/var/lib/pg/node.keeper/server.crt'\n") != std::string::npos);
-    // pg_rewind's session on the primary runs without JIT (its file-list query was JIT-compiled every time).
-    auto rewind = pg_rewind_run(config, "10.0.0.1", 5432, false, [] {}, [] { return false; });
-    auto source_arg = std::find(rewind.argv.begin(), rewind.argv.end(), "--source-server");
-    REQUIRE(source_arg != rewind.argv.end());
-    CHECK(*(source_arg + 1) == source + " options='-c jit=off'");
 }
 
 TEST_CASE("the replication password goes through a 0600 pgpass file, escaped", "[auth]") {
