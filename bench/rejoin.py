@@ -151,6 +151,10 @@ def set_keeper_config(node, settings):
     os.replace(tmp, path)
 
 
+def wal_dir_mb(node):
+    return float(node.sql("SELECT sum(size) FROM pg_ls_waldir()")[0][0]) / 2**20
+
+
 def crash_run(f, writer, path, rest):
     old = f.primary()
     writer.wait_for_acks(25)
@@ -169,7 +173,7 @@ def crash_run(f, writer, path, rest):
         set_needs_base_backup(old)
     # PostgreSQL 15's pg_rewind copies every file of the source's pg_wal: its size explains the rewind's time.
     source = next(n for n in f.nodes.values() if n is not old)
-    source_wal_mb = round(float(source.sql("SELECT sum(size) FROM pg_ls_waldir()")[0][0]) / 2**20, 1)
+    source_wal_mb = round(wal_dir_mb(source), 1)
     load = load_average()
     t_node, t_settled, t_good = time_rejoin(f, old)
     return {"path": path, "node": old.name, "promoted_s": round(promoted, 3), "source_wal_mb": source_wal_mb,
@@ -211,8 +215,7 @@ def fill_wal(primary, megabytes):
     for _ in range(max(1, megabytes // 64)):  # about 60 MB of WAL a statement (10 of them left 592 MB)
         primary.sql("INSERT INTO bench_fill SELECT repeat('x', 900) FROM generate_series(1, 60000)")
     primary.sql("DROP TABLE bench_fill")
-    print(f"filled: {primary.sql('SELECT pg_current_wal_lsn()')[0][0]}, pg_wal "
-          f"{float(primary.sql('SELECT sum(size) FROM pg_ls_waldir()')[0][0]) / 2**20:.0f} MB", flush=True)
+    print(f"filled: {primary.sql('SELECT pg_current_wal_lsn()')[0][0]}, pg_wal {wal_dir_mb(primary):.0f} MB", flush=True)
 
 
 def run_path(path, args, port_base):

@@ -374,8 +374,20 @@ class FormationBase:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; last state:\n{self.describe(last)}\n"
                              + "\n".join(n.log_tail(15) for n in self.nodes.values()))
 
-    def wait_healthy(self, timeout=None):
-        return self.wait_until(self.is_healthy, "one primary and all secondaries", timeout)
+    def wait_healthy(self, timeout=None, hold=0.0):
+        """hold: health must last this many seconds (right after a monitor was frozen or restarted it may
+        still show the healthy picture from before, until the keepers' reports change it)."""
+        if not hold:
+            return self.wait_until(self.is_healthy, "one primary and all secondaries", timeout)
+        return self.wait_until(lambda _state: self._healthy_for(hold), f"health that holds {hold} s", timeout)
+
+    def _healthy_for(self, seconds, interval=0.1):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self.is_healthy():
+                return False
+            time.sleep(interval)
+        return True
 
     def primary(self):
         state = self.state()

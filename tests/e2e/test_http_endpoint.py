@@ -186,16 +186,6 @@ def test_killed_postgres_on_the_primary(formation):
         formation.set_monitor_setting("node_considered_unhealthy_timeout", None)
 
 
-def holds_for(predicate, seconds, interval=0.1):
-    """True when predicate stays true for `seconds` (polled every `interval`)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not predicate():
-            return False
-        time.sleep(interval)
-    return True
-
-
 def test_primary_cut_off_stops_answering_primary_when_its_lease_expires(formation):
     """The monitor and the standby (its Postgres and keeper) are frozen with SIGSTOP: the primary
     hears from neither. /primary must turn 503 no later than the write lease's end, and the keeper
@@ -256,7 +246,7 @@ def test_primary_cut_off_stops_answering_primary_when_its_lease_expires(formatio
     # Whatever the monitor decides when it wakes up (failover or not), one primary comes out, and the
     # endpoints agree with the monitor. Right after the thaw the monitor still shows the healthy picture
     # from before the freeze until the fenced primary's report arrives: health must hold for a while.
-    formation.wait_until(lambda _state: holds_for(formation.is_healthy, 2.0), "health that holds for 2 s after the thaw")
+    formation.wait_healthy(hold=2.0)
     new_primary = formation.primary()
     other = next(n for n in formation.nodes.values() if n.name != new_primary.name)
     expect_codes(new_primary, PRIMARY, timeout=15)
