@@ -19,6 +19,7 @@ void decide_for_keeper(const char* formation, int group_id, std::int64_t node_id
     load_group(formation, group_id, 0, group);
     autofailover_bridge::DecisionOutput* decision = new_decision_output(group->node_count);
     int goal_changes = 0;
+    bool steady = false;
     if (leader_lease_allows_decisions()) {
         BridgeResult decided = autofailover_bridge::run_decide(*group, *decision);
         if (decided.outcome == Outcome::NeedMoreText) {
@@ -27,6 +28,10 @@ void decide_for_keeper(const char* formation, int group_id, std::int64_t node_id
         }
         raise_if_failed(decided);
         goal_changes = store_decision(group, decision);
+        if (goal_changes == 0 && node_id != 0 && decision->waiting_reason[0] == '\0') {
+            BridgeResult checked = autofailover_bridge::group_is_steady(*group, steady);
+            raise_if_failed(checked);
+        }
         // Load + core + store, the time a keeper's report or a worker round waits for its decision.
         count_decision(GetCurrentTimestamp() - decision_started);
     } else {
@@ -69,6 +74,7 @@ void decide_for_keeper(const char* formation, int group_id, std::int64_t node_id
     out->waiting_reason = MemoryContextStrdup(answer_context, decision->waiting_reason);
     out->network_partition_timeout_ms = group->settings.network_partition_timeout_ms;
     out->goal_changes = goal_changes;
+    out->steady = steady;
 }
 
 void fill_peer_columns(const KeeperAnswer& answer, Datum* values, bool* nulls) {

@@ -31,6 +31,9 @@ struct KeeperAnswer {
     const char* waiting_reason;
     int network_partition_timeout_ms;
     int goal_changes;
+    // The group is steady after a decision that changed nothing (libautofailover/steady_group.h):
+    // the next heartbeats of its nodes may be answered from shared memory.
+    bool steady;
 };
 
 // Decides (formation, group_id) when the leader lease allows it, stores the

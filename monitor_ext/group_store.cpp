@@ -6,6 +6,7 @@
 #include "monitor_ext/leader_lease.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
+#include "monitor_ext/steady_answers.h"
 
 namespace autofailover_ext {
 namespace {
@@ -86,6 +87,23 @@ void load_streaming(HeapTuple tuple, TupleDesc desc, NodeRow* row) {
     row->streaming_ids = out_ids;
     row->streaming_flush_lsns = out_lsns;
     row->streaming_count = count;
+}
+
+// The node's latest heartbeat when node_active answered it from shared memory
+// (steady_answers.h): the table's last_report and LSNs are older then.
+void overlay_heartbeat(NodeRow* row) {
+    TimestampTz at = 0;
+    XLogRecPtr lsn = 0;
+    std::uint64_t* flush_lsns = static_cast<std::uint64_t*>(palloc0(sizeof(std::uint64_t) * (row->streaming_count + 1)));
+    for (std::size_t i = 0; i < row->streaming_count; ++i) flush_lsns[i] = row->streaming_flush_lsns[i];
+    const TimestampTz stored = row->has_last_report ? row->last_report_us - kUnixToPostgresEpochUs : 0;
+    if (!latest_heartbeat(row->node_id, stored, row->has_last_report, &at, &lsn, row->streaming_ids,
+                          row->streaming_count, flush_lsns))
+        return;
+    row->has_last_report = true;
+    row->last_report_us = to_unix_us(at);
+    row->lsn = lsn;
+    row->streaming_flush_lsns = flush_lsns;
 }
 
 }  // namespace
@@ -172,6 +190,7 @@ void load_group(const char* formation, int group_id, std::int64_t exclude_node, 
         row->candidate_priority = DatumGetInt32(SPI_getbinval(tuple, desc, 15, &null));
         row->replication_quorum = DatumGetBool(SPI_getbinval(tuple, desc, 16, &null));
         load_streaming(tuple, desc, row);
+        overlay_heartbeat(row);
         const std::int64_t vetoed_at = int64_column(tuple, desc, 19, &null);
         row->has_promotion_vetoed_at = !null;
         row->promotion_vetoed_at_us = null ? 0 : to_unix_us(vetoed_at);

@@ -143,8 +143,9 @@ std::size_t groups_to_decide(MemoryContext round_context, const ProbeTarget* tar
         construct_array(changed_ids, static_cast<int>(changed), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
     const int rc = SPI_execute_with_args(
         "SELECT DISTINCT formation_id, group_id FROM autofailover.nodes "
-        "WHERE node_id = ANY ($1) OR reported_state <> goal_state OR last_report IS NULL "
-        "OR last_report < clock_timestamp() - "
+        "WHERE node_id = ANY ($1) OR reported_state <> goal_state "
+        "OR coalesce(autofailover._heartbeat_at(node_id), last_report) IS NULL "
+        "OR coalesce(autofailover._heartbeat_at(node_id), last_report) < clock_timestamp() - "
         "LEAST(pg_catalog.current_setting('autofailover.node_considered_unhealthy_timeout')::interval, "
         "pg_catalog.current_setting('autofailover.primary_suspect_timeout')::interval) "
         "ORDER BY formation_id, group_id",

@@ -6,6 +6,7 @@
 #include "monitor_ext/metrics.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
+#include "monitor_ext/steady_answers.h"
 
 extern "C" {
 
@@ -21,6 +22,7 @@ void _PG_init(void) {
     autofailover_ext::define_settings();
     autofailover_ext::define_leader_lease();  // replicated monitors (docs/monitor-ha.md)
     autofailover_ext::define_metrics();  // autofailover.metrics() counters
+    autofailover_ext::define_steady_answers();  // heartbeats of steady groups (docs/benchmarks.md)
     autofailover_ext::register_health_worker();
 }
 

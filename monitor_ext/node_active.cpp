@@ -14,6 +14,7 @@
 #include "monitor_ext/library_version.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
+#include "monitor_ext/steady_answers.h"
 
 extern "C" {
 #include "utils/acl.h"
@@ -66,6 +67,8 @@ struct NodeRef {
     // Formation client access (docs/clients.md): only its version; the keeper fetches the list
     // with formation_client_access() when the version differs from the one it applied.
     std::int64_t client_access_version;
+    // The session is this node's keeper (not an operator): only then is its answer cached.
+    bool as_keeper;
 };
 
 // The node's group, after checking that the session may report for it: the keeper
@@ -82,7 +85,7 @@ NodeRef authorize_and_find(const char* formation, std::int64_t node_id) {
                                    2, find_types);
     if (SPI_execute_plan(find, find_args, nullptr, true, 1) != SPI_OK_SELECT)
         elog(ERROR, "autofailover: looking up the node failed");
-    NodeRef node{SPI_processed == 1, 0, 0};
+    NodeRef node{SPI_processed == 1, 0, 0, false};
     bool authorized = false;
     const char* session_role = GetUserNameFromId(GetSessionUserId(), false);
     if (node.found) {
@@ -92,6 +95,7 @@ NodeRef authorize_and_find(const char* formation, std::int64_t node_id) {
             DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
         const char* keeper_role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
         authorized = keeper_role != nullptr && strcmp(keeper_role, session_role) == 0;
+        node.as_keeper = authorized;
     }
     if (!authorized && autofailover_ext::is_operator_session()) {
         Oid role_types[1] = {TEXTOID};
@@ -147,8 +151,10 @@ StoredReport store_report(std::int64_t node_id, Datum reported, Oid state_type, 
                      LSNGetDatum(lsn),              CStringGetTextDatum(sync_state),
                      PointerGetDatum(streaming),    PointerGetDatum(streaming_lsns),
                      TimestampTzGetDatum(MyStartTimestamp)};
+    autofailover_ext::begin_storing_report(node_id);
     if (SPI_execute_plan(plan, args, nullptr, false, 1) != SPI_OK_UPDATE_RETURNING)
         elog(ERROR, "autofailover: storing the report failed");
+    autofailover_ext::end_storing_report();
     if (SPI_processed != 1)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("stale report: a newer session of this node's keeper has reported since")));
@@ -177,6 +183,48 @@ void forget_dropped_node(const char* formation, std::int64_t node_id) {
     SPIPlanPtr plan = prepare_once(&node_dropped_plan, "SELECT autofailover._forget_dropped_node($1, $2)", 2, types);
     if (SPI_execute_plan(plan, args, nullptr, false, 1) != SPI_OK_SELECT)
         elog(ERROR, "autofailover: removing the dropped node failed");
+}
+
+// node_active's result row, in the current memory context.
+HeapTuple answer_tuple(TupleDesc result_desc, Oid state_type, const autofailover_ext::KeeperAnswer& answer,
+                       bool dropped, bool monitor_leads, std::int64_t client_access_version) {
+    Datum values[13];
+    bool nulls[13] = {};
+    nulls[0] = !answer.has_self;
+    values[0] = nulls[0] ? (Datum)0 : DirectFunctionCall2(enum_in, CStringGetDatum(answer.goal_state),
+                                                          ObjectIdGetDatum(state_type));
+    values[1] = Int32GetDatum(answer.candidate_priority);
+    nulls[1] = !answer.has_self || dropped;
+    values[2] = BoolGetDatum(answer.replication_quorum);
+    nulls[2] = !answer.has_self || dropped;
+    autofailover_ext::fill_peer_columns(answer, values, nulls);
+    values[10] = Int32GetDatum(answer.network_partition_timeout_ms);
+    values[11] = BoolGetDatum(monitor_leads);
+    values[12] = Int64GetDatum(client_access_version);
+    return heap_form_tuple(result_desc, values, nulls);
+}
+
+// Caches the answer of a steady group's decision, when its texts fit (steady_answers.h).
+void remember_answer(std::int64_t node_id, int group_id, const autofailover_ext::SteadyGenerations& generations,
+                     const autofailover_ext::SteadyReport& report, const autofailover_ext::KeeperAnswer& answer,
+                     std::int64_t client_access_version) {
+    autofailover_ext::SteadyAnswer cached{};
+    if (!answer.has_self || answer.has_upstream || strlen(answer.goal_state) >= sizeof(cached.goal_state) ||
+        (answer.has_primary && strlen(answer.primary_host) >= sizeof(cached.primary_host)) ||
+        strlen(answer.synchronous_standby_names) >= sizeof(cached.synchronous_standby_names))
+        return;
+    strlcpy(cached.goal_state, answer.goal_state, sizeof(cached.goal_state));
+    cached.candidate_priority = answer.candidate_priority;
+    cached.replication_quorum = answer.replication_quorum;
+    cached.has_primary = answer.has_primary;
+    cached.primary_node_id = answer.primary_node_id;
+    if (answer.has_primary) strlcpy(cached.primary_host, answer.primary_host, sizeof(cached.primary_host));
+    cached.primary_port = answer.primary_port;
+    strlcpy(cached.synchronous_standby_names, answer.synchronous_standby_names,
+            sizeof(cached.synchronous_standby_names));
+    cached.network_partition_timeout_ms = answer.network_partition_timeout_ms;
+    cached.client_access_version = client_access_version;
+    autofailover_ext::remember_steady_answer(node_id, group_id, generations, report, cached);
 }
 
 }  // namespace
@@ -223,6 +271,32 @@ PGDLLEXPORT Datum autofailover_node_active(PG_FUNCTION_ARGS) {
     if (get_call_result_type(fcinfo, nullptr, &result_desc) != TYPEFUNC_COMPOSITE)
         elog(ERROR, "autofailover.node_active must return a composite type");
     result_desc = BlessTupleDesc(result_desc);
+
+    autofailover_ext::SteadyReport report{};
+    report.formation = formation;
+    report.reported_state = reported;
+    report.pg_is_running = running;
+    report.timeline = timeline;
+    report.lsn = lsn;
+    report.sync_state = sync_state;
+    autofailover_ext::steady_report_from_arrays(&report, streaming, streaming_lsns);
+    // A steady group's heartbeat: the answer the last decision gave, from shared memory.
+    autofailover_ext::SteadyAnswer cached;
+    if (autofailover_ext::answer_steady_heartbeat(node_id, report, &cached)) {
+        autofailover_ext::KeeperAnswer answer{};
+        answer.has_self = true;
+        answer.goal_state = cached.goal_state;
+        answer.candidate_priority = cached.candidate_priority;
+        answer.replication_quorum = cached.replication_quorum;
+        answer.has_primary = cached.has_primary;
+        answer.primary_node_id = cached.primary_node_id;
+        answer.primary_host = cached.primary_host;
+        answer.primary_port = cached.primary_port;
+        answer.synchronous_standby_names = cached.synchronous_standby_names;
+        answer.network_partition_timeout_ms = cached.network_partition_timeout_ms;
+        PG_RETURN_DATUM(HeapTupleGetDatum(
+            answer_tuple(result_desc, state_type, answer, false, true, cached.client_access_version)));
+    }
     MemoryContext caller_context = CurrentMemoryContext;
 
     SPI_connect();
@@ -234,6 +308,7 @@ PGDLLEXPORT Datum autofailover_node_active(PG_FUNCTION_ARGS) {
     autofailover_ext::lock_group(formation, node.group_id);
     const StoredReport stored =
         store_report(node_id, reported_datum, state_type, running, timeline, lsn, sync_state, streaming, streaming_lsns);
+    autofailover_ext::remember_heartbeat(node_id, report);
     const bool reported_changed = strcmp(stored.old_reported, reported) != 0;
     if (reported_changed) {
         const char* reason = psprintf("%s reports %s", stored.node_name, reported);
@@ -252,12 +327,17 @@ PGDLLEXPORT Datum autofailover_node_active(PG_FUNCTION_ARGS) {
         answer.synchronous_standby_names = "";
         answer.network_partition_timeout_ms = autofailover_ext::decision_settings(0).network_partition_timeout_ms;
     } else {
+        // Before the decision's snapshot: a write committed after it bumps these again.
+        const autofailover_ext::SteadyGenerations generations =
+            autofailover_ext::read_steady_generations(formation, node.group_id);
         // The decision loads the group read-only, with the active snapshot: take a new one, which
         // sees this report and every report committed while this call waited for the group lock.
         CommandCounterIncrement();
         PushActiveSnapshot(GetTransactionSnapshot());
         autofailover_ext::decide_for_keeper(formation, node.group_id, node_id, caller_context, &answer);
         PopActiveSnapshot();
+        if (answer.steady && node.as_keeper && monitor_leads && !reported_changed && answer.goal_changes == 0)
+            remember_answer(node_id, node.group_id, generations, report, answer, node.client_access_version);
     }
     if (!dropped && !reported_changed && answer.goal_changes == 0)
         // A pure heartbeat: only last_report and the LSN changed, and the keeper repeats them
@@ -267,20 +347,7 @@ PGDLLEXPORT Datum autofailover_node_active(PG_FUNCTION_ARGS) {
                                 false);
 
     MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
-    Datum values[13];
-    bool nulls[13] = {};
-    nulls[0] = !answer.has_self;
-    values[0] = nulls[0] ? (Datum)0 : DirectFunctionCall2(enum_in, CStringGetDatum(answer.goal_state),
-                                                          ObjectIdGetDatum(state_type));
-    values[1] = Int32GetDatum(answer.candidate_priority);
-    nulls[1] = !answer.has_self || dropped;
-    values[2] = BoolGetDatum(answer.replication_quorum);
-    nulls[2] = !answer.has_self || dropped;
-    autofailover_ext::fill_peer_columns(answer, values, nulls);
-    values[10] = Int32GetDatum(answer.network_partition_timeout_ms);
-    values[11] = BoolGetDatum(monitor_leads);
-    values[12] = Int64GetDatum(node.client_access_version);
-    HeapTuple tuple = heap_form_tuple(result_desc, values, nulls);
+    HeapTuple tuple = answer_tuple(result_desc, state_type, answer, dropped, monitor_leads, node.client_access_version);
     MemoryContextSwitchTo(spi_context);
     SPI_finish();
     PG_RETURN_DATUM(HeapTupleGetDatum(tuple));

@@ -133,6 +133,18 @@ SELECT pg_catalog.pg_extension_config_dump('autofailover.events_event_id_seq', '
 ------------------------------------------------------------------------------
 -- C functions (monitor_ext/): the pure core behind SPI load/store.
 ------------------------------------------------------------------------------
+-- Heartbeats of steady groups, answered from shared memory (monitor_ext/steady_answers.h):
+-- the node's latest heartbeat there, NULL when none (then the table's columns are the latest).
+CREATE FUNCTION autofailover._heartbeat_at(node_id bigint) RETURNS timestamptz
+    LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'autofailover_heartbeat_at';
+CREATE FUNCTION autofailover._heartbeat_lsn(node_id bigint) RETURNS pg_lsn
+    LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'autofailover_heartbeat_lsn';
+-- How many nodes have a cached answer now, and how many heartbeats were answered from it.
+CREATE FUNCTION autofailover._steady_answer_counts(OUT nodes_with_answer bigint, OUT answers_from_cache bigint)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'autofailover_steady_answer_counts';
+CREATE FUNCTION autofailover._steady_answers_invalidate() RETURNS trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'autofailover_steady_answers_invalidate';
+
 CREATE FUNCTION autofailover._decide(formation text, group_id int, node_id bigint,
     OUT goal_state text, OUT candidate_priority int, OUT replication_quorum bool,
     OUT primary_node_id bigint, OUT primary_host text, OUT primary_port int,
@@ -687,7 +699,7 @@ BEGIN
     PERFORM autofailover._authorize($1, NULL);
     PERFORM autofailover._check_formation($1);
     RETURN QUERY
-        SELECT n.node_id, n.node_name, n.host, n.port, n.lsn,
+        SELECT n.node_id, n.node_name, n.host, n.port, coalesce(autofailover._heartbeat_lsn(n.node_id), n.lsn),
                coalesce(n.node_id = (SELECT v.primary_node_id FROM autofailover._group_view($1, n.group_id) v), false)
           FROM autofailover.nodes n
          WHERE n.formation_id = $1 AND ($2 IS NULL OR n.group_id = $2)
@@ -708,7 +720,8 @@ BEGIN
         RAISE EXCEPTION 'node % is not registered', p_node_id USING ERRCODE = 'undefined_object';
     END IF;
     RETURN QUERY
-        SELECT n.node_id, n.node_name, n.host, n.port, n.lsn, coalesce(n.node_id = v.primary_node_id, false)
+        SELECT n.node_id, n.node_name, n.host, n.port, coalesce(autofailover._heartbeat_lsn(n.node_id), n.lsn),
+               coalesce(n.node_id = v.primary_node_id, false)
           FROM autofailover.nodes n, autofailover._group_view(v_formation, v_group) v
          WHERE n.formation_id = v_formation AND n.group_id = v_group AND n.node_id <> p_node_id
          ORDER BY n.node_id;
@@ -961,7 +974,8 @@ BEGIN
     PERFORM autofailover._check_formation($1);
     RETURN QUERY
         SELECT n.node_id, n.node_name, n.group_id, n.host, n.port, n.reported_state, n.goal_state, n.timeline,
-               n.lsn, coalesce(h.health, 'unknown'), n.pg_is_running, n.last_report, j.keeper_reporting,
+               coalesce(autofailover._heartbeat_lsn(n.node_id), n.lsn), coalesce(h.health, 'unknown'), n.pg_is_running,
+               coalesce(autofailover._heartbeat_at(n.node_id), n.last_report), j.keeper_reporting,
                n.candidate_priority, n.replication_quorum, n.sync_state, g.waiting_reason
           FROM autofailover.nodes n
           JOIN autofailover.groups g ON g.formation_id = n.formation_id AND g.group_id = n.group_id
@@ -1196,7 +1210,9 @@ BEGIN
                         WHERE n.formation_id = g.formation_id AND n.group_id = g.group_id)),
     nd AS (
         SELECT n.*, h.health, h.last_health_check, h.probe_seconds, j.keeper_reporting, grp.primary_node_id,
-               p.lsn AS primary_lsn,
+               coalesce(autofailover._heartbeat_lsn(p.node_id), p.lsn) AS primary_lsn,
+               coalesce(autofailover._heartbeat_lsn(n.node_id), n.lsn) AS live_lsn,
+               coalesce(autofailover._heartbeat_at(n.node_id), n.last_report) AS live_last_report,
                autofailover._prom_labels('formation', n.formation_id, 'group', n.group_id::text,
                                          'node', n.node_name, 'node_id', n.node_id::text) AS l
           FROM autofailover.nodes n
@@ -1235,7 +1251,7 @@ BEGIN
         SELECT 'autofailover_node_timeline', nd.l, nd.timeline, 'gauge',
                'The timeline the keeper last reported.' FROM nd
         UNION ALL
-        SELECT 'autofailover_node_lag_bytes', nd.l, greatest(nd.primary_lsn - nd.lsn, 0)::float8, 'gauge',
+        SELECT 'autofailover_node_lag_bytes', nd.l, greatest(nd.primary_lsn - nd.live_lsn, 0)::float8, 'gauge',
                'Bytes of WAL between the primary''s last reported LSN and this node''s (absent without a primary).'
           FROM nd WHERE nd.primary_lsn IS NOT NULL
         UNION ALL
@@ -1243,9 +1259,9 @@ BEGIN
                'candidate_priority of the node (0: never promoted).' FROM nd
         UNION ALL
         SELECT 'autofailover_node_last_report_age_seconds', nd.l,
-               extract(epoch FROM clock_timestamp() - nd.last_report)::float8, 'gauge',
+               extract(epoch FROM clock_timestamp() - nd.live_last_report)::float8, 'gauge',
                'Seconds since the node''s keeper last reported (absent before its first report).'
-          FROM nd WHERE nd.last_report IS NOT NULL
+          FROM nd WHERE nd.live_last_report IS NOT NULL
         UNION ALL
         SELECT 'autofailover_node_keeper_reporting', nd.l, nd.keeper_reporting::int, 'gauge',
                'Whether the keeper reported within node_considered_unhealthy_timeout (the core''s judgement).' FROM nd
@@ -1361,10 +1377,10 @@ BEGIN
     END IF;
     SELECT v.primary_node_id INTO v_primary FROM autofailover._group_view($2, v_group) v;
     RETURN QUERY
-        SELECT n.node_id, n.node_name, n.reported_state, n.goal_state, p.planned_goal, p.reason, n.timeline, n.lsn,
+        SELECT n.node_id, n.node_name, n.reported_state, n.goal_state, p.planned_goal, p.reason, n.timeline, coalesce(autofailover._heartbeat_lsn(n.node_id), n.lsn),
                n.node_id = v_primary IS TRUE,
                CASE WHEN pr.node_id IS NOT NULL AND pr.timeline = n.timeline
-                    THEN greatest(pr.lsn - n.lsn, 0) END,
+                    THEN greatest(coalesce(autofailover._heartbeat_lsn(pr.node_id), pr.lsn) - coalesce(autofailover._heartbeat_lsn(n.node_id), n.lsn), 0) END,
                p.would_be_promoted, p.waiting_reason, p.would_wait_ms, p.would_wait_for
           FROM autofailover._operator_preview($1, $2, v_group, v_target, coalesce($5, false)) p
           JOIN autofailover.nodes n ON n.node_id = p.node_id
@@ -1482,6 +1498,28 @@ GRANT EXECUTE ON FUNCTION autofailover.set_formation_allow_clients(text, text[],
     TO autofailover_operator;
 GRANT SELECT ON autofailover.formation_client_access TO autofailover_operator;
 -- END formation client access
+------------------------------------------------------------------------------
+-- Every write a decision may read voids the cached answers it concerns
+-- (monitor_ext/steady_answers.h). Heartbeat columns of nodes and a health check
+-- that finds the same health change no decision, so they void nothing.
+------------------------------------------------------------------------------
+CREATE TRIGGER nodes_steady_answers AFTER INSERT OR UPDATE OR DELETE ON autofailover.nodes
+    FOR EACH ROW EXECUTE FUNCTION autofailover._steady_answers_invalidate();
+CREATE TRIGGER groups_steady_answers AFTER INSERT OR UPDATE OR DELETE ON autofailover.groups
+    FOR EACH ROW EXECUTE FUNCTION autofailover._steady_answers_invalidate();
+CREATE TRIGGER formations_steady_answers AFTER INSERT OR UPDATE OR DELETE ON autofailover.formations
+    FOR EACH ROW EXECUTE FUNCTION autofailover._steady_answers_invalidate();
+CREATE TRIGGER node_health_changed_steady_answers AFTER UPDATE ON autofailover.node_health
+    FOR EACH ROW WHEN (OLD.health IS DISTINCT FROM NEW.health)
+    EXECUTE FUNCTION autofailover._steady_answers_invalidate();
+CREATE TRIGGER node_health_steady_answers AFTER INSERT OR DELETE ON autofailover.node_health
+    FOR EACH ROW EXECUTE FUNCTION autofailover._steady_answers_invalidate();
+CREATE TRIGGER promotion_vetoes_steady_answers AFTER INSERT OR UPDATE OR DELETE ON autofailover.promotion_vetoes
+    FOR EACH ROW EXECUTE FUNCTION autofailover._steady_answers_invalidate();
+CREATE TRIGGER client_access_steady_answers AFTER INSERT OR UPDATE OR DELETE
+    ON autofailover.formation_client_access
+    FOR EACH ROW EXECUTE FUNCTION autofailover._steady_answers_invalidate();
+
 -- BEGIN library version check (monitor_ext/library_version.cpp): the loaded
 -- library must match the installed SQL. Checked here at CREATE EXTENSION, by
 -- every C function that reads or writes the tables (ERROR 55000), and by the
