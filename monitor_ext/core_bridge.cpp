@@ -10,6 +10,7 @@
 #include "libautofailover/operator_commands.h"
 #include "libautofailover/replication_names.h"
 #include "libautofailover/settings.h"
+#include "libautofailover/steady_group.h"
 #include "libautofailover/what_if.h"
 
 #include <chrono>
@@ -272,6 +273,13 @@ BridgeResult node_health(const GroupInput& input, std::int64_t node_id, NodeHeal
         if (node == nullptr) throw std::invalid_argument("node is not in the loaded group");
         out.keeper_reporting = af::keeper_is_reporting(*node, settings, clock);
         out.unhealthy = af::node_is_unhealthy(*node, settings, clock);
+    });
+}
+
+BridgeResult group_is_steady(const GroupInput& input, bool& steady) {
+    steady = false;  // an exception leaves it false: the full decision runs
+    return guarded(nullptr, [&] {
+        steady = af::group_is_steady(to_snapshot(input), to_settings(input.settings), to_clock(input));
     });
 }
 

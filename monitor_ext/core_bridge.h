@@ -164,6 +164,10 @@ BridgeResult run_adoption_assignment(const GroupInput& group, std::int64_t node_
 // `node_id` may be 0: only the group-wide parts (primary, standby names) are filled.
 BridgeResult keeper_view(const GroupInput& group, std::int64_t node_id, KeeperView& out);
 BridgeResult node_health(const GroupInput& group, std::int64_t node_id, NodeHealthView& out);
+// node_active shortcut (libautofailover/steady_group.h): `steady` is true when a
+// heartbeat that changes only times and LSNs cannot change the decision nor any
+// keeper's answer, so the stored answer may be given without deciding again.
+BridgeResult group_is_steady(const GroupInput& group, bool& steady);
 
 // Input validation (libautofailover/input_validation.h): writes why `text` (UTF-8,
 // `length` bytes) is refused into `problem` (`size` bytes, "" when accepted).
