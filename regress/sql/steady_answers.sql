@@ -41,9 +41,11 @@ SELECT answers_from_cache AS c0 FROM autofailover._steady_answer_counts() \gset
 -- 1. An operator's heartbeats (the steps above) are never cached; each keeper's first one is
 --    decided and cached, its second is answered from shared memory.
 SET SESSION AUTHORIZATION :"role_a";
-SELECT goal_state, synchronous_standby_names FROM autofailover.node_active('sa', :sa_a, 'primary', true, 1,
+SELECT goal_state, synchronous_standby_names = 'ANY 1 (autofailover_node_' || :sa_b || ')' AS names_b
+  FROM autofailover.node_active('sa', :sa_a, 'primary', true, 1,
     '0/3000100', '', ARRAY[:sa_b]::bigint[], ARRAY['0/3000100']::pg_lsn[]);
-SELECT goal_state, synchronous_standby_names FROM autofailover.node_active('sa', :sa_a, 'primary', true, 1,
+SELECT goal_state, synchronous_standby_names = 'ANY 1 (autofailover_node_' || :sa_b || ')' AS names_b
+  FROM autofailover.node_active('sa', :sa_a, 'primary', true, 1,
     '0/3000200', '', ARRAY[:sa_b]::bigint[], ARRAY['0/3000200']::pg_lsn[]);
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION :"role_b";
