@@ -67,8 +67,10 @@ struct NodeRef {
     // Formation client access (docs/clients.md): only its version; the keeper fetches the list
     // with formation_client_access() when the version differs from the one it applied.
     std::int64_t client_access_version;
-    // The session is this node's keeper (not an operator): only then is its answer cached.
+    // How the session was authorized: as this node's keeper, or as an operator that is no
+    // node's keeper (tests, benchmarks); the cached answer re-checks the latter on every use.
     bool as_keeper;
+    bool as_operator;
 };
 
 // The node's group, after checking that the session may report for it: the keeper
@@ -85,7 +87,7 @@ NodeRef authorize_and_find(const char* formation, std::int64_t node_id) {
                                    2, find_types);
     if (SPI_execute_plan(find, find_args, nullptr, true, 1) != SPI_OK_SELECT)
         elog(ERROR, "autofailover: looking up the node failed");
-    NodeRef node{SPI_processed == 1, 0, 0, false};
+    NodeRef node{SPI_processed == 1, 0, 0, false, false};
     bool authorized = false;
     const char* session_role = GetUserNameFromId(GetSessionUserId(), false);
     if (node.found) {
@@ -105,6 +107,7 @@ NodeRef authorize_and_find(const char* formation, std::int64_t node_id) {
         if (SPI_execute_plan(keeper, role_args, nullptr, true, 1) != SPI_OK_SELECT)
             elog(ERROR, "autofailover: looking up the session's role failed");
         authorized = SPI_processed == 0;
+        node.as_operator = authorized;
     }
     if (!authorized) {
         SPIPlanPtr authorize = prepare_once(&authorize_plan, "SELECT autofailover._authorize($2, $1)", 2, find_types);
@@ -207,7 +210,7 @@ HeapTuple answer_tuple(TupleDesc result_desc, Oid state_type, const autofailover
 // Caches the answer of a steady group's decision, when its texts fit (steady_answers.h).
 void remember_answer(std::int64_t node_id, int group_id, const autofailover_ext::SteadyGenerations& generations,
                      const autofailover_ext::SteadyReport& report, const autofailover_ext::KeeperAnswer& answer,
-                     std::int64_t client_access_version) {
+                     std::int64_t client_access_version, bool as_operator) {
     autofailover_ext::SteadyAnswer cached{};
     if (!answer.has_self || answer.has_upstream || strlen(answer.goal_state) >= sizeof(cached.goal_state) ||
         (answer.has_primary && strlen(answer.primary_host) >= sizeof(cached.primary_host)) ||
@@ -224,7 +227,7 @@ void remember_answer(std::int64_t node_id, int group_id, const autofailover_ext:
             sizeof(cached.synchronous_standby_names));
     cached.network_partition_timeout_ms = answer.network_partition_timeout_ms;
     cached.client_access_version = client_access_version;
-    autofailover_ext::remember_steady_answer(node_id, group_id, generations, report, cached);
+    autofailover_ext::remember_steady_answer(node_id, group_id, generations, report, cached, as_operator);
 }
 
 }  // namespace
@@ -336,8 +339,10 @@ PGDLLEXPORT Datum autofailover_node_active(PG_FUNCTION_ARGS) {
         PushActiveSnapshot(GetTransactionSnapshot());
         autofailover_ext::decide_for_keeper(formation, node.group_id, node_id, caller_context, &answer);
         PopActiveSnapshot();
-        if (answer.steady && node.as_keeper && monitor_leads && !reported_changed && answer.goal_changes == 0)
-            remember_answer(node_id, node.group_id, generations, report, answer, node.client_access_version);
+        if (answer.steady && (node.as_keeper || node.as_operator) && monitor_leads && !reported_changed &&
+            answer.goal_changes == 0)
+            remember_answer(node_id, node.group_id, generations, report, answer, node.client_access_version,
+                            node.as_operator);
     }
     if (!dropped && !reported_changed && answer.goal_changes == 0)
         // A pure heartbeat: only last_report and the LSN changed, and the keeper repeats them

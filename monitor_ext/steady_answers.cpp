@@ -3,6 +3,7 @@
 // LWLock, a spinlock per entry, and the generation counters.
 #include "monitor_ext/steady_answers.h"
 
+#include "monitor_ext/decision_lock.h"
 #include "monitor_ext/leader_lease.h"
 #include "monitor_ext/monitor_settings.h"
 #include "monitor_ext/pg_include.h"
@@ -53,7 +54,8 @@ struct SteadyEntry {
     SteadyGenerations generations;
     char formation[NAMEDATALEN];
     int group_id;
-    NameData keeper_role;
+    NameData keeper_role;  // the session role the answer was authorized for
+    bool as_operator;
     TimestampTz session;
     std::int64_t leader_since_us;
     autofailover_bridge::SettingsRow settings;
@@ -276,6 +278,7 @@ bool answer_steady_heartbeat(std::int64_t node_id, const SteadyReport& report, S
     if (entries == nullptr || answer_slots == 0 || report.streaming_count < 0) return false;
     if (!leader_lease_allows_decisions()) return false;
     const char* role = GetUserNameFromId(GetSessionUserId(), false);
+    const bool operator_now = is_operator_session();
     const autofailover_bridge::SettingsRow settings = decision_settings(0);
     const std::int64_t leader_since = leader_since_unix_us();
     const TimestampTz now = GetCurrentTimestamp();
@@ -292,6 +295,7 @@ bool answer_steady_heartbeat(std::int64_t node_id, const SteadyReport& report, S
               entry->generations.global == pg_atomic_read_u64(&shared->global_generation) &&
               entry->generations.group == pg_atomic_read_u64(&shared->group_generation[slot]) &&
               strcmp(entry->formation, report.formation) == 0 && strcmp(NameStr(entry->keeper_role), role) == 0 &&
+              (!entry->as_operator || operator_now) &&
               entry->leader_since_us == leader_since &&
               memcmp(&entry->settings, &settings, sizeof(settings)) == 0 &&
               strcmp(entry->reported_state, report.reported_state) == 0 &&
@@ -347,7 +351,7 @@ SteadyGenerations read_steady_generations(const char* formation, int group_id) {
 }
 
 void remember_steady_answer(std::int64_t node_id, int group_id, const SteadyGenerations& generations,
-                            const SteadyReport& report, const SteadyAnswer& answer) {
+                            const SteadyReport& report, const SteadyAnswer& answer, bool as_operator) {
     if (entries == nullptr || answer_slots == 0 || report.streaming_count < 0) return;
     if (!fits(report.formation, NAMEDATALEN) || !fits(report.reported_state, sizeof(SteadyEntry::reported_state)) ||
         !fits(report.sync_state, sizeof(SteadyEntry::sync_state)))
@@ -365,6 +369,7 @@ void remember_steady_answer(std::int64_t node_id, int group_id, const SteadyGene
         strlcpy(entry->formation, report.formation, sizeof(entry->formation));
         entry->group_id = group_id;
         namestrcpy(&entry->keeper_role, role);
+        entry->as_operator = as_operator;
         entry->session = MyStartTimestamp;
         entry->leader_since_us = leader_since;
         entry->settings = settings;

@@ -79,9 +79,10 @@ void end_storing_report();
 void remember_heartbeat(std::int64_t node_id, const SteadyReport& report);
 // Read before the decision's snapshot: the generations a cached answer is valid for.
 SteadyGenerations read_steady_generations(const char* formation, int group_id);
-// Caches the answer of a decision that changed nothing in a steady group.
+// Caches the answer of a decision that changed nothing in a steady group, for this
+// session's role (an operator's is checked again on every use: membership may be revoked).
 void remember_steady_answer(std::int64_t node_id, int group_id, const SteadyGenerations& generations,
-                            const SteadyReport& report, const SteadyAnswer& answer);
+                            const SteadyReport& report, const SteadyAnswer& answer, bool as_operator);
 
 // Overlay for load_group: the node's latest heartbeat when newer than `last_report_us`
 // (0: none). Returns false when there is none; `flush_lsns` gets `count` entries when

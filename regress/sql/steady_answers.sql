@@ -38,8 +38,8 @@ UPDATE autofailover.node_health SET health = 'good', last_health_check = clock_t
  WHERE node_id IN (:sa_a, :sa_b);
 SELECT answers_from_cache AS c0 FROM autofailover._steady_answer_counts() \gset
 
--- 1. An operator's heartbeats (the steps above) are never cached; each keeper's first one is
---    decided and cached, its second is answered from shared memory.
+-- 1. Each keeper's first heartbeat is decided and cached (it is another role than the
+--    operator's of the steps above), its second is answered from shared memory.
 SET SESSION AUTHORIZATION :"role_a";
 SELECT goal_state, synchronous_standby_names = 'ANY 1 (autofailover_node_' || :sa_b || ')' AS names_b
   FROM autofailover.node_active('sa', :sa_a, 'primary', true, 1,
