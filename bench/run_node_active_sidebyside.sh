@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Monitor capacity side by side: the same node_active load (N simulated nodes in
 # groups of 3, each calling once per second: pgbench --rate N, same client count)
-# against autofailover's monitor (INSTALLED extension, its health worker probing
-# all N nodes every second, closed ports) and pg_auto_failover 2.0's monitor
-# (Debian postgresql-15-auto-failover, its health checks off and every node marked
-# healthy, so its standbys can reach secondary). Two PostgreSQL instances run as
-# the autofailover user; for each N the two are measured one after the other.
+# against autofailover's monitor (INSTALLED extension) and pg_auto_failover 2.0's
+# monitor (Debian postgresql-15-auto-failover). Both the same way by default: health
+# checks off and every node marked healthy (the simulated nodes have no Postgres),
+# so standbys reach secondary and our steady groups' heartbeats are answered from
+# shared memory. BENCH_AF_PROBES=on: our health worker probes all N closed ports every
+# second instead (every node then looks down, no group is steady: the full path).
+# Two PostgreSQL instances run as the autofailover user; for each N the two are
+# measured one after the other.
 # usage: run_node_active_sidebyside.sh [N ...]   (default: 1000 3000 10000)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,6 +18,7 @@ duration=${BENCH_SECONDS:-20}
 clients=${BENCH_CLIENTS:-8}
 port_af=${BENCH_PORT:-7200}
 port_pgaf=${BENCH_PGAF_PORT:-7201}
+af_probes=${BENCH_AF_PROBES:-off}
 sizes=("$@")
 [ ${#sizes[@]} -eq 0 ] && sizes=(1000 3000 10000)
 [ -f /usr/share/postgresql/15/extension/pgautofailover.control ] || {
@@ -48,7 +52,9 @@ $4
 CONF
   as_user "$bindir/pg_ctl" -D "$work/$1" -l "$work/$1.log" -w start >/dev/null
 }
-start_pg af "$port_af" autofailover "autofailover.health_check_period = 1s
+af_probe_period=1h
+[ "$af_probes" = on ] && af_probe_period=1s
+start_pg af "$port_af" autofailover "autofailover.health_check_period = $af_probe_period
 autofailover.health_check_max_retries = 0
 autofailover.startup_grace_period = 0"
 start_pg pgaf "$port_pgaf" pgautofailover "pgautofailover.enable_health_checks = off"
@@ -102,13 +108,16 @@ hold_af_timeouts() {
     -c "SELECT pg_reload_conf()" >/dev/null
 }
 registered=0
-echo "# $(date -u '+%F %T') UTC, $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg), clients=$clients, ${duration}s per run, rate=N calls/s"
+echo "# $(date -u '+%F %T') UTC, $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg), clients=$clients, ${duration}s per run, rate=N calls/s, autofailover probes: $af_probes"
 printf "%-14s %6s %8s %8s %8s %9s %11s  %s\n" monitor nodes calls/s p50_ms p99_ms max_ms svc_p99_ms goals_after
 for n in "${sizes[@]}"; do
   # --- register and settle both monitors up to n nodes ---
   hold_af_timeouts
   psql_ "$port_af" -d autofailover -c "SELECT count(*) FROM generate_series($((registered + 1)), $n) i,
       autofailover.register_node('bench', '127.0.0.1', 10000 + i, 'b' || i, group_id => (i - 1) / 3)" >/dev/null
+  [ "$af_probes" = on ] || psql_ "$port_af" -d autofailover -c "INSERT INTO autofailover.node_health (node_id, health,
+      last_health_check) SELECT node_id, 'good', clock_timestamp() FROM autofailover.nodes
+      ON CONFLICT (node_id) DO UPDATE SET health = 'good', last_health_check = clock_timestamp()" >/dev/null
   psql_ "$port_af" -d autofailover -c "CALL bench_settle()"
   # pg_auto_failover: one formation per group; a standby registers once its primary is up.
   for k in 0 1 2; do
@@ -151,6 +160,9 @@ print(f"ratio            {int(a[6]):6d}  calls/s ours/pgaf {r(a[0], a[3])}  p50 
   # the cost is that of heartbeats, not of failovers the slow rounds would cause.
   # (still held since the end of the rate-limited run; the next size's run resets them in its warm-up)
   cost_rows+=("$(cost "$port_af" af autofailover node_active.sql autofailover "$n")")
+  psql_ "$port_af" -d autofailover -Atc "SELECT '# autofailover heartbeats answered from shared memory so far: ' ||
+      answers_from_cache || ' (nodes with a cached answer now: ' || nodes_with_answer || ')'
+      FROM autofailover._steady_answer_counts()"
   cost_rows+=("$(cost "$port_pgaf" pgaf pg_auto_failover pgaf_node_active.sql pg_auto_failover "$n")")
 done
 # The same calls unconstrained: server CPU per call (bench/cpu_per_call.py), which a busy machine skews

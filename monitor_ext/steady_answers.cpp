@@ -135,9 +135,15 @@ void bump_global() {
 
 void steady_xact_callback(XactEvent event, void*) {
     switch (event) {
+        case XACT_EVENT_PRE_PREPARE:
+            // Its commit would come later, from any session, with no bump after it.
+            if (pending_count > 0 || pending_global)
+                ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                                errmsg("autofailover: a transaction that changes the monitor's tables cannot be "
+                                       "prepared for two-phase commit")));
+            break;
         case XACT_EVENT_COMMIT:
         case XACT_EVENT_PARALLEL_COMMIT:
-        case XACT_EVENT_PREPARE:
             if (shared != nullptr) {
                 for (int i = 0; i < pending_count; ++i) pg_atomic_fetch_add_u64(&shared->group_generation[pending_slots[i]], 1);
                 if (pending_global) pg_atomic_fetch_add_u64(&shared->global_generation, 1);
@@ -145,6 +151,7 @@ void steady_xact_callback(XactEvent event, void*) {
             [[fallthrough]];
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PARALLEL_ABORT:
+        case XACT_EVENT_PREPARE:
             pending_count = 0;
             pending_global = false;
             storing_node = 0;

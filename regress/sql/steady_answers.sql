@@ -96,6 +96,12 @@ SELECT goal_state FROM autofailover.node_active('sa', :sa_a, 'primary', true, 1,
 RESET SESSION AUTHORIZATION;
 SELECT answers_from_cache - :c0 AS answered_from_cache FROM autofailover._steady_answer_counts();
 
+-- A prepared transaction would commit later with nothing to void the answers after it: refused.
+BEGIN;
+UPDATE autofailover.nodes SET candidate_priority = 20 WHERE node_id = :sa_b;
+PREPARE TRANSACTION 'sa_prepared';
+SELECT candidate_priority FROM autofailover.nodes WHERE node_id = :sa_b;
+
 -- 5. Not steady once a node's probes fail: no answer from shared memory, and the
 --    decision runs on every heartbeat.
 UPDATE autofailover.node_health SET health = 'bad' WHERE node_id = :sa_b;
