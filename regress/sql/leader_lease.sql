@@ -5,23 +5,6 @@
 \set VERBOSITY terse
 SELECT autofailover.create_formation('ll');
 
-CREATE PROCEDURE ll_step() LANGUAGE plpgsql AS $$
-DECLARE
-    n record;
-BEGIN
-    FOR n IN SELECT s.node_id, s.goal_state FROM autofailover.current_state('ll') s ORDER BY s.node_id LOOP
-        -- a primary reports the standbys streaming from it (pg_stat_replication)
-        PERFORM autofailover.node_active('ll', n.node_id, n.goal_state, true, 1, '0/3000000',
-                                         CASE WHEN n.goal_state = 'secondary' THEN 'quorum' ELSE '' END,
-                                         s.ids, s.lsns)
-          FROM (SELECT array_agg(o.node_id ORDER BY o.node_id) AS ids,
-                       array_agg('0/3000000'::pg_lsn ORDER BY o.node_id) AS lsns
-                  FROM autofailover.current_state('ll') o
-                 WHERE n.goal_state IN ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings')
-                   AND o.node_id <> n.node_id AND o.goal_state IN ('catchingup', 'secondary')) s;
-        COMMIT;
-    END LOOP;
-END $$;
 CREATE VIEW ll_state AS
     SELECT node_name, reported_state, goal_state FROM autofailover.current_state('ll') ORDER BY node_name;
 
@@ -60,9 +43,9 @@ SELECT node_name, goal_state FROM autofailover.register_node('ll', '127.0.0.1', 
 -- 5. Fenced while the standby joins: its reports (and the health worker) change no goal.
 SELECT autofailover.renew_leader_lease(0);
 CREATE TABLE ll_before AS SELECT node_name, goal_state FROM autofailover.current_state('ll');
-CALL ll_step();
-CALL ll_step();
-CALL ll_step();
+CALL keepers_step('ll');
+CALL keepers_step('ll');
+CALL keepers_step('ll');
 SELECT pg_sleep(0.5);
 SELECT count(*) AS goals_unchanged FROM autofailover.current_state('ll') s JOIN ll_before b USING (node_name, goal_state);
 SELECT count(*) AS reports_recorded FROM autofailover.current_state('ll') s WHERE s.reported_state = s.goal_state;
@@ -75,7 +58,7 @@ SELECT valid, expires_in_ms BETWEEN 50000 AND 59000 AS counted_from_send FROM au
 DO $$
 BEGIN
     FOR i IN 1..30 LOOP
-        CALL ll_step();
+        CALL keepers_step('ll');
         EXIT WHEN NOT EXISTS (SELECT 1 FROM autofailover.current_state('ll') s
                               WHERE s.reported_state <> s.goal_state OR s.goal_state NOT IN ('primary', 'secondary'));
     END LOOP;

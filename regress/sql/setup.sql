@@ -35,3 +35,24 @@ SELECT count(*) AS public_can_execute
 
 -- Every timeout is a GUC.
 SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'autofailover.%' ORDER BY 1;
+
+-- One round of perfect keepers in formation p_formation, for the tests that need a settled group:
+-- each node reports its goal as reached (one commit each); a primary reports its standbys
+-- streaming (pg_stat_replication) at its own LSN.
+CREATE PROCEDURE keepers_step(p_formation text) LANGUAGE plpgsql AS $$
+DECLARE
+    n record;
+BEGIN
+    FOR n IN SELECT s.node_id, s.goal_state FROM autofailover.current_state(p_formation) s ORDER BY s.node_id LOOP
+        -- a primary reports the standbys streaming from it (pg_stat_replication)
+        PERFORM autofailover.node_active(p_formation, n.node_id, n.goal_state, true, 1, '0/3000000',
+                                         CASE WHEN n.goal_state = 'secondary' THEN 'quorum' ELSE '' END,
+                                         s.ids, s.lsns)
+          FROM (SELECT array_agg(o.node_id ORDER BY o.node_id) AS ids,
+                       array_agg('0/3000000'::pg_lsn ORDER BY o.node_id) AS lsns
+                  FROM autofailover.current_state(p_formation) o
+                 WHERE n.goal_state IN ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings')
+                   AND o.node_id <> n.node_id AND o.goal_state IN ('catchingup', 'secondary')) s;
+        COMMIT;
+    END LOOP;
+END $$;

@@ -8,29 +8,13 @@ SELECT pg_reload_conf();
 SELECT pg_sleep(0.5);
 SELECT autofailover.create_formation('sa');
 
-CREATE PROCEDURE sa_step() LANGUAGE plpgsql AS $$
-DECLARE
-    n record;
-BEGIN
-    FOR n IN SELECT s.node_id, s.goal_state FROM autofailover.current_state('sa') s ORDER BY s.node_id LOOP
-        PERFORM autofailover.node_active('sa', n.node_id, n.goal_state, true, 1, '0/3000000',
-                                         CASE WHEN n.goal_state = 'secondary' THEN 'quorum' ELSE '' END,
-                                         s.ids, s.lsns)
-          FROM (SELECT array_agg(o.node_id ORDER BY o.node_id) AS ids,
-                       array_agg('0/3000000'::pg_lsn ORDER BY o.node_id) AS lsns
-                  FROM autofailover.current_state('sa') o
-                 WHERE n.goal_state IN ('single', 'wait_primary', 'primary', 'join_primary', 'apply_settings')
-                   AND o.node_id <> n.node_id AND o.goal_state IN ('catchingup', 'secondary')) s;
-        COMMIT;
-    END LOOP;
-END $$;
 CREATE VIEW sa_state AS
     SELECT node_name, reported_state, goal_state FROM autofailover.current_state('sa') ORDER BY node_name;
 
 SELECT node_name, goal_state FROM autofailover.register_node('sa', '127.0.0.1', 71, 'sa_a');
-CALL sa_step();
+CALL keepers_step('sa');
 SELECT node_name, goal_state FROM autofailover.register_node('sa', '127.0.0.1', 72, 'sa_b');
-CALL sa_step(); CALL sa_step(); CALL sa_step(); CALL sa_step(); CALL sa_step();
+CALL keepers_step('sa'); CALL keepers_step('sa'); CALL keepers_step('sa'); CALL keepers_step('sa'); CALL keepers_step('sa');
 SELECT * FROM sa_state;
 SELECT node_id AS sa_a, keeper_role AS role_a FROM autofailover.nodes WHERE node_name = 'sa_a' \gset
 SELECT node_id AS sa_b, keeper_role AS role_b FROM autofailover.nodes WHERE node_name = 'sa_b' \gset

@@ -165,6 +165,31 @@ def print_events(formation, count=40):
 
 
 # -- show ----------------------------------------------------------------------
+def steady_answer_counts(formation):
+    with psycopg.connect(formation.monitor_conninfo(), autocommit=True) as conn:
+        return conn.execute("SELECT answers_from_cache, nodes_with_answer FROM autofailover._steady_answer_counts()"
+                            ).fetchone()
+
+
+def test_steady_heartbeats_are_answered_from_shared_memory(formation):
+    """A healthy formation is steady: the keepers' heartbeats are answered from the monitor's shared memory
+    (monitor_ext/steady_answers.h), not by a decision and a row update each. The table keeps the last report
+    that took the full path; current_state shows the newer heartbeat. The operator commands of the tests
+    below change goals through the same formation, so they also show that those writes void the answers."""
+    formation.wait_healthy()
+    answered_before, _ = steady_answer_counts(formation)
+    time.sleep(4)
+    answered_after, with_answer = steady_answer_counts(formation)
+    # Three keepers, about one heartbeat a second each.
+    assert answered_after - answered_before >= 6, (answered_before, answered_after)
+    assert with_answer == 3, with_answer
+    with psycopg.connect(formation.monitor_conninfo(), autocommit=True) as conn:
+        rows = conn.execute("SELECT s.node_name, extract(epoch FROM s.keeper_last_report - n.last_report) "
+                            "FROM autofailover.current_state('default') s JOIN autofailover.nodes n USING (node_id)"
+                            ).fetchall()
+    assert all(ahead > 2 for _, ahead in rows), rows
+
+
 def test_show_settings_standby_names_events_and_json(formation):
     with Workload(formation, "show commands") as w:
         w.wait_for_commits(20)
