@@ -19,6 +19,8 @@ clients=${BENCH_CLIENTS:-8}
 port_af=${BENCH_PORT:-7200}
 port_pgaf=${BENCH_PGAF_PORT:-7201}
 af_probes=${BENCH_AF_PROBES:-off}
+# 0: our monitor answers every heartbeat by the full path (the figures before steady answers).
+af_steady_slots=${BENCH_AF_STEADY_SLOTS:-16384}
 sizes=("$@")
 [ ${#sizes[@]} -eq 0 ] && sizes=(1000 3000 10000)
 [ -f /usr/share/postgresql/15/extension/pgautofailover.control ] || {
@@ -56,6 +58,7 @@ af_probe_period=1h
 [ "$af_probes" = on ] && af_probe_period=1s
 start_pg af "$port_af" autofailover "autofailover.health_check_period = $af_probe_period
 autofailover.health_check_max_retries = 0
+autofailover.steady_answer_slots = $af_steady_slots
 autofailover.startup_grace_period = 0"
 start_pg pgaf "$port_pgaf" pgautofailover "pgautofailover.enable_health_checks = off"
 psql_() { local p=$1; shift; as_user psql -X -q -h 127.0.0.1 -p "$p" -v ON_ERROR_STOP=1 "$@"; }
@@ -108,7 +111,7 @@ hold_af_timeouts() {
     -c "SELECT pg_reload_conf()" >/dev/null
 }
 registered=0
-echo "# $(date -u '+%F %T') UTC, $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg), clients=$clients, ${duration}s per run, rate=N calls/s, autofailover probes: $af_probes"
+echo "# $(date -u '+%F %T') UTC, $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg), clients=$clients, ${duration}s per run, rate=N calls/s, autofailover probes: $af_probes, steady_answer_slots: $af_steady_slots"
 printf "%-14s %6s %8s %8s %8s %9s %11s  %s\n" monitor nodes calls/s p50_ms p99_ms max_ms svc_p99_ms goals_after
 for n in "${sizes[@]}"; do
   # --- register and settle both monitors up to n nodes ---
