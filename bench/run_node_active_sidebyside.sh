@@ -82,14 +82,18 @@ for line in sys.stdin:
         skipped += 1
         continue
     t = int(f[2]); lag = int(f[6]) if len(f) > 6 else 0
-    rows.append((int(f[4]) + int(f[5]) / 1e6 - t / 1e6, t / 1000.0, (t - lag) / 1000.0))
-start = min(r[0] for r in rows) if rows else 0.0
-end = max(r[0] for r in rows) if rows else 0.0
-lat = sorted(r[1] for r in rows); svc = sorted(r[2] for r in rows)
-steady = sorted(r[1] for r in rows if r[0] >= start + steady_after)
+    done = int(f[4]) + int(f[5]) / 1e6
+    rows.append((done - t / 1e6, done, t / 1000.0, (t - lag) / 1000.0))
+scheduled_first = min(r[0] for r in rows) if rows else 0.0
+first = min(r[1] for r in rows) if rows else 0.0
+last = max(r[1] for r in rows) if rows else 0.0
+lat = sorted(r[2] for r in rows); svc = sorted(r[3] for r in rows)
+# Calls scheduled after the first seconds; none done means the monitor never caught up in the run.
+steady = sorted(r[2] for r in rows if r[0] >= scheduled_first + steady_after)
 pct = lambda a, p: a[min(len(a) - 1, int(p * len(a)))] if a else float("nan")
-rate = len(lat) / (end - start) if lat and end > start else 0.0
-print(f"{rate:.0f} {pct(lat, .5):.2f} {pct(lat, .99):.2f} {lat[-1] if lat else 0:.1f} {pct(svc, .99):.2f} {pct(steady, .99):.2f}")
+rate = len(lat) / (last - first) if lat and last > first else 0.0
+steady_p99 = f"{pct(steady, .99):.2f}" if steady else "none_done"
+print(f"{rate:.0f} {pct(lat, .5):.2f} {pct(lat, .99):.2f} {lat[-1] if lat else 0:.1f} {pct(svc, .99):.2f} {steady_p99}")
 ' "${BENCH_STEADY_AFTER:-5}"; }
 run_load() { # port db script n -> prints "calls/s p50 p99 max svc_p99"
   local p=$1 db=$2 script=$3 n=$4 tag=$5
