@@ -24,6 +24,9 @@ void _PG_init(void) {
     autofailover_ext::define_metrics();  // autofailover.metrics() counters
     autofailover_ext::define_steady_answers();  // heartbeats of steady groups (docs/benchmarks.md)
     autofailover_ext::register_health_worker();
+    // Last: reserving the prefix drops the postgresql.conf values of every autofailover.*
+    // setting not defined yet (a replicated monitor then started without require_leader_lease).
+    MarkGUCPrefixReserved("autofailover");
 }
 
 }  // extern "C"

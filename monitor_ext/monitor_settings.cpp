@@ -82,7 +82,6 @@ void define_settings() {
     DefineCustomStringVariable("autofailover.database", "Database where the health-check worker finds the extension.",
                                nullptr, &database_name, "autofailover", PGC_POSTMASTER, 0, nullptr, nullptr,
                                nullptr);
-    MarkGUCPrefixReserved("autofailover");
 }
 
 autofailover_bridge::SettingsRow decision_settings(int number_sync_standbys) {

@@ -91,8 +91,18 @@ autofailover.health_check_period = 200ms
 autofailover.health_check_timeout = 200ms
 autofailover.health_check_max_retries = 0
 autofailover.node_considered_unhealthy_timeout = 1h
+autofailover.require_leader_lease = off
+autofailover.steady_answer_slots = 1234
 """)
         as_user(f"{BINDIR}/pg_ctl", "-D", pgdata, "-l", log, "-w", "start")
+        # Every autofailover.* value of postgresql.conf is in effect from the start, whichever
+        # module file defines it (require_leader_lease = on was once dropped until a reload).
+        with open(log) as text:
+            dropped = [line for line in text if "invalid configuration parameter name" in line]
+        assert not dropped, dropped
+        with connect(work, "postgres") as conn:
+            slots = conn.execute("SHOW autofailover.steady_answer_slots").fetchone()[0]
+            assert slots == "1234", slots
         with connect(work, "postgres") as conn:
             conn.execute("CREATE DATABASE autofailover")
         with connect(work, "autofailover") as conn, connect(work, "autofailover") as listener:
