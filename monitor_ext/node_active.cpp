@@ -5,6 +5,8 @@
 // Same contract as before (docs/api.md): validation, authorization (the keeper
 // of this node, or an operator), the group's decision lock, the stale-session
 // check, an event when the reported state changes, the decision, the answer.
+// In a steady group, a report that only moves LSNs is answered before all that,
+// from shared memory (steady_answers.h), with the last decision's answer.
 // Plain C-style code: only trivially destructible values live in these frames,
 // so an elog(ERROR) from SPI longjmps over nothing to destroy.
 #include "monitor_ext/decision_lock.h"
