@@ -313,7 +313,7 @@ PGDLLEXPORT Datum autofailover_node_active(PG_FUNCTION_ARGS) {
     autofailover_ext::lock_group(formation, node.group_id);
     const StoredReport stored =
         store_report(node_id, reported_datum, state_type, running, timeline, lsn, sync_state, streaming, streaming_lsns);
-    autofailover_ext::remember_heartbeat(node_id, report);
+    autofailover_ext::remember_heartbeat(node_id, node.group_id, report);
     const bool reported_changed = strcmp(stored.old_reported, reported) != 0;
     if (reported_changed) {
         const char* reason = psprintf("%s reports %s", stored.node_name, reported);

@@ -251,6 +251,30 @@ void node_row_changed(TriggerData* trigger) {
     }
 }
 
+// A node's probes changed its health: the answers of its group are void. Its group is
+// known from its kept heartbeat; a node with none (never reported since Postgres started)
+// voids every answer.
+void node_health_changed(TriggerData* trigger) {
+    bool isnull = false;
+    std::int64_t node_id =
+        DatumGetInt64(tuple_value(trigger->tg_trigtuple, RelationGetDescr(trigger->tg_relation), "node_id", &isnull));
+    char formation[NAMEDATALEN] = "";
+    int group_id = 0;
+    LWLockAcquire(shared->lock, LW_SHARED);
+    SteadyEntry* entry = isnull ? nullptr : static_cast<SteadyEntry*>(hash_search(entries, &node_id, HASH_FIND, nullptr));
+    if (entry != nullptr) {
+        SpinLockAcquire(&entry->mutex);
+        strlcpy(formation, entry->formation, sizeof(formation));
+        group_id = entry->group_id;
+        SpinLockRelease(&entry->mutex);
+    }
+    LWLockRelease(shared->lock);
+    if (formation[0] == '\0')
+        bump_global();
+    else
+        bump_group(formation, group_id);
+}
+
 }  // namespace
 
 void define_steady_answers() {
@@ -322,8 +346,8 @@ bool answer_steady_heartbeat(std::int64_t node_id, const SteadyReport& report, S
 void begin_storing_report(std::int64_t node_id) { storing_node = node_id; }
 void end_storing_report() { storing_node = 0; }
 
-void remember_heartbeat(std::int64_t node_id, const SteadyReport& report) {
-    if (entries == nullptr || answer_slots == 0) return;
+void remember_heartbeat(std::int64_t node_id, int group_id, const SteadyReport& report) {
+    if (entries == nullptr || answer_slots == 0 || !fits(report.formation, NAMEDATALEN)) return;
     const TimestampTz now = GetCurrentTimestamp();
     LWLockAcquire(shared->lock, LW_SHARED);
     SteadyEntry* entry = static_cast<SteadyEntry*>(hash_search(entries, &node_id, HASH_FIND, nullptr));
@@ -343,6 +367,8 @@ void remember_heartbeat(std::int64_t node_id, const SteadyReport& report) {
     }
     SpinLockAcquire(&entry->mutex);
     store_heartbeat(entry, report, now);
+    strlcpy(entry->formation, report.formation, sizeof(entry->formation));
+    entry->group_id = group_id;
     // Until the decision caches it again: this report may differ from the cached one.
     entry->has_answer = false;
     SpinLockRelease(&entry->mutex);
@@ -435,6 +461,8 @@ PGDLLEXPORT Datum autofailover_steady_answers_invalidate(PG_FUNCTION_ARGS) {
         TupleDesc desc = RelationGetDescr(trigger->tg_relation);
         bump_tuple_group(trigger->tg_trigtuple, desc);
         if (TRIGGER_FIRED_BY_UPDATE(trigger->tg_event)) bump_tuple_group(trigger->tg_newtuple, desc);
+    } else if (strcmp(table, "node_health") == 0) {
+        node_health_changed(trigger);
     } else {
         bump_global();
     }

@@ -75,8 +75,9 @@ bool answer_steady_heartbeat(std::int64_t node_id, const SteadyReport& report, S
 // then knows the heartbeat columns it writes are the keeper's own).
 void begin_storing_report(std::int64_t node_id);
 void end_storing_report();
-// The full path stored `report`: keep its heartbeat here (readers overlay it).
-void remember_heartbeat(std::int64_t node_id, const SteadyReport& report);
+// The full path stored `report`: keep its heartbeat here (readers overlay it), and the
+// node's group (a change of its health then voids that group's answers only).
+void remember_heartbeat(std::int64_t node_id, int group_id, const SteadyReport& report);
 // Read before the decision's snapshot: the generations a cached answer is valid for.
 SteadyGenerations read_steady_generations(const char* formation, int group_id);
 // Caches the answer of a decision that changed nothing in a steady group, for this

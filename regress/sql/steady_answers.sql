@@ -86,8 +86,21 @@ UPDATE autofailover.nodes SET candidate_priority = 20 WHERE node_id = :sa_b;
 PREPARE TRANSACTION 'sa_prepared';
 SELECT candidate_priority FROM autofailover.nodes WHERE node_id = :sa_b;
 
--- 5. Not steady once a node's probes fail: no answer from shared memory, and the
---    decision runs on every heartbeat.
+-- 5. A health change voids the answers of that node's group only: another formation's
+--    node turning good leaves them (the second call is answered from the cache) ...
+SET SESSION AUTHORIZATION :"role_a";
+SELECT goal_state FROM autofailover.node_active('sa', :sa_a, 'primary', true, 1,
+    '0/3000880', '', ARRAY[:sa_b]::bigint[], ARRAY['0/3000880']::pg_lsn[]);
+RESET SESSION AUTHORIZATION;
+UPDATE autofailover.node_health h SET health = CASE WHEN h.health = 'good' THEN 'bad' ELSE 'good' END
+  FROM autofailover.nodes n WHERE n.node_id = h.node_id AND n.formation_id = 'll' AND n.node_name = 'll_a';
+SET SESSION AUTHORIZATION :"role_a";
+SELECT goal_state FROM autofailover.node_active('sa', :sa_a, 'primary', true, 1,
+    '0/3000890', '', ARRAY[:sa_b]::bigint[], ARRAY['0/3000890']::pg_lsn[]);
+RESET SESSION AUTHORIZATION;
+SELECT answers_from_cache - :c0 AS answered_from_cache FROM autofailover._steady_answer_counts();
+-- ... and once a node of the group fails its probes, the group is not steady: no answer
+-- from shared memory, the decision runs on every heartbeat.
 UPDATE autofailover.node_health SET health = 'bad' WHERE node_id = :sa_b;
 SET SESSION AUTHORIZATION :"role_a";
 SELECT goal_state FROM autofailover.node_active('sa', :sa_a, 'primary', true, 1,
