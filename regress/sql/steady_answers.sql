@@ -87,13 +87,19 @@ PREPARE TRANSACTION 'sa_prepared';
 SELECT candidate_priority FROM autofailover.nodes WHERE node_id = :sa_b;
 
 -- 5. A health change voids the answers of that node's group only: another formation's
---    node turning good leaves them (the second call is answered from the cache) ...
+--    node changing health leaves them (the first call is decided again after the refused
+--    PREPARE above voided them, the second is answered from the cache) ...
 SET SESSION AUTHORIZATION :"role_a";
 SELECT goal_state FROM autofailover.node_active('sa', :sa_a, 'primary', true, 1,
     '0/3000880', '', ARRAY[:sa_b]::bigint[], ARRAY['0/3000880']::pg_lsn[]);
 RESET SESSION AUTHORIZATION;
-UPDATE autofailover.node_health h SET health = CASE WHEN h.health = 'good' THEN 'bad' ELSE 'good' END
-  FROM autofailover.nodes n WHERE n.node_id = h.node_id AND n.formation_id = 'll' AND n.node_name = 'll_a';
+SELECT answers_from_cache - :c0 AS answered_from_cache FROM autofailover._steady_answer_counts();
+WITH changed AS (
+    UPDATE autofailover.node_health h SET health = CASE WHEN h.health = 'good' THEN 'bad' ELSE 'good' END
+     WHERE h.node_id = (SELECT min(n.node_id) FROM autofailover.nodes n
+                         WHERE n.formation_id <> 'sa' AND autofailover._heartbeat_at(n.node_id) IS NOT NULL)
+    RETURNING 1)
+SELECT count(*) AS other_group_health_changed FROM changed;
 SET SESSION AUTHORIZATION :"role_a";
 SELECT goal_state FROM autofailover.node_active('sa', :sa_a, 'primary', true, 1,
     '0/3000890', '', ARRAY[:sa_b]::bigint[], ARRAY['0/3000890']::pg_lsn[]);
