@@ -186,7 +186,7 @@ void store_heartbeat(SteadyEntry* entry, const SteadyReport& report, TimestampTz
 
 bool fits(const char* text, std::size_t size) { return strlen(text) < size; }
 
-// One attribute of a trigger tuple by name; NULL gives `fallback`.
+// One attribute of a trigger tuple by name; *isnull when NULL or when the table has no such column.
 Datum tuple_value(HeapTuple tuple, TupleDesc desc, const char* name, bool* isnull) {
     const int column = SPI_fnumber(desc, name);
     if (column <= 0) {
