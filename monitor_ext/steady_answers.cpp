@@ -109,10 +109,16 @@ void steady_shmem_startup() {
     LWLockRelease(AddinShmemInitLock);
 }
 
-int group_slot(const char* formation, int group_id) {
-    const uint32 hash = hash_bytes(reinterpret_cast<const unsigned char*>(formation), static_cast<int>(strlen(formation)));
-    return static_cast<int>(hash_combine(hash, static_cast<uint32>(group_id)) % kGroupSlots);
+uint32 formation_hash(const char* formation) {
+    return hash_bytes(reinterpret_cast<const unsigned char*>(formation), static_cast<int>(strlen(formation)));
 }
+
+// The slot from the formation's hash, so the fast path hashes the name outside the entry's spinlock.
+int group_slot(uint32 formation_hashed, int group_id) {
+    return static_cast<int>(hash_combine(formation_hashed, static_cast<uint32>(group_id)) % kGroupSlots);
+}
+
+int group_slot(const char* formation, int group_id) { return group_slot(formation_hash(formation), group_id); }
 
 // A write that may change a decision input: answers cached before it are void now
 // (the transaction may still roll back) and again once it committed (a decision
@@ -313,15 +319,14 @@ bool answer_steady_heartbeat(std::int64_t node_id, const SteadyReport& report, S
     const autofailover_bridge::SettingsRow settings = decision_settings(0);
     const std::int64_t leader_since = leader_since_unix_us();
     const TimestampTz now = GetCurrentTimestamp();
-    const uint32 formation_hash =
-        hash_bytes(reinterpret_cast<const unsigned char*>(report.formation), static_cast<int>(strlen(report.formation)));
+    const uint32 formation_hashed = formation_hash(report.formation);
 
     bool hit = false;
     LWLockAcquire(shared->lock, LW_SHARED);
     SteadyEntry* entry = static_cast<SteadyEntry*>(hash_search(entries, &node_id, HASH_FIND, nullptr));
     if (entry != nullptr) {
         SpinLockAcquire(&entry->mutex);
-        const int slot = static_cast<int>(hash_combine(formation_hash, static_cast<uint32>(entry->group_id)) % kGroupSlots);
+        const int slot = group_slot(formation_hashed, entry->group_id);
         hit = entry->has_answer && entry->session == MyStartTimestamp &&
               entry->generations.global == pg_atomic_read_u64(&shared->global_generation) &&
               entry->generations.group == pg_atomic_read_u64(&shared->group_generation[slot]) &&
