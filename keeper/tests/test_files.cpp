@@ -3,6 +3,7 @@
 #include "support/conninfo.h"
 #include "keeper/keeper.h"
 #include "keeper/postgres_files.h"
+#include "keeper/postgres_tools.h"
 #include "keeper/replication_auth.h"
 #include "keeper/transition_actions.h"
 
@@ -140,6 +141,17 @@ TEST_CASE("replication connections carry a passfile and sslmode, never a passwor
           std::vector<std::string>{"PGPASSFILE=/var/lib/pg/node.keeper/replication.pgpass", "PGSSLMODE=require"});
     auto conf = autofailover_conf_text(config);
     CHECK(conf.find("ssl = on\nssl_cert_file = '/var/lib/pg/node.keeper/server.crt'\n") != std::string::npos);
+}
+
+TEST_CASE("pg_rewind's session on the primary runs without JIT", "[conninfo][rewind]") {
+    // Its file-list query was JIT-compiled on every rewind (docs/benchmarks.md).
+    KeeperConfig config;
+    config.pgdata = "/var/lib/pg/node";
+    auto rewind = pg_rewind_run(config, "10.0.0.1", 5432, false, [] {}, [] { return false; });
+    auto source_arg = std::find(rewind.argv.begin(), rewind.argv.end(), "--source-server");
+    REQUIRE(source_arg != rewind.argv.end());
+    CHECK(*(source_arg + 1) == source_conninfo(config, "10.0.0.1", 5432) + " options='-c jit=off'");
+    CHECK(std::find(rewind.argv.begin(), rewind.argv.end(), "--no-sync") != rewind.argv.end());
 }
 
 TEST_CASE("the replication password goes through a 0600 pgpass file, escaped", "[auth]") {
