@@ -92,7 +92,7 @@ ToolRun pg_rewind_run(const KeeperConfig& config, const std::string& host, int p
     // --no-sync: one syncfs afterwards instead of pg_rewind's fsync of every file in PGDATA (seconds on
     // this shared VM); nothing starts from the directory before it is durable.
     // jit=off: pg_rewind lists the source's files with a recursive query whose row estimates are far
-    // too high, so the primary JIT-compiled it on every rewind (0.48-0.79 s of a 0.95-1.59 s pg_rewind,
+    // too high, so the primary JIT-compiled it on every rewind (0.47-0.79 s of a 0.95-1.59 s pg_rewind,
     // docs/benchmarks.md).
     ToolRun run{{pg_tool(config, "pg_rewind"), "--target-pgdata", config.pgdata, "--source-server",
                  source_conninfo(config, host, port) + " options='-c jit=off'", "--no-sync"},
