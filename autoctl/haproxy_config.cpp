@@ -49,6 +49,9 @@ std::string render_haproxy_config(const std::vector<HaproxyNode>& nodes, const H
         "    timeout client 30m\n"
         "    timeout server 30m\n"
         "    timeout check {4}ms\n"
+        "    # A refused connect goes back to the client at once: HAProxy's default 3 retries wait 1 s each\n"
+        "    # on a primary that just stopped, while the client's own retry reaches the new one.\n"
+        "    retries 0\n"
         "\n",
         o.formation, bind, o.primary_port, o.replica_port, o.connect_timeout_ms);
     const std::string defaults_server = fmt::format(

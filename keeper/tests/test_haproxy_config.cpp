@@ -19,6 +19,8 @@ TEST_CASE("haproxy.cfg checks /primary and /replica on every node's HTTP port", 
     CHECK(cfg.find("http-check expect status 200") != std::string::npos);
     CHECK(cfg.find("inter 500ms downinter 100ms fall 1 rise 1 on-marked-down shutdown-sessions") != std::string::npos);
     CHECK(cfg.find("server node_1 127.0.0.1:6601 check port 6651") != std::string::npos);
+    // No connect retries: each waits 1 s on a stopped old primary (measured in docs/operations.md).
+    CHECK(cfg.find("\n    retries 0\n") != std::string::npos);
     CHECK(cfg.find("server node_2 127.0.0.1:6602 check port 6652") != std::string::npos);
     o.http_port_offset.reset();
     o.http_port = 8008;
