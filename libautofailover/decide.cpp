@@ -106,9 +106,9 @@ void standby_follows_new_primary(DecisionContext& ctx, const NodeSnapshot& prima
     for (const auto& node : ctx.group().nodes) {
         if (node.id == primary.id) continue;
         if (node.goal_state == S::ReportLsn)
-            ctx.assign(node.id, S::Catchingup, "the election is over: follow the new primary " + label(primary));
+            ctx.assign(node.id, S::Catchingup, "the election is over: follow the elected primary " + label(primary));
         else if (converged(node, S::JoinSecondary))
-            ctx.assign(node.id, S::Catchingup, label(node) + " streams from the new primary " + label(primary));
+            ctx.assign(node.id, S::Catchingup, label(node) + " streams from the promoted primary " + label(primary));
     }
 }
 
@@ -118,7 +118,7 @@ void old_primary_rejoins(DecisionContext& ctx, const NodeSnapshot& primary) {
         if (converged(node, S::Demoted) && ctx.reporting(node))
             ctx.assign(node.id, S::Catchingup,
                        "the old primary " + label(node) + " rejoins as a standby of " + label(primary) +
-                           " (pg_rewind, or a new base backup)");
+                           " (pg_rewind, or a fresh base backup)");
 }
 
 // A standby leaves the synchronous_standby_names first; it may stop only once
@@ -126,7 +126,7 @@ void old_primary_rejoins(DecisionContext& ctx, const NodeSnapshot& primary) {
 // completed after the standby asked), so no acknowledged commit is only on it.
 // Commits acknowledged before the primary dropped `leaving` from its list may live
 // on `leaving` alone (ANY n over the old list). They are safe once n standbys of the
-// new list have flushed as far as `leaving` had, both read from the primary's same
+// next list have flushed as far as `leaving` had, both read from the primary's same
 // report (pg_stat_replication): sync rep releases commits in LSN order, so a standby
 // that flushed that far holds every earlier commit. Found by the simulation with
 // delayed reports: a lagging listed standby was promoted without such a commit.
@@ -141,7 +141,7 @@ std::string list_lacks_what_leaving_holds(const DecisionContext& ctx, const Node
     }
     if (holders >= ctx.sync_count()) return "";
     return "maintenance of " + label(leaving) + " waits: " + std::to_string(holders) + " of the " +
-           std::to_string(ctx.sync_count()) + " standbys needed in the new list have flushed what " + label(leaving) +
+           std::to_string(ctx.sync_count()) + " standbys needed in the next list have flushed what " + label(leaving) +
            " holds (LSN " + format_lsn(needed) + "), as " + label(primary) + " reports them";
 }
 
@@ -188,16 +188,16 @@ void apply_settings_done(DecisionContext& ctx, const NodeSnapshot& primary) {
     if (!converged(primary, S::ApplySettings)) return;
     if (sync_list_if_primary(ctx, primary).empty())
         ctx.assign(primary.id, S::WaitPrimary,
-                   label(primary) + " applied the new settings; no standby can acknowledge commits: synchronous "
+                   label(primary) + " applied the changed settings; no standby can acknowledge commits: synchronous "
                                     "replication off");
     else if (has_healthy_quorum_secondary(ctx, primary) || ctx.settings().number_sync_standbys > 0)
-        ctx.assign(primary.id, S::Primary, label(primary) + " applied the new synchronous_standby_names");
+        ctx.assign(primary.id, S::Primary, label(primary) + " applied the updated synchronous_standby_names");
     else
         ctx.assign(primary.id, S::WaitPrimary,
-                   label(primary) + " applied the new settings; no healthy quorum standby: synchronous replication off");
+                   label(primary) + " applied the changed settings; no healthy quorum standby: synchronous replication off");
 }
 
-// standby_caught_up asks a converged primary to add a new quorum secondary to its
+// standby_caught_up asks a converged primary to add another quorum secondary to its
 // list; a primary that was still on its way to primary then (e.g. wait_primary ->
 // primary with the list of that moment) kept running without it. The list it
 // applied was computed when its goal was assigned, so a quorum secondary whose
@@ -253,7 +253,7 @@ void lone_node_becomes_single(DecisionContext& ctx) {
     const auto active = ctx.active_nodes();
     if (active.size() != 1) return;
     const NodeSnapshot& node = *active.front();
-    // A lone standby adopted by a new monitor is not alone: its primary, never adopted,
+    // A lone standby adopted by a successor monitor is not alone: its primary, never adopted,
     // may still run. No promotion during the adoption grace, and after it only once that
     // primary has surely fenced itself (its standby froze when report_lsn was assigned).
     if (const auto& deadline = ctx.group().adoption_deadline; deadline && node.goal_state == S::ReportLsn) {
@@ -367,7 +367,7 @@ Assignment adoption_assignment(const GroupSnapshot& group, NodeId node_id, NodeS
                                     std::to_string(node.timeline) + ": a newer primary exists or existed");
         }
         return {node_id, reported,
-                who + " adopted by a new monitor as the primary it runs as (" + std::string(to_string(reported)) +
+                who + " adopted by a successor monitor as the primary it runs as (" + std::string(to_string(reported)) +
                     "): no failover", "adoption_assignment"};
     }
     if (reported == NodeState::Secondary || reported == NodeState::Catchingup) {
@@ -377,7 +377,7 @@ Assignment adoption_assignment(const GroupSnapshot& group, NodeId node_id, NodeS
                                     ", newer than the adopted primary " + detail::label(node) + "'s timeline " +
                                     std::to_string(node.timeline) + ": adopt the node that really is primary");
         return {node_id, NodeState::Catchingup,
-                who + " adopted by a new monitor as a standby: it is a secondary again once the primary reports it "
+                who + " adopted by a successor monitor as a standby: it is a secondary again once the primary reports it "
                       "streaming", "adoption_assignment"};
     }
     throw OperatorError(who + " reports " + std::string(to_string(reported)) +

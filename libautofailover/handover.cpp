@@ -62,7 +62,7 @@ void primary_handing_over(DecisionContext& ctx) {
         if (node.id != candidate->id && node.id != old_primary->id &&
             (node.goal_state == NodeState::Secondary || node.goal_state == NodeState::Catchingup))
             ctx.assign(node.id, NodeState::JoinSecondary,
-                       "switchover: follow the new primary " + label(*candidate));
+                       "switchover: follow the promoted primary " + label(*candidate));
 }
 
 }  // namespace autofailover::detail
